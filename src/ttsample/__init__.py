@@ -1,0 +1,25 @@
+"""ttsample: test-time sampling from approximate density oracles."""
+
+from .errors import TtsampleError
+from .oracles import Ledger, make_oracle
+from .samplers import SAMPLERS, SampleResult, sample_jvv, sample_lifted, sample_walk, sample_walk_boosted
+from .target import Target, bounded_tilt_target, random_target
+from .tree import Tree
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SAMPLERS",
+    "Ledger",
+    "SampleResult",
+    "Target",
+    "Tree",
+    "TtsampleError",
+    "bounded_tilt_target",
+    "make_oracle",
+    "random_target",
+    "sample_jvv",
+    "sample_lifted",
+    "sample_walk",
+    "sample_walk_boosted",
+]

@@ -1,0 +1,33 @@
+"""One exception type per kind of bad input; every message says what to change."""
+
+
+class TtsampleError(ValueError):
+    """Base class of every error ttsample raises on purpose."""
+
+
+class InvalidMassError(TtsampleError):
+    """A mass is negative, NaN or infinite."""
+
+
+class ZeroTotalMassError(TtsampleError):
+    """Every leaf has mass zero, so there is nothing to sample."""
+
+
+class TreeShapeError(TtsampleError):
+    """Depth or branching out of range, or an array whose length is not b**n."""
+
+
+class OracleBoundError(TtsampleError):
+    """An error bound rho < 1, or an oracle answer outside its stated bound."""
+
+
+class TargetFileError(TtsampleError):
+    """A target file that cannot be read as a one-dimensional numeric array."""
+
+
+class ParameterError(TtsampleError):
+    """A sampler or command parameter out of its range (sample count, steps, ...)."""
+
+
+class BudgetExhaustedError(TtsampleError):
+    """A sampler hit its query/try budget before producing the requested samples."""

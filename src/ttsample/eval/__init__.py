@@ -1,0 +1,1 @@
+"""Evaluation: exact output laws and distances."""

@@ -1,0 +1,128 @@
+"""Exact output laws of the samplers on trees small enough to enumerate.
+
+JVV by summing proposal times acceptance over the leaves; walks through their
+transition matrices, built from the very kernel the sampler runs (so the law
+here is the law sampled there). Nothing here counts queries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..errors import TreeShapeError
+from ..logspace import logsumexp
+from ..samplers.jvv import log_acceptance_bound
+
+MAX_ENUMERABLE_LEAVES = 1 << 14
+
+
+def check_enumerable(tree) -> None:
+    if tree.num_leaves > MAX_ENUMERABLE_LEAVES:
+        raise TreeShapeError(
+            f"exact laws need at most {MAX_ENUMERABLE_LEAVES} leaves, this tree has {tree.num_leaves}"
+        )
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
+
+
+def jvv_proposal_log_probs(oracle) -> np.ndarray:
+    """``log p(x)`` of JVV's descent for every leaf, lexicographic order."""
+    tree = oracle.tree
+    check_enumerable(tree)
+    b = tree.branching
+    log_p = np.zeros(1)
+    for k in range(1, tree.depth + 1):
+        ids = np.arange(tree.level_starts[k], tree.level_starts[k + 1])
+        answers = oracle.log_weight(ids).reshape(-1, b)
+        log_q = answers - logsumexp(answers, axis=1)[:, None]
+        log_p = (log_p[:, None] + log_q).ravel()
+    return log_p
+
+
+def jvv_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:
+    """Leaf law of JVV's accepted samples, and the acceptance probability of one try.
+
+    Acceptance ``min(1, mu*(x) / (bound * p(x)))``: the ``min`` only bites when the
+    oracle breaks its bound (the sampler raises then instead).
+    """
+    tree = oracle.tree
+    log_p = jvv_proposal_log_probs(oracle)
+    if log_bound is None:
+        log_bound = log_acceptance_bound(tree, oracle.log_rho)
+    log_mu = oracle.log_weight(np.arange(tree.leaf_start, tree.num_nodes))
+    with np.errstate(invalid="ignore"):
+        log_acc = np.minimum(0.0, log_mu - log_bound - log_p)
+    joint = np.where(np.isneginf(log_p), 0.0, np.exp(log_p + np.nan_to_num(log_acc, nan=-np.inf)))
+    accept = float(joint.sum())
+    return joint / accept, accept
+
+
+def transition_matrix(walk, oracle) -> sp.csr_matrix:
+    """The walk's full transition matrix (laziness included), rows = current state."""
+    check_enumerable(walk.tree)
+    states = np.arange(walk.num_states, dtype=np.int64)
+    candidates, weights = walk.kernel(oracle, states)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    rows = np.repeat(states, candidates.shape[1])
+    move = sp.csr_matrix((weights.ravel(), (rows, candidates.ravel())), shape=(walk.num_states,) * 2)
+    if walk.laziness:
+        move = walk.laziness * sp.identity(walk.num_states, format="csr") + (1 - walk.laziness) * move
+    move = move.tocsr()
+    move.eliminate_zeros()
+    return move
+
+
+def walk_state_law(walk, oracle, steps: int) -> np.ndarray:
+    """Law of the state after ``steps`` steps from ``walk.start``."""
+    p_t = transition_matrix(walk, oracle).T.tocsr()
+    law = np.zeros(walk.num_states)
+    law[walk.start] = 1.0
+    for _ in range(steps):
+        law = p_t @ law
+    return law
+
+
+def leaf_marginal(walk, state_law: np.ndarray) -> np.ndarray:
+    """Mass of each leaf (lexicographic order) under a law on the walk's states."""
+    tree = walk.tree
+    nodes = walk.node_of(np.arange(walk.num_states, dtype=np.int64))
+    at_leaf = nodes >= tree.leaf_start
+    return np.bincount(nodes[at_leaf] - tree.leaf_start, weights=state_law[at_leaf], minlength=tree.num_leaves)
+
+
+def walk_output_law(walk, oracle, steps: int) -> tuple[np.ndarray, float]:
+    """Law of the T-steps-and-restart output, and the probability that one run ends at a leaf."""
+    leaf = leaf_marginal(walk, walk_state_law(walk, oracle, steps))
+    p_leaf = float(leaf.sum())
+    return leaf / p_leaf, p_leaf
+
+
+def walk_stationary_law(walk, oracle) -> np.ndarray:
+    """Stationary law of the walk on the states reachable from the start (a linear solve)."""
+    p = transition_matrix(walk, oracle)
+    reach = _reachable(p, walk.start)
+    sub = p[reach][:, reach]
+    k = sub.shape[0]
+    a = (sub.T - sp.identity(k, format="csr")).tolil()
+    a[0, :] = np.ones(k)
+    rhs = np.zeros(k)
+    rhs[0] = 1.0
+    pi = np.zeros(walk.num_states)
+    pi[reach] = spla.spsolve(a.tocsc(), rhs)
+    return pi
+
+
+def _reachable(p: sp.csr_matrix, start: int) -> np.ndarray:
+    seen = np.zeros(p.shape[0], dtype=bool)
+    frontier = np.array([start])
+    seen[start] = True
+    while frontier.size:
+        nxt = p[frontier].indices
+        nxt = nxt[~seen[nxt]]
+        seen[nxt] = True
+        frontier = np.unique(nxt)
+    return np.flatnonzero(seen)

@@ -1,0 +1,21 @@
+"""Log-space helpers that treat -inf (zero mass) correctly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def logsumexp(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """log(sum(exp(a))) along ``axis``; a row of all -inf gives -inf, without warnings."""
+    a = np.asarray(a, dtype=np.float64)
+    top = np.max(a, axis=axis, keepdims=True)
+    safe_top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(a - safe_top), axis=axis, keepdims=True)) + safe_top
+    return np.squeeze(out, axis=axis)
+
+
+def log_of(x: np.ndarray) -> np.ndarray:
+    """Elementwise log with log(0) = -inf and no warning."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(x, dtype=np.float64))

@@ -1,0 +1,67 @@
+"""The ledger: every cost a sampler incurs, and the one wrapper that tallies queries.
+
+``CountedOracle`` wraps any oracle and is itself queried like one: each call
+adds the number of nodes asked to ``queries_total``; answers are cached per
+node, so the wrapped oracle is asked each node at most once and
+``queries_distinct`` is the number of nodes it was asked.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import OracleBoundError
+
+
+@dataclass
+class Ledger:
+    queries_total: int = 0
+    queries_distinct: int = 0
+    steps: int = 0  # chain-steps for walks, descent levels for JVV
+    tries: int = 0  # proposals (JVV) or walk runs (restart rule)
+    restarts: int = 0  # tries that produced no sample
+    forward_passes: int = 0
+    tokens: int = 0
+    reward_calls: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @contextmanager
+    def timed(self):
+        start = time.perf_counter()
+        try:
+            yield self
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+class CountedOracle:
+    """Counts and caches the queries made to ``oracle``."""
+
+    def __init__(self, oracle, ledger: Ledger):
+        self.oracle = oracle
+        self.tree = oracle.tree
+        self.log_rho = oracle.log_rho
+        self.ledger = ledger
+        self._cache = np.full(oracle.tree.num_nodes, np.nan)
+
+    def log_weight(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        self.ledger.queries_total += ids.size
+        values = self._cache[ids]
+        missing = np.isnan(values)
+        if missing.any():
+            fresh_ids = np.unique(ids[missing])
+            fresh = self.oracle.log_weight(fresh_ids)
+            if np.isnan(fresh).any():
+                raise OracleBoundError(f"the {self.oracle.name} oracle answered NaN; answers must be log-masses or -inf")
+            self._cache[fresh_ids] = fresh
+            self.ledger.queries_distinct += fresh_ids.size
+            values = self._cache[ids]
+        return values

@@ -1,0 +1,42 @@
+"""What every sampler returns, and the small pieces they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import BudgetExhaustedError, ParameterError
+from ..oracles.ledger import Ledger
+
+# progress(done, total): called now and then by long runs, in units of samples
+Progress = Callable[[float, float], None]
+
+
+@dataclass
+class SampleResult:
+    samples: np.ndarray  # leaf indices in lexicographic order, int64
+    ledger: Ledger
+    info: dict = field(default_factory=dict)  # the parameters the sampler actually used
+
+
+def categorical(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
+    """One index per row of a (m, k) array of nonnegative, not necessarily normalised weights."""
+    cum = np.cumsum(weights, axis=1)
+    u = rng.random(weights.shape[0])[:, None] * cum[:, -1:]
+    return np.sum(cum <= u, axis=1)
+
+
+def check_sample_count(n_samples: int) -> int:
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ParameterError(f"the number of samples must be an integer >= 1, got {n_samples!r}")
+    return int(n_samples)
+
+
+def check_budget(ledger: Ledger, max_queries: float | None, what: str) -> None:
+    if max_queries is not None and ledger.queries_total > max_queries:
+        raise BudgetExhaustedError(
+            f"{what} used {ledger.queries_total} queries, over the budget of {max_queries:.0f}; "
+            "raise max_queries (CLI: --max-queries) or ask for fewer samples"
+        )

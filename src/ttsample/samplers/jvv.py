@@ -1,0 +1,96 @@
+"""JVV: descend with the oracle's conditionals, then correct by rejection.
+
+Jerrum, Valiant & Vazirani (1986). From the root, query every child and step
+to child ``c`` with probability ``mu_hat(c) / sum mu_hat(c')``, keeping the
+proposal probability ``p(x)`` of the leaf reached. Accept ``x`` with
+probability ``mu*(x) / (rho**(2(n-1)) p(x))``, else start again.
+
+Exact: the output law is ``mu*`` whenever the oracle is within ``rho`` of
+``mu*`` at internal nodes (leaf answers are exact, normalised masses).
+Cost: ``n*b`` queries per try and ``rho**(2(n-1))`` tries per sample
+(O(n b) for ``rho = 1 + O(1/n)``, exponential in ``n`` at constant ``rho``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import BudgetExhaustedError, OracleBoundError
+from ..logspace import logsumexp
+from ..oracles.ledger import CountedOracle, Ledger
+from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
+
+MAX_BATCH = 1 << 16
+
+
+def descend(oracle, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m`` independent descents; returns leaf ids, ``log p(leaf)`` and the leaf answers ``log mu*(leaf)``."""
+    tree = oracle.tree
+    ids = np.zeros(m, dtype=np.int64)
+    log_p = np.zeros(m)
+    rows = np.arange(m)
+    for _ in range(tree.depth):
+        children = tree.children(ids)
+        answers = oracle.log_weight(children)
+        log_q = answers - logsumexp(answers, axis=1)[:, None]
+        j = categorical(rng, np.exp(log_q))
+        ids = children[rows, j]
+        log_p += log_q[rows, j]
+    return ids, log_p, answers[rows, j]  # the last answers are exact leaf masses
+
+
+def log_acceptance_bound(tree, log_rho: float) -> float:
+    """``log rho**(2(n-1))``: the proposal is within this factor of ``mu*`` at every leaf."""
+    return 2.0 * (tree.depth - 1) * log_rho
+
+
+def sample_jvv(
+    oracle,
+    n_samples: int,
+    rng: np.random.Generator,
+    *,
+    max_queries: float | None = None,
+    progress: Progress | None = None,
+) -> SampleResult:
+    """Exact samples from ``mu*`` by JVV descent with rejection."""
+    n_samples = check_sample_count(n_samples)
+    tree = oracle.tree
+    if not np.isfinite(oracle.log_rho):
+        raise OracleBoundError(
+            f"JVV needs a finite error bound, but the {oracle.name} oracle has none on this target "
+            "(it gives weight to zero-mass subtrees); use a walk sampler, which needs no bound"
+        )
+    log_bound = log_acceptance_bound(tree, oracle.log_rho)
+    expected_tries = float(np.exp(log_bound))
+    if max_queries is not None and expected_tries * n_samples * tree.depth * tree.branching > 10 * max_queries:
+        raise BudgetExhaustedError(
+            f"JVV accepts with probability rho**-(2(n-1)) = {1 / expected_tries:.3g} here, so {n_samples} "
+            f"samples need about {expected_tries * n_samples * tree.depth * tree.branching:.3g} queries, "
+            f"far over the budget of {max_queries:.0f}; lower rho or the depth, or use a walk sampler"
+        )
+    ledger = Ledger()
+    counted = CountedOracle(oracle, ledger)
+    out = []
+    got = 0
+    with ledger.timed():
+        while got < n_samples:
+            m = int(min(MAX_BATCH, max(1, np.ceil((n_samples - got) * expected_tries))))
+            leaves, log_p, log_mu = descend(counted, rng, m)
+            log_accept = log_mu - log_bound - log_p
+            if np.any(log_accept > 1e-9):
+                raise OracleBoundError(
+                    f"the {oracle.name} oracle is outside its stated bound rho = {oracle.rho:.6g} "
+                    "(a proposal exceeded mu* times the JVV bound); state a larger rho"
+                )
+            accepted = leaves[np.log(rng.random(m)) < log_accept]
+            take = accepted[: n_samples - got]
+            out.append(take)
+            got += take.size
+            ledger.steps += m * tree.depth
+            ledger.tries += m
+            ledger.restarts += m - accepted.size
+            check_budget(ledger, max_queries, "JVV")
+            if progress is not None:
+                progress(got, n_samples)
+    samples = np.concatenate(out) - tree.leaf_start
+    return SampleResult(samples, ledger, {"log_acceptance_bound": log_bound})

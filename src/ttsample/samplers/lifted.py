@@ -1,0 +1,125 @@
+"""A lifted (non-reversible) walk on the tree, after Hayes & Sinclair (2010).
+
+Our construction (Hayes & Sinclair's exact chain is not available to us; see
+ALGORITHMS.md §3). With ``U(v) = w(v)`` (0 at the root), ``D(v) = sum_c w(c)``
+(0 at leaves) and ``M(v) = max(U, D)``, states are ``(v, down)`` and ``(v, up)``:
+
+- ``(v, down)``: go to ``(c, down)`` with probability ``w(c)/M(v)``, else flip to ``(v, up)``;
+- ``(v, up)``: go to ``(parent, up)`` with probability ``U(v)/M(v)``, else flip to ``(v, down)``.
+
+The stationary law is ``pi(v, .) ∝ M(v)``, and ``M(x) = mu*(x)`` at leaves, so
+the leaf law at stationarity is exactly ``mu*``. With an exact oracle a chain
+sweeps root to leaf in ``n`` steps. Leaf holding ``K`` (a chain at a leaf
+takes its move with probability ``1/K``) multiplies the leaf states'
+stationary mass by ``K`` without changing the leaf law, and makes the chain
+aperiodic; default ``K = 2n``. Output rule: ``T`` steps from ``(root, down)``,
+restart unless at a leaf. The conjecture to measure: cost
+``Theta(n + eps n**2)`` for ``rho = 1 + eps``.
+Cost: ``b + 1`` queries per step at an internal node, none at leaves.
+State encoding: ``2 * node + direction`` with down = 0, up = 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..logspace import logsumexp
+from ..oracles.ledger import CountedOracle, Ledger
+from .base import Progress, SampleResult, check_sample_count
+from .chains import sample_with_restarts
+
+
+class LiftedWalk:
+    laziness = 0.0
+    name = "lifted"
+
+    def __init__(self, tree, leaf_hold: float):
+        if not np.isfinite(leaf_hold) or leaf_hold < 1:
+            raise ParameterError(f"leaf_hold must be a finite number >= 1, got {leaf_hold}")
+        self.tree = tree
+        self.leaf_hold = float(leaf_hold)
+        self.num_states = 2 * tree.num_nodes
+        self.start = 0  # (root, down)
+        self.leaf_fraction_guess = self.leaf_hold / (self.leaf_hold + tree.depth)
+
+    def node_of(self, states: np.ndarray) -> np.ndarray:
+        return states >> 1
+
+    def kernel(self, oracle, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Columns: flip, parent (up) / child 0 (down), children 1..b-1 (down), self."""
+        tree = self.tree
+        b = tree.branching
+        ids = states >> 1
+        up = (states & 1).astype(bool)
+        m = ids.size
+        candidates = np.repeat(states[:, None], b + 2, axis=1)
+        candidates[:, 0] = states ^ 1
+        weights = np.zeros((m, b + 2))
+
+        inner = np.flatnonzero(ids < tree.leaf_start)
+        v = ids[inner]
+        children = tree.children(v)
+        has_parent = v != 0
+        answers = oracle.log_weight(np.concatenate([v[has_parent], children.ravel()]))
+        n_up = int(has_parent.sum())
+        log_u = np.full(v.size, -np.inf)
+        log_u[has_parent] = answers[:n_up]
+        log_c = answers[n_up:].reshape(-1, b)
+        log_d = logsumexp(log_c, axis=1)
+        log_m = np.maximum(log_u, log_d)
+        log_m[~np.isfinite(log_m)] = 0.0  # a node no chain can reach (zero weight all round)
+
+        going_down = ~up[inner]
+        down_rows = inner[going_down]
+        candidates[down_rows, 1 : b + 1] = 2 * children[going_down]
+        weights[down_rows, 1 : b + 1] = np.exp(log_c[going_down] - log_m[going_down, None])
+        weights[down_rows, 0] = np.maximum(0.0, 1.0 - np.exp(log_d - log_m)[going_down])
+
+        up_rows = inner[~going_down]
+        candidates[up_rows, 1] = 2 * tree.parent(v[~going_down]) + 1
+        p_up = np.exp(log_u - log_m)[~going_down]
+        weights[up_rows, 1] = p_up
+        weights[up_rows, 0] = np.maximum(0.0, 1.0 - p_up)
+
+        leaf = np.flatnonzero(ids >= tree.leaf_start)
+        move = 1.0 / self.leaf_hold
+        leaf_up = up[leaf]
+        weights[leaf[~leaf_up], 0] = move  # (x, down) flips to (x, up)
+        candidates[leaf[leaf_up], 1] = 2 * tree.parent(ids[leaf[leaf_up]]) + 1
+        weights[leaf[leaf_up], 1] = move  # (x, up) climbs to (parent, up)
+        weights[leaf, b + 1] = 1.0 - move
+        return candidates, weights
+
+
+def default_lifted_steps(depth: int, rho: float) -> int:
+    """Our calibrated ``T`` for the lifted walk (see docs/walk_schedule.md)."""
+    eps = min(rho, 4.0) - 1.0
+    return int(np.ceil(16.0 * (depth + 1) * (1.0 + 4.0 * eps * (depth + 1))))
+
+
+def sample_lifted(
+    oracle,
+    n_samples: int,
+    rng: np.random.Generator,
+    *,
+    steps: int | None = None,
+    leaf_hold: float | None = None,
+    max_queries: float | None = None,
+    progress: Progress | None = None,
+) -> SampleResult:
+    """Samples by the lifted walk with leaf holding and the T-steps-and-restart rule."""
+    n_samples = check_sample_count(n_samples)
+    tree = oracle.tree
+    walk = LiftedWalk(tree, 2.0 * tree.depth if leaf_hold is None else leaf_hold)
+    rho = oracle.rho if np.isfinite(oracle.log_rho) else 4.0
+    steps = default_lifted_steps(tree.depth, rho) if steps is None else steps
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
+    ledger = Ledger()
+    counted = CountedOracle(oracle, ledger)
+    with ledger.timed():
+        leaves = sample_with_restarts(
+            walk, counted, n_samples, int(steps), rng, ledger, max_queries=max_queries, progress=progress
+        )
+    return SampleResult(leaves - tree.leaf_start, ledger, {"steps": int(steps), "leaf_hold": walk.leaf_hold})

@@ -1,0 +1,113 @@
+"""The Sinclair–Jerrum random walk (1989), also the walk of VGB, with optional leaf boosting.
+
+Weights ``w(v) = mu_hat(v)`` at internal nodes and ``w(x) = mu*(x)`` at leaves.
+Lazy: stay with probability 1/2; otherwise move to the parent with weight
+``w(v)`` or to child ``c`` with weight ``w(c)``. A leaf moves to its parent,
+or, with leaf boost ``K``, stays with weight ``(K - 1) w(x)`` (a self-loop).
+The walk is reversible with stationary law ``pi(v) ∝ [v != root] w(v) +
+sum_c w(c)`` (``K mu*(x)`` at leaves), so conditioned on a leaf it is exactly
+``mu*`` whatever the internal errors.
+
+Output rule: run ``T`` steps from the root, output the leaf if the chain is at
+one, else restart. The output law tends to ``mu*`` as ``T`` grows; its
+distance at finite ``T`` is computed exactly on enumerable trees
+(``ttsample.eval.exact_laws``). Sourced: the walk and its mixing bound
+``O(rho**4 n**2 log(n/delta))`` (Sinclair & Jerrum 1989). Ours: leaf boosting
+with ``K = 2n`` (leaf mass at stationarity >= 1/(1 + rho), so few restarts)
+and the default ``T`` schedule, calibrated on exact laws (docs/walk_schedule.md).
+Cost: ``b + 1`` queries per non-lazy step at an internal node, none at leaves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..oracles.ledger import CountedOracle, Ledger
+from .base import Progress, SampleResult, check_sample_count
+from .chains import sample_with_restarts
+
+
+class SinclairJerrumWalk:
+    laziness = 0.5
+
+    def __init__(self, tree, leaf_boost: float = 1.0):
+        if not np.isfinite(leaf_boost) or leaf_boost < 1:
+            raise ParameterError(f"leaf_boost must be a finite number >= 1, got {leaf_boost}")
+        self.tree = tree
+        self.leaf_boost = float(leaf_boost)
+        self.name = "walk" if leaf_boost == 1 else "walk-boosted"
+        self.num_states = tree.num_nodes
+        self.start = 0
+        # stationary leaf mass is K / (K + 2 S + 1) with S = sum of internal non-root weights ~ n - 1
+        self.leaf_fraction_guess = self.leaf_boost / (self.leaf_boost + 2 * tree.depth - 1)
+
+    def node_of(self, states: np.ndarray) -> np.ndarray:
+        return states
+
+    def kernel(self, oracle, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Columns: parent, children 0..b-1, self."""
+        tree = self.tree
+        b = tree.branching
+        m = ids.size
+        candidates = np.repeat(ids[:, None], b + 2, axis=1)
+        candidates[:, 0] = tree.parent(ids)
+        log_w = np.full((m, b + 2), -np.inf)
+
+        inner = np.flatnonzero(ids < tree.leaf_start)
+        v = ids[inner]
+        children = tree.children(v)
+        candidates[inner, 1 : b + 1] = children
+        has_parent = v != 0
+        answers = oracle.log_weight(np.concatenate([v[has_parent], children.ravel()]))
+        n_up = int(has_parent.sum())
+        log_w[inner[has_parent], 0] = answers[:n_up]
+        log_w[inner, 1 : b + 1] = answers[n_up:].reshape(-1, b)
+
+        leaf = np.flatnonzero(ids >= tree.leaf_start)
+        log_w[leaf, 0] = 0.0  # w(x) cancels: parent 1 against self-loop K - 1
+        if self.leaf_boost > 1:
+            log_w[leaf, b + 1] = np.log(self.leaf_boost - 1.0)
+        log_w[np.isneginf(log_w).all(axis=1), b + 1] = 0.0  # a node no chain can reach: stay
+        return candidates, np.exp(log_w - np.max(log_w, axis=1, keepdims=True))
+
+
+def default_walk_steps(depth: int, rho: float, boosted: bool) -> int:
+    """Our calibrated ``T``: ``4 rho**4 (n + 1)**2`` rounded up (see docs/walk_schedule.md)."""
+    return int(np.ceil(4.0 * min(rho, 4.0) ** 4 * (depth + 1) ** 2)) + (0 if boosted else 0)
+
+
+def sample_walk(
+    oracle,
+    n_samples: int,
+    rng: np.random.Generator,
+    *,
+    steps: int | None = None,
+    leaf_boost: float | None = None,
+    max_queries: float | None = None,
+    progress: Progress | None = None,
+) -> SampleResult:
+    """Samples by the Sinclair–Jerrum walk with the T-steps-and-restart rule.
+
+    ``leaf_boost=None`` is the plain walk (K = 1); ``sample_walk_boosted`` uses K = 2n.
+    """
+    n_samples = check_sample_count(n_samples)
+    tree = oracle.tree
+    walk = SinclairJerrumWalk(tree, 1.0 if leaf_boost is None else leaf_boost)
+    rho = oracle.rho if np.isfinite(oracle.log_rho) else 4.0
+    steps = default_walk_steps(tree.depth, rho, walk.leaf_boost > 1) if steps is None else steps
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
+    ledger = Ledger()
+    counted = CountedOracle(oracle, ledger)
+    with ledger.timed():
+        leaves = sample_with_restarts(
+            walk, counted, n_samples, int(steps), rng, ledger, max_queries=max_queries, progress=progress
+        )
+    return SampleResult(leaves - tree.leaf_start, ledger, {"steps": int(steps), "leaf_boost": walk.leaf_boost})
+
+
+def sample_walk_boosted(oracle, n_samples: int, rng: np.random.Generator, **kwargs) -> SampleResult:
+    """The Sinclair–Jerrum walk with leaf boost ``K = 2n`` (our construction)."""
+    kwargs.setdefault("leaf_boost", 2.0 * oracle.tree.depth)
+    return sample_walk(oracle, n_samples, rng, **kwargs)
