@@ -1,0 +1,138 @@
+"""The ``ttsample`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import ParameterError, TtsampleError
+from .oracles import ORACLES
+from .run import Run, sample_once
+from .samplers import SAMPLERS
+from .target import Target, random_target
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time sampling from approximate density oracles.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: TtsampleError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+def _progress_bar():
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} samples"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def write_outputs(out: Path, files: dict[str, callable]) -> None:
+    """Write every file into a temporary folder first, so a failure leaves nothing partial."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, write in files.items():
+            write(tmp / name)
+        if not out.exists():
+            tmp.rename(out)
+            return
+        for name in files:
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def summary_table(runs: list[Run], title: str) -> Table:
+    """One row per run: costs per delivered sample and distances to mu*."""
+    table = Table(title=title)
+    table.add_column("sampler")
+    for col in ["queries/sample", "distinct", "steps/sample", "restarts", "TV law", "TV emp.", "s"]:
+        table.add_column(col, justify="right")
+    fmt = lambda x: "-" if x is None else f"{x:.1e}"  # noqa: E731
+    for run in runs:
+        led = run.result.ledger
+        k = run.result.samples.size
+        table.add_row(
+            run.sampler,
+            f"{led.queries_total / k:,.1f}",
+            f"{led.queries_distinct:,}",
+            f"{led.steps / k:,.1f}",
+            f"{led.restarts:,}",
+            fmt(run.tv_output_law),
+            fmt(run.tv_empirical),
+            f"{led.seconds:.2f}",
+        )
+    return table
+
+
+@app.command()
+def sample(
+    target: Optional[Path] = typer.Option(None, "--target", help="A .npy file of b**n leaf masses (unnormalised, >= 0)."),
+    random_target_depth: Optional[int] = typer.Option(None, "--random-target", metavar="DEPTH", help="Use a generated random target of this depth instead of --target."),
+    concentration: float = typer.Option(1.0, help="Dirichlet concentration of --random-target: small = peaked, large = near-uniform."),
+    branching: int = typer.Option(2, "--branching", "-b", help="Branching factor b of the tree."),
+    oracle: str = typer.Option("exact", help=f"Oracle error model: {', '.join(ORACLES)}."),
+    rho: float = typer.Option(1.0, help="Error bound rho >= 1 for random, adversarial and single (delayed and flat measure theirs)."),
+    sampler: str = typer.Option(..., help=f"Sampler: {', '.join(SAMPLERS)}."),
+    n: int = typer.Option(..., "-n", help="Number of samples."),
+    seed: int = typer.Option(0, help="Seed of the sampler, the oracle's noise and --random-target."),
+    steps: Optional[int] = typer.Option(None, help="Walk length T for walk, walk-boosted, lifted (default: our calibrated schedule)."),
+    max_queries: float = typer.Option(1e10, help="Stop with an error once a run has made this many queries."),
+    out: Path = typer.Option(..., "--out", help="Output folder for samples.npy and ledger.json."),
+) -> None:
+    """Draw N samples and write DIR/samples.npy (leaf indices) and DIR/ledger.json (costs, TV)."""
+    try:
+        if (target is None) == (random_target_depth is None):
+            raise ParameterError("give exactly one of --target FILE.npy or --random-target DEPTH")
+        tgt = Target.load(target, branching) if target is not None else random_target(random_target_depth, branching, concentration, seed)
+        with _progress_bar() as bar:
+            task = bar.add_task(sampler, total=n)
+            run = sample_once(
+                tgt, sampler, n, oracle=oracle, rho=rho, seed=seed, steps=steps, max_queries=max_queries,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+    except TtsampleError as exc:
+        _fail(exc)
+    record = {"seed": seed, "target": str(target) if target else f"random(depth={random_target_depth}, concentration={concentration})", **run.record()}
+    write_outputs(out, {
+        "samples.npy": lambda p: np.save(p, run.result.samples.astype(np.int64)),
+        "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n"),
+    })
+    console.print(summary_table([run], f"{n} samples, oracle {run.oracle.describe()}, depth {tgt.tree.depth}, branching {tgt.tree.branching}"))
+    console.print(f"wrote {out / 'samples.npy'} and {out / 'ledger.json'}")
+
+
+@app.command()
+def demo(
+    depth: int = typer.Option(8, help="Depth of the demo's random binary tree."),
+    n: int = typer.Option(2000, "-n", help="Samples per sampler."),
+    seed: int = typer.Option(0),
+) -> None:
+    """A short tour: every sampler on a random target, exact and noisy oracles, with costs and TV."""
+    from .demo import tour
+
+    try:
+        tour(console, depth=depth, n_samples=n, seed=seed)
+    except TtsampleError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    app()
