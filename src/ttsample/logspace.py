@@ -19,3 +19,10 @@ def log_of(x: np.ndarray) -> np.ndarray:
     """Elementwise log with log(0) = -inf and no warning."""
     with np.errstate(divide="ignore"):
         return np.log(np.asarray(x, dtype=np.float64))
+
+
+def log_normalize(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``a - logsumexp(a)`` along ``axis``; a row of all -inf stays all -inf."""
+    total = np.expand_dims(logsumexp(a, axis=axis), axis)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isneginf(total), -np.inf, a - total)

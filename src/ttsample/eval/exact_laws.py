@@ -12,7 +12,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..errors import TreeShapeError
-from ..logspace import logsumexp
+from ..logspace import log_normalize
 from ..samplers.jvv import log_acceptance_bound
 
 MAX_ENUMERABLE_LEAVES = 1 << 14
@@ -38,7 +38,7 @@ def jvv_proposal_log_probs(oracle) -> np.ndarray:
     for k in range(1, tree.depth + 1):
         ids = np.arange(tree.level_starts[k], tree.level_starts[k + 1])
         answers = oracle.log_weight(ids).reshape(-1, b)
-        log_q = answers - logsumexp(answers, axis=1)[:, None]
+        log_q = log_normalize(answers, axis=1)
         log_p = (log_p[:, None] + log_q).ravel()
     return log_p
 

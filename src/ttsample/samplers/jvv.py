@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BudgetExhaustedError, OracleBoundError
-from ..logspace import logsumexp
+from ..logspace import log_normalize
 from ..oracles.ledger import CountedOracle, Ledger
 from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
 
@@ -32,7 +32,7 @@ def descend(oracle, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.nd
     for _ in range(tree.depth):
         children = tree.children(ids)
         answers = oracle.log_weight(children)
-        log_q = answers - logsumexp(answers, axis=1)[:, None]
+        log_q = log_normalize(answers, axis=1)
         j = categorical(rng, np.exp(log_q))
         ids = children[rows, j]
         log_p += log_q[rows, j]

@@ -93,14 +93,14 @@ class LiftedWalk:
 
 
 def default_lifted_steps(depth: int, rho: float) -> int:
-    """Our calibrated ``T``: ``8 (n+1) (1 + eps (n+1) / 2)`` with ``eps = rho - 1`` (rho capped at 4).
+    """Our calibrated ``T``: ``12 (n+1) (1 + eps (n+1) / 2)`` with ``eps = rho - 1`` (rho capped at 4).
 
     Linear in ``n`` when ``eps = O(1/n)``, quadratic at constant ``eps``; chosen
     so that the output law is within 0.01 of ``mu*`` in total variation on
     every instance of the calibration (docs/walk_schedule.md).
     """
     eps = min(rho, 4.0) - 1.0
-    return int(np.ceil(8.0 * (depth + 1) * (1.0 + eps * (depth + 1) / 2.0)))
+    return int(np.ceil(12.0 * (depth + 1) * (1.0 + eps * (depth + 1) / 2.0)))
 
 
 def sample_lifted(
