@@ -62,7 +62,7 @@ def write_outputs(out: Path, files: dict[str, callable]) -> None:
 def summary_table(runs: list[Run], title: str) -> Table:
     """One row per run: costs per delivered sample and distances to mu*."""
     table = Table(title=title)
-    table.add_column("sampler")
+    table.add_column("sampler", no_wrap=True, min_width=12)
     for col in ["queries/sample", "distinct", "steps/sample", "restarts", "TV law", "TV emp.", "s"]:
         table.add_column(col, justify="right")
     fmt = lambda x: "-" if x is None else f"{x:.1e}"  # noqa: E731
