@@ -132,7 +132,7 @@ class ParentWeightWalk(SinclairJerrumWalk):
     def kernel(self, oracle, ids):
         candidates, weights = super().kernel(oracle, ids)
         inner = (ids < self.tree.leaf_start) & (ids != 0)
-        weights[inner, 0] *= np.exp(oracle.log_weight(self.tree.parent(ids[inner])) - oracle.log_weight(ids[inner]))
+        weights[0, inner] *= np.exp(oracle.log_weight(self.tree.parent(ids[inner])) - oracle.log_weight(ids[inner]))
         return candidates, weights
 
 
@@ -142,8 +142,8 @@ class EagerFlipLiftedWalk(LiftedWalk):
     def kernel(self, oracle, states):
         candidates, weights = super().kernel(oracle, states)
         going_up = ((states & 1) == 1) & ((states >> 1) < self.tree.leaf_start)
-        weights[going_up, 0] = 0.0
-        weights[going_up & ((states >> 1) == 0), 0] = 1.0  # the root must still turn around
+        weights[0, going_up] = 0.0
+        weights[0, going_up & ((states >> 1) == 0)] = 1.0  # the root must still turn around
         return candidates, weights
 
 

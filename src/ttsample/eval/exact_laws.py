@@ -66,14 +66,13 @@ def transition_matrix(walk, oracle) -> sp.csr_matrix:
     check_enumerable(walk.tree)
     states = np.arange(walk.num_states, dtype=np.int64)
     candidates, weights = walk.kernel(oracle, states)
-    weights = weights / weights.sum(axis=1, keepdims=True)
-    rows = np.repeat(states, candidates.shape[1])
-    move = sp.csr_matrix((weights.ravel(), (rows, candidates.ravel())), shape=(walk.num_states,) * 2)
+    weights = weights / weights.sum(axis=0)
+    rows = np.broadcast_to(states, candidates.shape)
+    used = weights > 0  # candidates with weight 0 may name states that do not exist
+    move = sp.csr_matrix((weights[used], (rows[used], candidates[used])), shape=(walk.num_states,) * 2)
     if walk.laziness:
         move = walk.laziness * sp.identity(walk.num_states, format="csr") + (1 - walk.laziness) * move
-    move = move.tocsr()
-    move.eliminate_zeros()
-    return move
+    return move.tocsr()
 
 
 def walk_state_law(walk, oracle, steps: int) -> np.ndarray:

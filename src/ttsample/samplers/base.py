@@ -22,10 +22,14 @@ class SampleResult:
 
 
 def categorical(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
-    """One index per row of a (m, k) array of nonnegative, not necessarily normalised weights."""
-    cum = np.cumsum(weights, axis=1)
-    u = rng.random(weights.shape[0])[:, None] * cum[:, -1:]
-    return np.sum(cum <= u, axis=1)
+    """One index per column of a (k, m) array of nonnegative, not necessarily normalised weights.
+
+    Columns, not rows: with few candidates and many chains, reductions over the
+    short first axis run as whole-array operations.
+    """
+    cum = np.cumsum(weights, axis=0)
+    u = rng.random(weights.shape[1]) * cum[-1]
+    return np.sum(cum <= u, axis=0)
 
 
 def check_sample_count(n_samples: int) -> int:

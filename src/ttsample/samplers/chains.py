@@ -4,7 +4,8 @@ A walk is described by a small object with
 - ``num_states`` and ``start`` (an integer state),
 - ``laziness``: the probability that a chain stays put without looking at anything,
 - ``kernel(oracle, states) -> (next_states, weights)``: the non-lazy move of each
-  chain, as candidate next states (m, k) and nonnegative weights (m, k); it
+  chain, as candidate next states (k, m) and nonnegative weights (k, m), one
+  column per chain; it
   asks the oracle for what it needs, and the oracle counts it,
 - ``node_of(states)``: the tree node a state sits at.
 
@@ -29,7 +30,7 @@ def advance(walk, oracle, states: np.ndarray, steps: int, rng: np.random.Generat
     for t in range(steps):
         movers = everyone if walk.laziness == 0 else np.flatnonzero(rng.random(m) >= walk.laziness)
         candidates, weights = walk.kernel(oracle, states[movers])
-        states[movers] = candidates[np.arange(movers.size), categorical(rng, weights)]
+        states[movers] = candidates[categorical(rng, weights), np.arange(movers.size)]
         if on_step is not None:
             on_step(t)
     return states

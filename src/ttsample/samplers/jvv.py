@@ -30,13 +30,13 @@ def descend(oracle, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.nd
     log_p = np.zeros(m)
     rows = np.arange(m)
     for _ in range(tree.depth):
-        children = tree.children(ids)
+        children = tree.children(ids).T  # (b, m): one column per descent
         answers = oracle.log_weight(children)
-        log_q = log_normalize(answers, axis=1)
+        log_q = log_normalize(answers, axis=0)
         j = categorical(rng, np.exp(log_q))
-        ids = children[rows, j]
-        log_p += log_q[rows, j]
-    return ids, log_p, answers[rows, j]  # the last answers are exact leaf masses
+        ids = children[j, rows]
+        log_p += log_q[j, rows]
+    return ids, log_p, answers[j, rows]  # the last answers are exact leaf masses
 
 
 def log_acceptance_bound(tree, log_rho: float) -> float:

@@ -47,48 +47,42 @@ class LiftedWalk:
         return states >> 1
 
     def kernel(self, oracle, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Columns: flip, parent (up) / child 0 (down), children 1..b-1 (down), self."""
+        """Rows: flip, then children (going down) or parent in row 1 (going up), then self."""
         tree = self.tree
         b = tree.branching
         ids = states >> 1
         up = (states & 1).astype(bool)
-        m = ids.size
-        candidates = np.repeat(states[:, None], b + 2, axis=1)
-        candidates[:, 0] = states ^ 1
-        weights = np.zeros((m, b + 2))
+        candidates = np.empty((b + 2, ids.size), dtype=np.int64)
+        candidates[0] = states ^ 1
+        candidates[1 : b + 1] = 2 * tree.children(ids).T  # (c, down); meaningless at leaves (weight 0)
+        candidates[1, up] = 2 * tree.parent(ids[up]) + 1  # (parent, up)
+        candidates[b + 1] = states
+        weights = np.zeros((b + 2, ids.size))
 
         inner = np.flatnonzero(ids < tree.leaf_start)
         v = ids[inner]
-        children = tree.children(v)
         has_parent = v != 0
-        answers = oracle.log_weight(np.concatenate([v[has_parent], children.ravel()]))
+        answers = oracle.log_weight(np.concatenate([v[has_parent], tree.children(v).T.ravel()]))
         n_up = int(has_parent.sum())
         log_u = np.full(v.size, -np.inf)
         log_u[has_parent] = answers[:n_up]
-        log_c = answers[n_up:].reshape(-1, b)
-        log_d = logsumexp(log_c, axis=1)
+        log_c = answers[n_up:].reshape(b, -1)
+        log_d = logsumexp(log_c, axis=0)
         log_m = np.maximum(log_u, log_d)
         log_m[~np.isfinite(log_m)] = 0.0  # a node no chain can reach (zero weight all round)
 
-        going_down = ~up[inner]
-        down_rows = inner[going_down]
-        candidates[down_rows, 1 : b + 1] = 2 * children[going_down]
-        weights[down_rows, 1 : b + 1] = np.exp(log_c[going_down] - log_m[going_down, None])
-        weights[down_rows, 0] = np.maximum(0.0, 1.0 - np.exp(log_d - log_m)[going_down])
-
-        up_rows = inner[~going_down]
-        candidates[up_rows, 1] = 2 * tree.parent(v[~going_down]) + 1
-        p_up = np.exp(log_u - log_m)[~going_down]
-        weights[up_rows, 1] = p_up
-        weights[up_rows, 0] = np.maximum(0.0, 1.0 - p_up)
+        down = ~up[inner]
+        rows_down, rows_up = inner[down], inner[~down]
+        weights[1 : b + 1, rows_down] = np.exp(log_c[:, down] - log_m[down])
+        weights[0, rows_down] = np.maximum(0.0, 1.0 - np.exp(log_d[down] - log_m[down]))
+        p_up = np.exp(log_u[~down] - log_m[~down])
+        weights[1, rows_up] = p_up
+        weights[0, rows_up] = np.maximum(0.0, 1.0 - p_up)
 
         leaf = np.flatnonzero(ids >= tree.leaf_start)
         move = 1.0 / self.leaf_hold
-        leaf_up = up[leaf]
-        weights[leaf[~leaf_up], 0] = move  # (x, down) flips to (x, up)
-        candidates[leaf[leaf_up], 1] = 2 * tree.parent(ids[leaf[leaf_up]]) + 1
-        weights[leaf[leaf_up], 1] = move  # (x, up) climbs to (parent, up)
-        weights[leaf, b + 1] = 1.0 - move
+        weights[np.where(up[leaf], 1, 0), leaf] = move  # (x, down) flips; (x, up) climbs
+        weights[b + 1, leaf] = 1.0 - move
         return candidates, weights
 
 

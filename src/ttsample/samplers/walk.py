@@ -46,30 +46,30 @@ class SinclairJerrumWalk:
         return states
 
     def kernel(self, oracle, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Columns: parent, children 0..b-1, self."""
+        """Rows: parent, children 0..b-1, self; one column per chain."""
         tree = self.tree
         b = tree.branching
-        m = ids.size
-        candidates = np.repeat(ids[:, None], b + 2, axis=1)
-        candidates[:, 0] = tree.parent(ids)
-        log_w = np.full((m, b + 2), -np.inf)
+        candidates = np.empty((b + 2, ids.size), dtype=np.int64)
+        candidates[0] = tree.parent(ids)
+        candidates[1 : b + 1] = tree.children(ids).T  # meaningless for leaves, whose weight is 0
+        candidates[b + 1] = ids
+        log_w = np.full((b + 2, ids.size), -np.inf)
 
-        inner = np.flatnonzero(ids < tree.leaf_start)
+        leaf = ids >= tree.leaf_start
+        inner = np.flatnonzero(~leaf)
         v = ids[inner]
-        children = tree.children(v)
-        candidates[inner, 1 : b + 1] = children
-        has_parent = v != 0
-        answers = oracle.log_weight(np.concatenate([v[has_parent], children.ravel()]))
-        n_up = int(has_parent.sum())
-        log_w[inner[has_parent], 0] = answers[:n_up]
-        log_w[inner, 1 : b + 1] = answers[n_up:].reshape(-1, b)
+        up = inner[v != 0]
+        answers = oracle.log_weight(np.concatenate([ids[up], candidates[1 : b + 1, inner].ravel()]))
+        log_w[0, up] = answers[: up.size]
+        log_w[1 : b + 1, inner] = answers[up.size :].reshape(b, -1)
 
-        leaf = np.flatnonzero(ids >= tree.leaf_start)
-        log_w[leaf, 0] = 0.0  # w(x) cancels: parent 1 against self-loop K - 1
+        log_w[0, leaf] = 0.0  # w(x) cancels: parent 1 against self-loop K - 1
         if self.leaf_boost > 1:
-            log_w[leaf, b + 1] = np.log(self.leaf_boost - 1.0)
-        log_w[np.isneginf(log_w).all(axis=1), b + 1] = 0.0  # a node no chain can reach: stay
-        return candidates, np.exp(log_w - np.max(log_w, axis=1, keepdims=True))
+            log_w[b + 1, leaf] = np.log(self.leaf_boost - 1.0)
+        top = log_w.max(axis=0)
+        unreachable = np.isneginf(top)  # zero weight all round: no chain gets here; stay
+        log_w[b + 1, unreachable] = top[unreachable] = 0.0
+        return candidates, np.exp(log_w - top)
 
 
 def default_walk_steps(depth: int, rho: float, leaf_boost: float) -> int:
