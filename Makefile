@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ttsample demo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/walk_throughput.py
