@@ -65,8 +65,8 @@ def main() -> None:
     loop_rate = args.loop_chains * args.steps / loop_seconds
 
     print(f"binary tree of depth {args.depth}, random oracle rho = 1.5, {args.steps} steps per chain")
-    print(f"| implementation | chains | chain-steps/s |")
-    print(f"|---|---|---|")
+    print("| implementation | chains | chain-steps/s |")
+    print("|---|---|---|")
     print(f"| vectorised (numpy) | {args.chains:,} | {vec_rate:,.0f} |")
     print(f"| per-chain Python loop | {args.loop_chains:,} | {loop_rate:,.0f} |")
     print(f"speed-up: {vec_rate / loop_rate:,.0f}x")

@@ -2,7 +2,14 @@
 
 from .errors import TtsampleError
 from .oracles import Ledger, make_oracle
-from .samplers import SAMPLERS, SampleResult, sample_jvv, sample_lifted, sample_walk, sample_walk_boosted
+from .samplers import (
+    SAMPLERS,
+    SampleResult,
+    sample_jvv,
+    sample_lifted,
+    sample_walk,
+    sample_walk_boosted,
+)
 from .target import Target, bounded_tilt_target, random_target
 from .tree import Tree
 

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
-from .eval.exact_laws import MAX_ENUMERABLE_LEAVES, jvv_output_law, total_variation, walk_output_law
+from .eval.exact_laws import (
+    MAX_ENUMERABLE_LEAVES,
+    jvv_output_law,
+    total_variation,
+    walk_output_law,
+)
 from .oracles import make_oracle
 from .samplers import SAMPLERS, SampleResult
 from .samplers.lifted import LiftedWalk

@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidMassError, TargetFileError, TreeShapeError, ZeroTotalMassError, OracleBoundError
+from .errors import (
+    InvalidMassError,
+    OracleBoundError,
+    TargetFileError,
+    TreeShapeError,
+    ZeroTotalMassError,
+)
 from .logspace import log_of, logsumexp
 from .tree import Tree
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..oracles.ledger import Ledger
-from .base import Progress, categorical, check_budget
+from ..errors import ParameterError
+from ..oracles.ledger import CountedOracle, Ledger
+from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
 
 MAX_CHAINS = 1 << 17
 
@@ -82,3 +83,25 @@ def sample_with_restarts(
         if progress is not None:
             progress(got, n_samples)
     return np.concatenate(out)
+
+
+def schedule_rho(oracle) -> float:
+    """The rho the default walk lengths are computed from (beyond 4 they are uncalibrated)."""
+    return min(oracle.rho, 4.0) if np.isfinite(oracle.log_rho) else 4.0
+
+
+def run_walk_sampler(
+    walk, oracle, n_samples: int, rng: np.random.Generator, steps: int, info: dict,
+    max_queries: float | None = None, progress: Progress | None = None,
+) -> SampleResult:
+    """The restart rule for ``walk`` behind a fresh ledger; ``info`` records the walk's parameters."""
+    n_samples = check_sample_count(n_samples)
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
+    ledger = Ledger()
+    with ledger.timed():
+        leaves = sample_with_restarts(
+            walk, CountedOracle(oracle, ledger), n_samples, int(steps), rng, ledger,
+            max_queries=max_queries, progress=progress,
+        )
+    return SampleResult(leaves - oracle.tree.leaf_start, ledger, {"steps": int(steps), **info})

@@ -25,9 +25,8 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..logspace import logsumexp
-from ..oracles.ledger import CountedOracle, Ledger
-from .base import Progress, SampleResult, check_sample_count
-from .chains import sample_with_restarts
+from .base import Progress, SampleResult
+from .chains import run_walk_sampler, schedule_rho
 
 
 class LiftedWalk:
@@ -87,13 +86,13 @@ class LiftedWalk:
 
 
 def default_lifted_steps(depth: int, rho: float) -> int:
-    """Our calibrated ``T``: ``12 (n+1) (1 + eps (n+1) / 2)`` with ``eps = rho - 1`` (rho capped at 4).
+    """Our calibrated ``T``: ``12 (n+1) (1 + eps (n+1) / 2)`` with ``eps = rho - 1``.
 
     Linear in ``n`` when ``eps = O(1/n)``, quadratic at constant ``eps``; chosen
     so that the output law is within 0.01 of ``mu*`` in total variation on
     every instance of the calibration (docs/walk_schedule.md).
     """
-    eps = min(rho, 4.0) - 1.0
+    eps = rho - 1.0
     return int(np.ceil(12.0 * (depth + 1) * (1.0 + eps * (depth + 1) / 2.0)))
 
 
@@ -108,17 +107,7 @@ def sample_lifted(
     progress: Progress | None = None,
 ) -> SampleResult:
     """Samples by the lifted walk with leaf holding and the T-steps-and-restart rule."""
-    n_samples = check_sample_count(n_samples)
-    tree = oracle.tree
-    walk = LiftedWalk(tree, 2.0 * tree.depth if leaf_hold is None else leaf_hold)
-    rho = oracle.rho if np.isfinite(oracle.log_rho) else 4.0
-    steps = default_lifted_steps(tree.depth, rho) if steps is None else steps
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
-    ledger = Ledger()
-    counted = CountedOracle(oracle, ledger)
-    with ledger.timed():
-        leaves = sample_with_restarts(
-            walk, counted, n_samples, int(steps), rng, ledger, max_queries=max_queries, progress=progress
-        )
-    return SampleResult(leaves - tree.leaf_start, ledger, {"steps": int(steps), "leaf_hold": walk.leaf_hold})
+    walk = LiftedWalk(oracle.tree, 2.0 * oracle.tree.depth if leaf_hold is None else leaf_hold)
+    if steps is None:
+        steps = default_lifted_steps(oracle.tree.depth, schedule_rho(oracle))
+    return run_walk_sampler(walk, oracle, n_samples, rng, steps, {"leaf_hold": walk.leaf_hold}, max_queries, progress)

@@ -23,9 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
-from ..oracles.ledger import CountedOracle, Ledger
-from .base import Progress, SampleResult, check_sample_count
-from .chains import sample_with_restarts
+from .base import Progress, SampleResult
+from .chains import run_walk_sampler, schedule_rho
 
 
 class SinclairJerrumWalk:
@@ -73,13 +72,13 @@ class SinclairJerrumWalk:
 
 
 def default_walk_steps(depth: int, rho: float, leaf_boost: float) -> int:
-    """Our calibrated ``T``: ``2.5 rho (n+1)**2`` plain, ``6 rho (n+1)**2`` boosted (rho capped at 4).
+    """Our calibrated ``T``: ``2.5 rho (n+1)**2`` plain, ``6 rho (n+1)**2`` boosted.
 
     Chosen so that the output law is within 0.01 of ``mu*`` in total variation
     on every instance of the calibration (docs/walk_schedule.md).
     """
     c = 2.5 if leaf_boost == 1 else 6.0
-    return int(np.ceil(c * min(rho, 4.0) * (depth + 1) ** 2))
+    return int(np.ceil(c * rho * (depth + 1) ** 2))
 
 
 def sample_walk(
@@ -96,20 +95,10 @@ def sample_walk(
 
     ``leaf_boost=None`` is the plain walk (K = 1); ``sample_walk_boosted`` uses K = 2n.
     """
-    n_samples = check_sample_count(n_samples)
-    tree = oracle.tree
-    walk = SinclairJerrumWalk(tree, 1.0 if leaf_boost is None else leaf_boost)
-    rho = oracle.rho if np.isfinite(oracle.log_rho) else 4.0
-    steps = default_walk_steps(tree.depth, rho, walk.leaf_boost) if steps is None else steps
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
-    ledger = Ledger()
-    counted = CountedOracle(oracle, ledger)
-    with ledger.timed():
-        leaves = sample_with_restarts(
-            walk, counted, n_samples, int(steps), rng, ledger, max_queries=max_queries, progress=progress
-        )
-    return SampleResult(leaves - tree.leaf_start, ledger, {"steps": int(steps), "leaf_boost": walk.leaf_boost})
+    walk = SinclairJerrumWalk(oracle.tree, 1.0 if leaf_boost is None else leaf_boost)
+    if steps is None:
+        steps = default_walk_steps(oracle.tree.depth, schedule_rho(oracle), walk.leaf_boost)
+    return run_walk_sampler(walk, oracle, n_samples, rng, steps, {"leaf_boost": walk.leaf_boost}, max_queries, progress)
 
 
 def sample_walk_boosted(oracle, n_samples: int, rng: np.random.Generator, **kwargs) -> SampleResult:
