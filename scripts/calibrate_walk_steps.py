@@ -10,10 +10,8 @@ default T. Prints a markdown table (docs/walk_schedule.md holds its output).
 
 from __future__ import annotations
 
-import numpy as np
-
 from ttsample import make_oracle, random_target
-from ttsample.eval.exact_laws import leaf_marginal, total_variation, transition_matrix
+from ttsample.eval.exact_laws import walk_tv_curve
 from ttsample.samplers.lifted import LiftedWalk, default_lifted_steps
 from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
 
@@ -21,14 +19,9 @@ DELTA = 0.01
 SHAPES = [(2, n) for n in (2, 4, 6, 8, 10)] + [(3, n) for n in (2, 4, 6)] + [(5, n) for n in (2, 4)]
 
 
-def first_good_step(walk, oracle, mu, t_max):
-    p_t = transition_matrix(walk, oracle).T.tocsr()
-    law = np.zeros(walk.num_states)
-    law[walk.start] = 1.0
-    for t in range(1, t_max + 1):
-        law = p_t @ law
-        leaf = leaf_marginal(walk, law)
-        if leaf.sum() > 1e-3 and total_variation(leaf / leaf.sum(), mu) <= DELTA:
+def first_good_step(walk, oracle, t_max):
+    for t, p_leaf, tv in walk_tv_curve(walk, oracle, t_max):
+        if p_leaf > 1e-3 and tv <= DELTA:
             return t
     return None
 
@@ -49,7 +42,7 @@ def main() -> None:
                 for target in targets:
                     for kind in ("random", "adversarial", "single"):
                         oracle = make_oracle(target, kind, rho, seed=3)
-                        t = first_good_step(make(target.tree), oracle, target.leaf_probs(), 4 * default)
+                        t = first_good_step(make(target.tree), oracle, 4 * default)
                         worst = max(worst, t if t is not None else 10**9)
                 shown = worst if worst < 10**9 else f"> {4 * default}"
                 ratio = f"{default / worst:.2f}" if worst < 10**9 else "< 0.25"

@@ -125,6 +125,99 @@ def sample(
     console.print(f"wrote {out / 'samples.npy'} and {out / 'ledger.json'}")
 
 
+def _sweep(spec, out: Path, workers: Optional[int], executor: str, address: Optional[str]) -> None:
+    from .experiments.runner import pending, run_spec
+    from .experiments.store import ResultStore
+
+    store = ResultStore(out / "results.sqlite")
+    try:
+        todo = len(pending(spec, store))
+        total = len(spec.tasks())
+        console.print(f"{spec.name}: {total} runs, {total - todo} already in {out / 'results.sqlite'}, {todo} to run")
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:
+            task = bar.add_task(spec.name, total=todo)
+            run_spec(spec, store, workers=workers, executor=executor, address=address,
+                     on_result=lambda *_: bar.advance(task))
+    finally:
+        store.close()
+
+
+def _report(out: Path, reproduction: Optional[str], command: str) -> None:
+    from .eval.report import write_report
+    from .experiments.reproductions import SCALING_CAVEATS, SCALING_EXPECTATIONS, get_reproduction
+    from .experiments.store import ResultStore
+
+    if not (out / "results.sqlite").exists():
+        raise ParameterError(f"{out} holds no results.sqlite; run `ttsample run SPEC.toml --out {out}` first")
+    store = ResultStore(out / "results.sqlite")
+    rows = store.rows()
+    store.close()
+    if reproduction:
+        rep = get_reproduction(reproduction)
+        title, intro, expectations, caveats = rep.title, rep.intro, rep.expectations, rep.caveats
+    else:
+        title, intro = f"Sweep report: {out.name}", "Cost per sample against depth for every series of the sweep."
+        expectations, caveats = SCALING_EXPECTATIONS, SCALING_CAVEATS
+    summary = write_report(rows, out, title=title, intro=intro, expectations=expectations, caveats=caveats, command=command)
+    verdicts = [v["verdict"] for v in summary["expectations"]]
+    console.print(f"wrote {out / 'report.md'} ({len(summary['series'])} series, {verdicts.count('confirmed')} "
+                  f"expectations confirmed, {verdicts.count('refuted')} refuted, {verdicts.count('not measured')} not measured)")
+
+
+@app.command()
+def run(
+    spec_file: Path = typer.Argument(..., help="Experiment spec (TOML)."),
+    out: Path = typer.Option(..., "--out", help="Folder for results.sqlite (resumable: run again to continue)."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    executor: str = typer.Option("process", help="process, or ray (optional extra ttsample[ray])."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a local Ray instance)."),
+) -> None:
+    """Run a declarative sweep into DIR/results.sqlite; killed sweeps continue where they stopped."""
+    from .experiments.spec import load_spec
+
+    try:
+        spec = load_spec(spec_file)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "spec.toml").write_text(spec_file.read_text())
+        _sweep(spec, out, workers, executor, address)
+    except TtsampleError as exc:
+        _fail(exc)
+    console.print(f"done: `ttsample report {out}` writes the report")
+
+
+@app.command()
+def report(out: Path = typer.Argument(..., help="A folder written by `ttsample run` or `ttsample reproduce`.")) -> None:
+    """Write DIR/report.md, PNG plots, DIR/table.csv and DIR/summary.json from DIR/results.sqlite."""
+    try:
+        marker = out / "reproduction.txt"
+        name = marker.read_text().strip() if marker.exists() else None
+        _report(out, name, f"ttsample report {out}")
+    except TtsampleError as exc:
+        _fail(exc)
+
+
+@app.command()
+def reproduce(
+    name: str = typer.Argument(..., help="Which reproduction: scaling."),
+    out: Path = typer.Option(..., "--out", help="Output folder (resumable)."),
+    quick: bool = typer.Option(False, "--quick", help="A small grid that runs in about a minute."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+) -> None:
+    """Run a shipped reproduction and write its report (report.md, plots, table.csv, summary.json)."""
+    from .experiments.reproductions import get_reproduction
+
+    try:
+        rep = get_reproduction(name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "reproduction.txt").write_text(name + "\n")
+        _sweep(rep.spec(quick), out, workers, "process", None)
+        _report(out, name, f"ttsample reproduce {name} --out {out}" + (" --quick" if quick else ""))
+    except TtsampleError as exc:
+        _fail(exc)
+    console.print(f"open {out / 'report.md'}")
+
+
 @app.command()
 def demo(
     depth: int = typer.Option(8, help="Depth of the demo's random binary tree."),

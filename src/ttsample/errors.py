@@ -30,4 +30,11 @@ class ParameterError(TtsampleError):
 
 
 class BudgetExhaustedError(TtsampleError):
-    """A sampler hit its query/try budget before producing the requested samples."""
+    """A sampler hit its query budget before producing the requested samples.
+
+    ``ledger`` holds what was spent up to then (``None`` when refused up front).
+    """
+
+    def __init__(self, message: str, ledger=None):
+        super().__init__(message)
+        self.ledger = ledger

@@ -48,16 +48,18 @@ class Run:
         }
 
 
+def walk_of(sampler: str, tree, info: dict):
+    """The walk a walk sampler ran, rebuilt from the parameters it reported in ``info``."""
+    if sampler in ("walk", "walk-boosted"):
+        return SinclairJerrumWalk(tree, info["leaf_boost"])
+    return LiftedWalk(tree, info["leaf_hold"])
+
+
 def exact_output_law(sampler: str, oracle, info: dict) -> np.ndarray:
     """The exact law of what ``sampler`` outputs with the parameters it reported in ``info``."""
-    tree = oracle.tree
     if sampler == "jvv":
         return jvv_output_law(oracle)[0]
-    if sampler in ("walk", "walk-boosted"):
-        walk = SinclairJerrumWalk(tree, info["leaf_boost"])
-    else:
-        walk = LiftedWalk(tree, info["leaf_hold"])
-    return walk_output_law(walk, oracle, info["steps"])[0]
+    return walk_output_law(walk_of(sampler, oracle.tree, info), oracle, info["steps"])[0]
 
 
 def sample_once(

@@ -100,6 +100,32 @@ def walk_output_law(walk, oracle, steps: int) -> tuple[np.ndarray, float]:
     return leaf / p_leaf, p_leaf
 
 
+def walk_tv_curve(walk, oracle, max_steps: int):
+    """Yield ``(T, P(at a leaf after T steps), TV of the restart rule's output law to mu*)`` for T = 1..max_steps."""
+    p_t = transition_matrix(walk, oracle).T.tocsr()
+    mu = np.exp(oracle.target.leaf_log_mass)
+    law = np.zeros(walk.num_states)
+    law[walk.start] = 1.0
+    for t in range(1, max_steps + 1):
+        law = p_t @ law
+        leaf = leaf_marginal(walk, law)
+        p_leaf = float(leaf.sum())
+        yield t, p_leaf, (total_variation(leaf / p_leaf, mu) if p_leaf > 0 else 1.0)
+
+
+def walk_best_cost(walk, oracle, delta: float, max_steps: int) -> tuple[int, float] | None:
+    """The restart rule at its best T: ``min T / P(leaf at T)`` over T with output TV <= delta.
+
+    ``T / P(leaf)`` is the expected number of chain-steps per delivered sample;
+    returns ``(T, steps per sample)``, or None if no T <= max_steps reaches delta.
+    """
+    best = None
+    for t, p_leaf, tv in walk_tv_curve(walk, oracle, max_steps):
+        if tv <= delta and p_leaf > 0 and (best is None or t / p_leaf < best[1]):
+            best = (t, t / p_leaf)
+    return best
+
+
 def walk_stationary_law(walk, oracle) -> np.ndarray:
     """Stationary law of the walk on the states reachable from the start (a linear solve)."""
     p = transition_matrix(walk, oracle)

@@ -42,5 +42,6 @@ def check_budget(ledger: Ledger, max_queries: float | None, what: str) -> None:
     if max_queries is not None and ledger.queries_total > max_queries:
         raise BudgetExhaustedError(
             f"{what} used {ledger.queries_total} queries, over the budget of {max_queries:.0f}; "
-            "raise max_queries (CLI: --max-queries) or ask for fewer samples"
+            "raise max_queries (CLI: --max-queries) or ask for fewer samples",
+            ledger,
         )

@@ -1,0 +1,1 @@
+"""Experiments: declarative specs, the resumable result store, the runner and the shipped reproductions."""

@@ -1,0 +1,119 @@
+"""Run the tasks of a spec that the store does not hold yet, in parallel, writing each as it finishes.
+
+Executors: ``process`` (default; one worker process per core on this machine)
+and ``ray`` (optional extra ``ttsample[ray]``; pass an address to use a
+cluster, none for a local Ray instance).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Callable, Iterable
+
+from ..errors import BudgetExhaustedError, ParameterError
+from ..eval.exact_laws import MAX_ENUMERABLE_LEAVES, walk_best_cost
+from ..run import sample_once, walk_of
+from ..target import bounded_tilt_target, random_target
+from .spec import Spec, Task
+from .store import ResultStore
+
+EXACT_TV_MAX_LEAVES = 1 << 12  # exact output laws in sweeps only where they are cheap
+DELTA = 0.01  # the accuracy at which the walks' best restart-rule cost is computed
+
+
+def build_target(task: Task):
+    if task.family == "random":
+        return random_target(task.depth, task.branching, task.family_param, seed=task.seed)
+    return bounded_tilt_target(task.depth, task.branching, task.family_param, seed=task.seed)
+
+
+def run_task(task: Task) -> dict:
+    """Run one task; a run over budget is returned as censored, with what it spent."""
+    target = build_target(task)
+    exact = target.tree.num_leaves <= min(EXACT_TV_MAX_LEAVES, MAX_ENUMERABLE_LEAVES)
+    try:
+        run = sample_once(target, task.sampler, task.samples, oracle=task.oracle, rho=task.rho, seed=task.seed,
+                          max_queries=task.max_queries, exact=exact)
+    except BudgetExhaustedError as exc:
+        spent = exc.ledger.as_dict() if exc.ledger is not None else {}
+        return {"status": "budget", "delivered": 0, **spent}
+    outcome = {
+        "status": "ok",
+        "delivered": int(run.result.samples.size),
+        **run.result.ledger.as_dict(),
+        "walk_steps": run.result.info.get("steps"),
+        "tv_output_law": run.tv_output_law,
+    }
+    if exact and task.sampler != "jvv":
+        best = walk_best_cost(walk_of(task.sampler, target.tree, run.result.info), run.oracle, DELTA,
+                              2 * run.result.info["steps"])
+        if best is not None:
+            outcome["best_walk_steps"], outcome["best_steps_per_sample"] = best
+    return outcome
+
+
+def pending(spec: Spec, store: ResultStore) -> list[Task]:
+    done = store.done_keys()
+    return [t for t in spec.tasks() if t.key not in done]
+
+
+def run_spec(
+    spec: Spec,
+    store: ResultStore,
+    *,
+    workers: int | None = None,
+    executor: str = "process",
+    address: str | None = None,
+    on_result: Callable[[Task, dict], None] | None = None,
+) -> int:
+    """Run every pending task; returns how many were run."""
+    todo = pending(spec, store)
+    if not todo:
+        return 0
+    workers = workers or os.cpu_count() or 1
+    if executor == "process":
+        results = _run_processes(todo, workers)
+    elif executor == "ray":
+        results = _run_ray(todo, workers, address)
+    else:
+        raise ParameterError(f"unknown executor {executor!r}; choose process or ray")
+    for task, outcome in results:
+        store.add(task, outcome)
+        if on_result is not None:
+            on_result(task, outcome)
+    return len(todo)
+
+
+def _run_processes(todo: list[Task], workers: int) -> Iterable[tuple[Task, dict]]:
+    if workers == 1:
+        for task in todo:
+            yield task, run_task(task)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_task, task): task for task in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _run_ray(todo: list[Task], workers: int, address: str | None) -> Iterable[tuple[Task, dict]]:
+    try:
+        import ray
+    except ImportError:
+        raise ParameterError("the ray executor needs Ray: pip install 'ttsample[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(run_task)
+        futures = {remote.remote(task): task for task in todo}
+        while futures:
+            done, _ = ray.wait(list(futures), num_returns=1)
+            for ref in done:
+                yield futures.pop(ref), ray.get(ref)
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,148 @@
+"""Declarative experiments: a TOML file names the problem, oracles, samplers and the grid to sweep.
+
+Example (the shipped ``specs/scaling.toml`` is a full one)::
+
+    name = "my-sweep"
+    samplers = ["jvv", "walk-boosted", "lifted"]
+    depths = [4, 8, 12]
+    branchings = [2]
+    seeds = 5                 # seeds 0..4; each seed draws its own target, oracle noise and chains
+    samples = 200             # samples per run
+    max_queries = 1e7         # a run over budget is stored as censored (status "budget")
+
+    [[families]]
+    kind = "random"           # or "bounded_tilt" (a tilt within rho of flat; set rho there)
+    concentration = 0.5
+    # oracles = [{kind = "flat"}]   # optional: this family's own oracle list
+
+    [[oracles]]
+    kind = "random"
+    rho = "1+1/n"             # a number >= 1, or "1+c/n"
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ParameterError
+from ..oracles import ORACLES
+from ..samplers import SAMPLERS
+
+FAMILIES = ("random", "bounded_tilt")
+_RHO_OVER_N = re.compile(r"^\s*1\s*\+\s*([0-9.]+)\s*/\s*n\s*$")
+
+
+def rho_at(rho: float | str, depth: int) -> float:
+    """The oracle's rho at this depth, from a number (or its text) or ``"1+c/n"``."""
+    if isinstance(rho, str):
+        match = _RHO_OVER_N.match(rho)
+        if match:
+            return 1.0 + float(match.group(1)) / depth
+        try:
+            return float(rho)
+        except ValueError:
+            raise ParameterError(f"rho must be a number >= 1 or of the form '1+c/n', got {rho!r}") from None
+    return float(rho)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One run: a grid point, a sampler and a seed."""
+
+    family: str
+    family_param: float  # concentration (random) or rho of the tilt (bounded_tilt)
+    depth: int
+    branching: int
+    oracle: str
+    rho_label: str
+    sampler: str
+    seed: int
+    samples: int
+    max_queries: float
+
+    @property
+    def key(self) -> str:
+        return "|".join(str(x) for x in (self.family, self.family_param, self.depth, self.branching,
+                                         self.oracle, self.rho_label, self.sampler, self.seed, self.samples))
+
+    @property
+    def rho(self) -> float:
+        return rho_at(self.rho_label, self.depth)
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    samplers: tuple[str, ...]
+    depths: tuple[int, ...]
+    branchings: tuple[int, ...]
+    seeds: int
+    samples: int
+    max_queries: float
+    families: tuple[dict, ...]
+    oracles: tuple[dict, ...]
+    sampler_depths: dict  # optional per-sampler depth lists (e.g. JVV only where it can finish)
+
+    def tasks(self) -> list[Task]:
+        out = []
+        pairs = [(fam, orc) for fam in self.families for orc in fam.get("oracles", self.oracles)]
+        for (fam, orc), b, sampler in itertools.product(pairs, self.branchings, self.samplers):
+            param = float(fam.get("concentration", 1.0) if fam["kind"] == "random" else fam.get("rho", 1.5))
+            for depth in self.sampler_depths.get(sampler, self.depths):
+                for seed in range(self.seeds):
+                    out.append(Task(fam["kind"], param, int(depth), int(b), orc["kind"], str(orc.get("rho", 1.0)),
+                                    sampler, seed, self.samples, self.max_queries))
+        return out
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ParameterError(message)
+
+
+def parse_spec(data: dict) -> Spec:
+    _require(isinstance(data.get("samplers"), list) and data["samplers"], "spec needs a non-empty list 'samplers'")
+    for s in data["samplers"]:
+        _require(s in SAMPLERS, f"unknown sampler {s!r} in spec; choose from {', '.join(SAMPLERS)}")
+    depths = data.get("depths")
+    _require(isinstance(depths, list) and depths and all(isinstance(d, int) and d >= 1 for d in depths),
+             "spec needs 'depths', a list of integers >= 1")
+    fams = data.get("families", [{"kind": "random"}])
+    for fam in fams:
+        _require(fam.get("kind") in FAMILIES, f"family kind must be one of {', '.join(FAMILIES)}, got {fam.get('kind')!r}")
+    orcs = data.get("oracles", [{"kind": "exact"}])
+    for orc in orcs + [o for fam in fams for o in fam.get("oracles", [])]:
+        _require(orc.get("kind") in ORACLES, f"oracle kind must be one of {', '.join(ORACLES)}, got {orc.get('kind')!r}")
+        rho = orc.get("rho", 1.0)
+        value = rho_at(rho, max(depths))
+        _require(value >= 1.0, f"oracle rho must be >= 1, got {rho!r}")
+    per_sampler = data.get("sampler_depths", {})
+    for s in per_sampler:
+        _require(s in data["samplers"], f"sampler_depths names {s!r}, which is not in 'samplers'")
+    seeds, samples = data.get("seeds", 3), data.get("samples", 100)
+    _require(isinstance(seeds, int) and seeds >= 1, "'seeds' must be an integer >= 1")
+    _require(isinstance(samples, int) and samples >= 1, "'samples' must be an integer >= 1")
+    return Spec(
+        name=str(data.get("name", "experiment")),
+        samplers=tuple(data["samplers"]),
+        depths=tuple(depths),
+        branchings=tuple(data.get("branchings", [2])),
+        seeds=seeds,
+        samples=samples,
+        max_queries=float(data.get("max_queries", 1e8)),
+        families=tuple(fams),
+        oracles=tuple(orcs),
+        sampler_depths={k: tuple(v) for k, v in per_sampler.items()},
+    )
+
+
+def load_spec(path: str | Path) -> Spec:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ParameterError(f"cannot read experiment spec {str(path)!r}: {exc}") from None
+    return parse_spec(data)

@@ -1,0 +1,57 @@
+"""The result store: one SQLite row per finished run, keyed by (grid point, sampler, seed).
+
+A row is written only when its run has finished, in its own transaction, so a
+sweep that is killed loses at most the runs in flight, and running it again
+skips every key already stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict
+from pathlib import Path
+
+from .spec import Task
+
+COLUMNS = {
+    "key": "TEXT PRIMARY KEY",
+    "family": "TEXT", "family_param": "REAL", "depth": "INTEGER", "branching": "INTEGER",
+    "oracle": "TEXT", "rho_label": "TEXT", "rho": "REAL", "sampler": "TEXT", "seed": "INTEGER",
+    "samples": "INTEGER", "max_queries": "REAL",
+    "status": "TEXT",  # ok, or budget (censored: stopped at max_queries)
+    "delivered": "INTEGER",
+    "queries_total": "INTEGER", "queries_distinct": "INTEGER", "steps": "INTEGER", "tries": "INTEGER",
+    "restarts": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",
+    "seconds": "REAL", "walk_steps": "INTEGER", "tv_output_law": "REAL",
+    # walks on enumerable trees: the restart rule at its best T for TV <= 0.01, computed exactly
+    "best_walk_steps": "INTEGER", "best_steps_per_sample": "REAL",
+}
+
+
+class ResultStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path)
+        cols = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
+        self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({cols})")
+        self.db.commit()
+
+    def done_keys(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT key FROM results")}
+
+    def add(self, task: Task, outcome: dict) -> None:
+        row = {"key": task.key, **asdict(task), "rho": task.rho, **outcome}
+        row = {k: row.get(k) for k in COLUMNS}
+        names = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.db:  # one transaction per finished run
+            self.db.execute(f"INSERT OR IGNORE INTO results ({names}) VALUES ({marks})", tuple(row.values()))
+
+    def rows(self) -> list[dict]:
+        cur = self.db.execute("SELECT * FROM results ORDER BY key")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    def close(self) -> None:
+        self.db.close()
