@@ -1,15 +1,18 @@
-# Two commands on a fresh machine: `make demo` (the main job) and `make test`.
+# Two commands on a fresh machine: `make run` (the main job) and `make test`.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: run demo test bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/ttsample reproduce scaling --out runs/scaling
 
 demo: $(STAMP)
 	$(VENV)/bin/ttsample demo

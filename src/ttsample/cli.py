@@ -33,7 +33,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: TtsampleError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -60,7 +60,7 @@ def _fmt(x, digits=2):
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-METRIC_AXIS = {"queries": "queries per sample (as run)", "best_steps": "chain-steps per sample at best T (exact)"}
+METRIC_AXIS = {"queries": "queries per sample (as run)", "best_steps": "chain-steps per sample at best T (exact)"}  # plotted
 
 
 def plot_family(series_list: list[Series], metric: str, title: str, path: Path) -> None:
@@ -68,6 +68,7 @@ def plot_family(series_list: list[Series], metric: str, title: str, path: Path) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     panels = sorted({(s.label["oracle"], s.label["rho_label"]) for s in series_list})
     cols = min(3, len(panels))
@@ -85,6 +86,9 @@ def plot_family(series_list: list[Series], metric: str, title: str, path: Path) 
             ax.fill_between(depths, q[:, 0], q[:, 2], color=line.get_color(), alpha=0.2)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(sorted({d for s in series_list for d in s.values[metric]}))
         ax.set_title(f"oracle {panel[0]}, rho = {panel[1]}")
         ax.set_xlabel("depth n")
         ax.set_ylabel(METRIC_AXIS[metric])

@@ -1,8 +1,9 @@
 """From stored runs to scaling shapes: cost per sample against depth, with fitted slopes.
 
 A series is one (family, family parameter, branching, oracle, rho, sampler).
-Two costs are fitted against the depth n:
+Three costs are fitted against the depth n:
 - ``queries``: oracle queries per delivered sample, as run (walks at their default T);
+- ``tries``: proposals (JVV) or walk runs per delivered sample;
 - ``best_steps``: for walks on enumerable trees, the chain-steps per sample of the
   restart rule at its best T for output TV <= 0.01, computed exactly. This one
   does not depend on our choice of T.
@@ -21,6 +22,7 @@ import numpy as np
 SERIES_FIELDS = ("family", "family_param", "branching", "oracle", "rho_label", "sampler")
 METRICS = {
     "queries": lambda row: row["queries_total"] / row["delivered"],
+    "tries": lambda row: row["tries"] / row["delivered"],
     "best_steps": lambda row: row.get("best_steps_per_sample"),
 }
 

@@ -27,7 +27,8 @@ SCALING_EXPECTATIONS = [
     Expectation("leaf-boosted walk: quadratic per sample at constant error",
                 "quadratic rate: paper abstract + Sinclair & Jerrum; boosting: ours",
                 _is("walk-boosted", "constant"), "best_steps", "slope", lambda f: 2.0, 0.35),
-    Expectation("hard family (tilt within rho of flat, flat oracle): no sampler beats ~n^2",
+    Expectation("hard family (tilt within rho of flat, flat oracle): ~n^2; the lower bound is worst case over "
+                "a large F, and random tilts may be easier than the worst",
                 "paper abstract (quadratic lower bound for large F)",
                 lambda f: f["oracle"] == "flat" and f["sampler"] != "jvv", "best_steps", "slope", lambda f: 2.0, 0.35),
     Expectation("lifted walk: near-linear when rho = 1 + 1/n",
@@ -39,9 +40,9 @@ SCALING_EXPECTATIONS = [
     Expectation("JVV: O(n b) queries per sample when rho = 1 + O(1/n) or exact",
                 "Jerrum, Valiant & Vazirani 1986",
                 _is("jvv", "vanishing", "exact"), "queries", "slope", lambda f: 1.0, 0.25),
-    Expectation("JVV: exponential at constant rho, log(queries) grows 2 log rho per level",
+    Expectation("JVV: exponential at constant rho: log(tries per sample) grows by 2 log rho per level",
                 "Jerrum, Valiant & Vazirani 1986 (acceptance rho^-2(n-1))",
-                _is("jvv", "constant"), "queries", "rate", _two_log_rho, 0.25),
+                _is("jvv", "constant"), "tries", "rate", _two_log_rho, 0.1),
 ]
 
 SCALING_CAVEATS = [
@@ -50,8 +51,14 @@ SCALING_CAVEATS = [
     "(docs/walk_schedule.md): its slope restates that schedule. The max TV column shows whether that T was "
     "long enough (it should stay <= 0.01). The schedule-free measurement is `best steps`: the restart rule at "
     "its best T, computed exactly from the transition matrix, on trees of at most 2^12 leaves.",
+    "`best steps` picks T knowing the exact output law, a choice no real sampler can make; it measures how fast "
+    "the walk mixes, not what an algorithm without that knowledge would pay.",
     "`best steps` counts chain-steps, not queries: a non-lazy step at an internal node asks b + 1 nodes, lazy "
     "steps and steps at leaves ask none.",
+    "JVV at rho = 1 + 1/n makes (1 + 1/n)^(2(n-1)) tries per sample, which rises from 2.25 at n = 2 towards "
+    "e^2 = 7.4, so over n <= 16 its fitted slope sits above the asymptotic 1.",
+    "The default walk length was calibrated on random, adversarial and single-action oracles "
+    "(docs/walk_schedule.md); under the flat oracle on bounded tilts it can leave a TV above 0.01 (see max TV).",
     "JVV runs that would exceed max_queries are censored (listed, not fitted); at constant rho JVV is measured "
     "only at the depths where it finishes.",
     "Depths are small (<= 16; <= 12 for exact laws), so slopes are finite-size estimates that lower-order terms "

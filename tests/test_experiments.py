@@ -1,0 +1,160 @@
+"""Sweeps: specs, the resumable store (killed for real), executors, the report and the quick reproduction."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+from typer.testing import CliRunner
+
+from ttsample.cli import app
+from ttsample.errors import ParameterError
+from ttsample.experiments.runner import run_spec
+from ttsample.experiments.spec import load_spec, parse_spec, rho_at
+from ttsample.experiments.store import ResultStore
+
+SPEC = """
+name = "t"
+samplers = ["jvv", "walk-boosted", "lifted"]
+depths = [3, 4]
+seeds = 2
+samples = 20
+max_queries = 1e6
+
+[sampler_depths]
+jvv = [2, 3]
+
+[[families]]
+kind = "random"
+concentration = 0.5
+
+[[families]]
+kind = "bounded_tilt"
+rho = 1.5
+oracles = [{ kind = "flat" }]
+
+[[oracles]]
+kind = "random"
+rho = "1+1/n"
+
+[[oracles]]
+kind = "adversarial"
+rho = 2
+"""
+DETERMINISTIC = "key, status, delivered, queries_total, queries_distinct, steps, tries, restarts, walk_steps"
+
+
+def rows_of(path):
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT {DETERMINISTIC} FROM results ORDER BY key").fetchall()
+
+
+def test_spec_expands_to_the_grid():
+    spec = parse_spec(tomllib.loads(SPEC))
+    tasks = spec.tasks()
+    # random family: 2 oracles x 3 samplers x 2 depths x 2 seeds; tilt family: its own flat oracle only
+    assert len(tasks) == 2 * 3 * 2 * 2 + 1 * 3 * 2 * 2
+    assert {t.depth for t in tasks if t.sampler == "jvv"} == {2, 3}
+    assert {t.oracle for t in tasks if t.family == "bounded_tilt"} == {"flat"}
+    assert len({t.key for t in tasks}) == len(tasks)
+    assert rho_at("1+1/n", 4) == 1.25 and rho_at("1 + 2/n", 4) == 1.5 and rho_at("2.0", 9) == 2.0
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(samplers=["magic"]), "unknown sampler"),
+        (lambda d: d.update(depths=[0, 3]), "depths"),
+        (lambda d: d["oracles"].append({"kind": "random", "rho": "1-1/n"}), "rho"),
+        (lambda d: d["oracles"].append({"kind": "random", "rho": 0.5}), "rho"),
+        (lambda d: d["oracles"].append({"kind": "psychic"}), "oracle kind"),
+        (lambda d: d["families"].append({"kind": "knapsack"}), "family kind"),
+        (lambda d: d.update(seeds=0), "seeds"),
+        (lambda d: d.update(sampler_depths={"walk": [3]}), "sampler_depths"),
+    ],
+)
+def test_bad_specs_are_refused(edit, message):
+    data = tomllib.loads(SPEC)
+    edit(data)
+    with pytest.raises(ParameterError, match=message):
+        parse_spec(data)
+
+
+def test_unreadable_spec(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("samplers = [")
+    with pytest.raises(ParameterError, match="cannot read"):
+        load_spec(bad)
+
+
+def test_parallel_equals_serial_and_rerun_adds_nothing(tmp_path):
+    spec = parse_spec(tomllib.loads(SPEC))
+    for name, workers in [("serial", 1), ("parallel", 2)]:
+        store = ResultStore(tmp_path / name / "results.sqlite")
+        assert run_spec(spec, store, workers=workers) == len(spec.tasks())
+        assert run_spec(spec, store, workers=workers) == 0
+        store.close()
+    assert rows_of(tmp_path / "serial" / "results.sqlite") == rows_of(tmp_path / "parallel" / "results.sqlite")
+
+
+def test_ray_executor_matches_processes(tmp_path):
+    spec = parse_spec({**tomllib.loads(SPEC), "depths": [3], "sampler_depths": {}, "families": [{"kind": "random"}]})
+    for name, executor in [("proc", "process"), ("ray", "ray")]:
+        store = ResultStore(tmp_path / name / "results.sqlite")
+        run_spec(spec, store, workers=1, executor=executor)
+        store.close()
+    assert rows_of(tmp_path / "proc" / "results.sqlite") == rows_of(tmp_path / "ray" / "results.sqlite")
+
+
+def test_killed_sweep_resumes_without_losing_or_duplicating(tmp_path):
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(SPEC.replace("seeds = 2", "seeds = 6"))
+    total = len(load_spec(spec_file).tasks())
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    cmd = [sys.executable, "-m", "ttsample.cli", "run", str(spec_file), "--workers", "1", "--out"]
+    proc = subprocess.Popen(cmd + [str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = killed / "results.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if db.exists() and len(rows_of(db)) >= 3:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(rows_of(db))
+    assert 3 <= partial < total, "the sweep must be killed part-way for this test to mean anything"
+    subprocess.run(cmd + [str(killed)], check=True, capture_output=True)
+    subprocess.run(cmd + [str(clean)], check=True, capture_output=True)
+    resumed = rows_of(db)
+    assert len(resumed) == total == len({r[0] for r in resumed})
+    assert resumed == rows_of(clean / "results.sqlite")
+
+
+def test_quick_reproduction_writes_the_report(tmp_path):
+    out = tmp_path / "scaling"
+    result = CliRunner().invoke(app, ["reproduce", "scaling", "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ["report.md", "summary.json", "table.csv", "queries_random_0.5_b2.png", "best_steps_random_0.5_b2.png"]:
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    jvv_exact = [s for s in summary["series"] if s["sampler"] == "jvv" and s["oracle"] == "exact"]
+    assert len(jvv_exact) == 1
+    lo, hi = jvv_exact[0]["queries"]["slope_ci95"]
+    assert lo <= jvv_exact[0]["queries"]["slope"] <= hi
+    assert abs(jvv_exact[0]["queries"]["slope"] - 1.0) < 1e-9  # exactly n*b queries per sample
+    verdicts = {v["verdict"] for v in summary["expectations"]}
+    assert verdicts <= {"confirmed", "refuted", "not measured"} and "confirmed" in verdicts
+    report = (out / "report.md").read_text()
+    assert "## Expectations against the data" in report and "Read with care" in report
+    again = CliRunner().invoke(app, ["report", str(out)])
+    assert again.exit_code == 0 and "expectations confirmed" in again.output
+
+
+def test_report_of_an_empty_folder_fails_clearly(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no results.sqlite" in result.output
