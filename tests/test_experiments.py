@@ -139,7 +139,7 @@ def test_quick_reproduction_writes_the_report(tmp_path):
     out = tmp_path / "scaling"
     result = CliRunner().invoke(app, ["reproduce", "scaling", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    for name in ["report.md", "summary.json", "table.csv", "queries_random_0.5_b2.png", "best_steps_random_0.5_b2.png"]:
+    for name in ["report.md", "summary.json", "table.csv", "queries_vs_depth_random_0.5_b2.png", "best_steps_vs_depth_random_0.5_b2.png"]:
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     jvv_exact = [s for s in summary["series"] if s["sampler"] == "jvv" and s["oracle"] == "exact"]

@@ -24,7 +24,8 @@ from rich.table import Table
 from .errors import ParameterError, TtsampleError
 from .oracles import ORACLES
 from .run import Run, sample_once
-from .samplers import SAMPLERS
+from .problems.classes import make_class
+from .samplers import CLASS_SAMPLERS, SAMPLERS
 from .target import Target, random_target
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time sampling from approximate density oracles.")
@@ -93,10 +94,13 @@ def sample(
     target: Optional[Path] = typer.Option(None, "--target", help="A .npy file of b**n leaf masses (unnormalised, >= 0)."),
     random_target_depth: Optional[int] = typer.Option(None, "--random-target", metavar="DEPTH", help="Use a generated random target of this depth instead of --target."),
     concentration: float = typer.Option(1.0, help="Dirichlet concentration of --random-target: small = peaked, large = near-uniform."),
+    class_kind: Optional[str] = typer.Option(None, "--class", help="With --random-target: draw a class F (independent, local or tilt) and sample its true member; needed by mixture-rejection and learned-oracle."),
+    class_size: int = typer.Option(16, help="|F| for --class."),
+    class_param: float = typer.Option(1.0, help="--class parameter: concentration (independent), spread (local), rho (tilt)."),
     branching: int = typer.Option(2, "--branching", "-b", help="Branching factor b of the tree."),
     oracle: str = typer.Option("exact", help=f"Oracle error model: {', '.join(ORACLES)}."),
     rho: float = typer.Option(1.0, help="Error bound rho >= 1 for random, adversarial and single (delayed and flat measure theirs)."),
-    sampler: str = typer.Option(..., help=f"Sampler: {', '.join(SAMPLERS)}."),
+    sampler: str = typer.Option(..., help=f"Sampler: {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}."),
     n: int = typer.Option(..., "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the oracle's noise and --random-target."),
     steps: Optional[int] = typer.Option(None, help="Walk length T for walk, walk-boosted, lifted (default: our calibrated schedule)."),
@@ -107,16 +111,27 @@ def sample(
     try:
         if (target is None) == (random_target_depth is None):
             raise ParameterError("give exactly one of --target FILE.npy or --random-target DEPTH")
-        tgt = Target.load(target, branching) if target is not None else random_target(random_target_depth, branching, concentration, seed)
+        cls = None
+        if class_kind is not None:
+            if random_target_depth is None:
+                raise ParameterError("--class draws its own targets: use it with --random-target DEPTH, not --target")
+            cls = make_class(class_kind, random_target_depth, branching, class_size, class_param, seed)
+            tgt = cls.truth
+        elif target is not None:
+            tgt = Target.load(target, branching)
+        else:
+            tgt = random_target(random_target_depth, branching, concentration, seed)
         with _progress_bar() as bar:
             task = bar.add_task(sampler, total=n)
             run = sample_once(
                 tgt, sampler, n, oracle=oracle, rho=rho, seed=seed, steps=steps, max_queries=max_queries,
-                progress=lambda done, total: bar.update(task, completed=done),
+                progress=lambda done, total: bar.update(task, completed=done), target_class=cls,
             )
     except TtsampleError as exc:
         _fail(exc)
-    record = {"seed": seed, "target": str(target) if target else f"random(depth={random_target_depth}, concentration={concentration})", **run.record()}
+    source = (str(target) if target else f"class {cls.name}, |F| = {class_size}, member {cls.true_index}" if cls
+              else f"random(depth={random_target_depth}, concentration={concentration})")
+    record = {"seed": seed, "target": source, **run.record()}
     write_outputs(out, {
         "samples.npy": lambda p: np.save(p, run.result.samples.astype(np.int64)),
         "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n"),
@@ -145,7 +160,13 @@ def _sweep(spec, out: Path, workers: Optional[int], executor: str, address: Opti
 
 def _report(out: Path, reproduction: Optional[str], command: str) -> None:
     from .eval.report import write_report
-    from .experiments.reproductions import SCALING_CAVEATS, SCALING_EXPECTATIONS, get_reproduction
+    from .experiments.reproductions import (
+        SCALING_CAVEATS,
+        SCALING_EXPECTATIONS,
+        TTT_CAVEATS,
+        TTT_EXPECTATIONS,
+        get_reproduction,
+    )
     from .experiments.store import ResultStore
 
     if not (out / "results.sqlite").exists():
@@ -156,10 +177,13 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
     if reproduction:
         rep = get_reproduction(reproduction)
         title, intro, expectations, caveats = rep.title, rep.intro, rep.expectations, rep.caveats
+        axes, extra = rep.axes, rep.extra_sections
     else:
-        title, intro = f"Sweep report: {out.name}", "Cost per sample against depth for every series of the sweep."
-        expectations, caveats = SCALING_EXPECTATIONS, SCALING_CAVEATS
-    summary = write_report(rows, out, title=title, intro=intro, expectations=expectations, caveats=caveats, command=command)
+        title, intro = f"Sweep report: {out.name}", "Cost per sample against depth and class size for every series."
+        expectations, caveats = SCALING_EXPECTATIONS + TTT_EXPECTATIONS, SCALING_CAVEATS + TTT_CAVEATS
+        axes, extra = ("depth", "class_size"), None
+    summary = write_report(rows, out, title=title, intro=intro, expectations=expectations, caveats=caveats,
+                           command=command, axes=axes, extra_sections=extra)
     verdicts = [v["verdict"] for v in summary["expectations"]]
     console.print(f"wrote {out / 'report.md'} ({len(summary['series'])} series, {verdicts.count('confirmed')} "
                   f"expectations confirmed, {verdicts.count('refuted')} refuted, {verdicts.count('not measured')} not measured)")
@@ -199,7 +223,7 @@ def report(out: Path = typer.Argument(..., help="A folder written by `ttsample r
 
 @app.command()
 def reproduce(
-    name: str = typer.Argument(..., help="Which reproduction: scaling."),
+    name: str = typer.Argument(..., help="Which reproduction: scaling or ttt."),
     out: Path = typer.Option(..., "--out", help="Output folder (resumable)."),
     quick: bool = typer.Option(False, "--quick", help="A small grid that runs in about a minute."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),

@@ -38,3 +38,7 @@ class BudgetExhaustedError(TtsampleError):
     def __init__(self, message: str, ledger=None):
         super().__init__(message)
         self.ledger = ledger
+
+
+class InconsistentClassError(TtsampleError):
+    """Every member of the class F contradicts an oracle answer: the target is not in F."""

@@ -17,7 +17,7 @@ from .eval.exact_laws import (
     walk_output_law,
 )
 from .oracles import make_oracle
-from .samplers import SAMPLERS, SampleResult
+from .samplers import CLASS_SAMPLERS, SAMPLERS, SampleResult
 from .samplers.lifted import LiftedWalk
 from .samplers.walk import SinclairJerrumWalk
 from .target import Target
@@ -74,20 +74,29 @@ def sample_once(
     max_queries: float | None = None,
     progress=None,
     exact: bool = True,
+    target_class=None,
 ) -> Run:
-    if sampler not in SAMPLERS:
-        raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if steps is not None and sampler == "jvv":
-        raise ParameterError("steps applies to the walk samplers only, not to jvv")
+    """Sample ``target`` (or, for the class samplers, the true member of ``target_class``)."""
+    if sampler not in SAMPLERS and sampler not in CLASS_SAMPLERS:
+        raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}")
+    if steps is not None and sampler not in ("walk", "walk-boosted", "lifted"):
+        raise ParameterError(f"steps applies to the walk samplers only, not to {sampler}")
+    if sampler in CLASS_SAMPLERS and target_class is None:
+        raise ParameterError(f"{sampler} needs the class F the target belongs to (a TargetClass)")
     orc = make_oracle(target, oracle, rho, seed)
     kwargs = {"max_queries": max_queries, "progress": progress}
     if steps is not None:
         kwargs["steps"] = steps
-    result = SAMPLERS[sampler](orc, n_samples, np.random.default_rng(seed), **kwargs)
+    rng = np.random.default_rng(seed)
+    if sampler in CLASS_SAMPLERS:
+        result = CLASS_SAMPLERS[sampler](target_class, orc, n_samples, rng, **kwargs)
+    else:
+        result = SAMPLERS[sampler](orc, n_samples, rng, **kwargs)
     tv_law = tv_emp = None
     if exact and target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES:
         mu = target.leaf_probs()
-        tv_law = total_variation(exact_output_law(sampler, orc, result.info), mu)
+        if sampler in SAMPLERS:  # the class samplers are exact by proof; tested by Monte Carlo
+            tv_law = total_variation(exact_output_law(sampler, orc, result.info), mu)
         counts = np.bincount(result.samples, minlength=mu.size)
         tv_emp = total_variation(counts / counts.sum(), mu)
     return Run(target, orc, sampler, result, tv_law, tv_emp)

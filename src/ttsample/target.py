@@ -130,8 +130,9 @@ def bounded_tilt_target(depth: int, branching: int = 2, rho: float = 2.0, seed: 
     the flat oracle ``mu_hat(v) = b**-depth(v)`` is within factor ``rho`` of
     ``mu*`` everywhere: the hard family of EVALUATION.md. Children's ``g`` are
     the parent's ``g`` times ``1 + s*u`` with ``u`` a centred uniform vector
-    and ``s`` the largest step that keeps every child inside the band, so the
-    tilt wanders over the whole band.
+    and ``s`` a uniform fraction of the largest step that keeps every child
+    inside the band, so the tilt wanders over the band without sticking to
+    its edges.
     """
     if not rho >= 1 or not np.isfinite(rho):
         raise OracleBoundError(f"rho must be a finite number >= 1, got {rho}")
@@ -144,7 +145,7 @@ def bounded_tilt_target(depth: int, branching: int = 2, rho: float = 2.0, seed: 
         parent = g[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             room = np.where(u > 0, (rho / parent - 1.0) / u, np.where(u < 0, (1.0 / (rho * parent) - 1.0) / u, np.inf))
-        step = np.min(room, axis=1, keepdims=True)
+        step = np.min(room, axis=1, keepdims=True) * rng.random((g.size, 1))
         step = np.where(np.isfinite(step), step, 0.0)
         g = np.clip((parent * (1.0 + step * u)).ravel(), 1.0 / rho, rho)
     return Target.from_leaf_log_masses(tree, np.log(g))

@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 from ..errors import BudgetExhaustedError, ParameterError
 from ..eval.exact_laws import MAX_ENUMERABLE_LEAVES, walk_best_cost
 from ..run import sample_once, walk_of
+from ..problems.classes import make_class
 from ..target import bounded_tilt_target, random_target
 from .spec import Spec, Task
 from .store import ResultStore
@@ -22,19 +23,24 @@ EXACT_TV_MAX_LEAVES = 1 << 12  # exact output laws in sweeps only where they are
 DELTA = 0.01  # the accuracy at which the walks' best restart-rule cost is computed
 
 
-def build_target(task: Task):
+def build_problem(task: Task):
+    """The task's target, and its class F when the family is a class (else None)."""
     if task.family == "random":
-        return random_target(task.depth, task.branching, task.family_param, seed=task.seed)
-    return bounded_tilt_target(task.depth, task.branching, task.family_param, seed=task.seed)
+        return random_target(task.depth, task.branching, task.family_param, seed=task.seed), None
+    if task.family == "bounded_tilt":
+        return bounded_tilt_target(task.depth, task.branching, task.family_param, seed=task.seed), None
+    cls = make_class(task.family.split(":", 1)[1], task.depth, task.branching, task.class_size,
+                     task.family_param, seed=task.seed)
+    return cls.truth, cls
 
 
 def run_task(task: Task) -> dict:
     """Run one task; a run over budget is returned as censored, with what it spent."""
-    target = build_target(task)
+    target, cls = build_problem(task)
     exact = target.tree.num_leaves <= min(EXACT_TV_MAX_LEAVES, MAX_ENUMERABLE_LEAVES)
     try:
         run = sample_once(target, task.sampler, task.samples, oracle=task.oracle, rho=task.rho, seed=task.seed,
-                          max_queries=task.max_queries, exact=exact)
+                          max_queries=task.max_queries, exact=exact, target_class=cls)
     except BudgetExhaustedError as exc:
         spent = exc.ledger.as_dict() if exc.ledger is not None else {}
         return {"status": "budget", "delivered": 0, **spent}
@@ -44,8 +50,10 @@ def run_task(task: Task) -> dict:
         **run.result.ledger.as_dict(),
         "walk_steps": run.result.info.get("steps"),
         "tv_output_law": run.tv_output_law,
+        "tv_empirical": run.tv_empirical,
+        "first_sample_queries": run.result.info.get("first_sample_queries"),
     }
-    if exact and task.sampler != "jvv":
+    if exact and task.sampler in ("walk", "walk-boosted", "lifted"):
         best = walk_best_cost(walk_of(task.sampler, target.tree, run.result.info), run.oracle, DELTA,
                               2 * run.result.info["steps"])
         if best is not None:

@@ -15,6 +15,14 @@ Example (the shipped ``specs/scaling.toml`` is a full one)::
     concentration = 0.5
     # oracles = [{kind = "flat"}]   # optional: this family's own oracle list
 
+    # A class F (for the class samplers; other samplers run on its true member):
+    # [[families]]
+    # kind = "class"
+    # class = "local"           # independent (param: concentration), local (param: spread), tilt (param: rho)
+    # param = 2
+    # class_sizes = [2, 16, 128]
+    # depths = [8]              # optional, any family: its own depths (over the global and per-sampler lists)
+
     [[oracles]]
     kind = "random"
     rho = "1+1/n"             # a number >= 1, or "1+c/n"
@@ -30,9 +38,10 @@ from pathlib import Path
 
 from ..errors import ParameterError
 from ..oracles import ORACLES
-from ..samplers import SAMPLERS
+from ..samplers import CLASS_SAMPLERS, SAMPLERS
 
-FAMILIES = ("random", "bounded_tilt")
+FAMILIES = ("random", "bounded_tilt", "class")
+CLASS_KINDS = ("independent", "local", "tilt")
 _RHO_OVER_N = re.compile(r"^\s*1\s*\+\s*([0-9.]+)\s*/\s*n\s*$")
 
 
@@ -53,8 +62,8 @@ def rho_at(rho: float | str, depth: int) -> float:
 class Task:
     """One run: a grid point, a sampler and a seed."""
 
-    family: str
-    family_param: float  # concentration (random) or rho of the tilt (bounded_tilt)
+    family: str  # random, bounded_tilt, or class:<kind>
+    family_param: float  # concentration (random), rho of the tilt (bounded_tilt), the class generator's param
     depth: int
     branching: int
     oracle: str
@@ -63,11 +72,12 @@ class Task:
     seed: int
     samples: int
     max_queries: float
+    class_size: int = 0  # |F| for class families, 0 otherwise
 
     @property
     def key(self) -> str:
-        return "|".join(str(x) for x in (self.family, self.family_param, self.depth, self.branching,
-                                         self.oracle, self.rho_label, self.sampler, self.seed, self.samples))
+        return "|".join(str(x) for x in (self.family, self.family_param, self.depth, self.branching, self.oracle,
+                                         self.rho_label, self.sampler, self.seed, self.samples, self.class_size))
 
     @property
     def rho(self) -> float:
@@ -91,11 +101,17 @@ class Spec:
         out = []
         pairs = [(fam, orc) for fam in self.families for orc in fam.get("oracles", self.oracles)]
         for (fam, orc), b, sampler in itertools.product(pairs, self.branchings, self.samplers):
-            param = float(fam.get("concentration", 1.0) if fam["kind"] == "random" else fam.get("rho", 1.5))
-            for depth in self.sampler_depths.get(sampler, self.depths):
-                for seed in range(self.seeds):
-                    out.append(Task(fam["kind"], param, int(depth), int(b), orc["kind"], str(orc.get("rho", 1.0)),
-                                    sampler, seed, self.samples, self.max_queries))
+            is_class = fam["kind"] == "class"
+            if sampler in CLASS_SAMPLERS and not is_class:
+                continue  # class samplers need a class
+            name = f"class:{fam['class']}" if is_class else fam["kind"]
+            param = float(fam.get("concentration", 1.0) if fam["kind"] == "random"
+                          else fam.get("rho", 1.5) if fam["kind"] == "bounded_tilt" else fam["param"])
+            for depth in fam.get("depths", self.sampler_depths.get(sampler, self.depths)):
+                for size in fam.get("class_sizes", [0]) if is_class else [0]:
+                    for seed in range(self.seeds):
+                        out.append(Task(name, param, int(depth), int(b), orc["kind"], str(orc.get("rho", 1.0)),
+                                        sampler, seed, self.samples, self.max_queries, int(size)))
         return out
 
 
@@ -107,13 +123,20 @@ def _require(cond: bool, message: str) -> None:
 def parse_spec(data: dict) -> Spec:
     _require(isinstance(data.get("samplers"), list) and data["samplers"], "spec needs a non-empty list 'samplers'")
     for s in data["samplers"]:
-        _require(s in SAMPLERS, f"unknown sampler {s!r} in spec; choose from {', '.join(SAMPLERS)}")
+        _require(s in SAMPLERS or s in CLASS_SAMPLERS,
+                 f"unknown sampler {s!r} in spec; choose from {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}")
     depths = data.get("depths")
     _require(isinstance(depths, list) and depths and all(isinstance(d, int) and d >= 1 for d in depths),
              "spec needs 'depths', a list of integers >= 1")
     fams = data.get("families", [{"kind": "random"}])
     for fam in fams:
         _require(fam.get("kind") in FAMILIES, f"family kind must be one of {', '.join(FAMILIES)}, got {fam.get('kind')!r}")
+        if fam["kind"] == "class":
+            _require(fam.get("class") in CLASS_KINDS, f"a class family needs class = one of {', '.join(CLASS_KINDS)}")
+            _require(isinstance(fam.get("param"), (int, float)), "a class family needs a numeric 'param'")
+            sizes = fam.get("class_sizes")
+            _require(isinstance(sizes, list) and sizes and all(isinstance(k, int) and k >= 1 for k in sizes),
+                     "a class family needs 'class_sizes', a list of integers >= 1")
     orcs = data.get("oracles", [{"kind": "exact"}])
     for orc in orcs + [o for fam in fams for o in fam.get("oracles", [])]:
         _require(orc.get("kind") in ORACLES, f"oracle kind must be one of {', '.join(ORACLES)}, got {orc.get('kind')!r}")

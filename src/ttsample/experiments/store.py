@@ -17,12 +17,13 @@ COLUMNS = {
     "key": "TEXT PRIMARY KEY",
     "family": "TEXT", "family_param": "REAL", "depth": "INTEGER", "branching": "INTEGER",
     "oracle": "TEXT", "rho_label": "TEXT", "rho": "REAL", "sampler": "TEXT", "seed": "INTEGER",
-    "samples": "INTEGER", "max_queries": "REAL",
+    "samples": "INTEGER", "max_queries": "REAL", "class_size": "INTEGER",
     "status": "TEXT",  # ok, or budget (censored: stopped at max_queries)
     "delivered": "INTEGER",
     "queries_total": "INTEGER", "queries_distinct": "INTEGER", "steps": "INTEGER", "tries": "INTEGER",
     "restarts": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",
-    "seconds": "REAL", "walk_steps": "INTEGER", "tv_output_law": "REAL",
+    "seconds": "REAL", "walk_steps": "INTEGER", "tv_output_law": "REAL", "tv_empirical": "REAL",
+    "first_sample_queries": "INTEGER",  # class samplers: queries until their first sample
     # walks on enumerable trees: the restart rule at its best T for TV <= 0.01, computed exactly
     "best_walk_steps": "INTEGER", "best_steps_per_sample": "REAL",
 }

@@ -3,6 +3,7 @@
 from .base import SampleResult
 from .jvv import sample_jvv
 from .lifted import sample_lifted
+from .ttt import sample_learned_oracle, sample_mixture_rejection
 from .walk import sample_walk, sample_walk_boosted
 
 SAMPLERS = {
@@ -12,4 +13,10 @@ SAMPLERS = {
     "lifted": sample_lifted,
 }
 
-__all__ = ["SAMPLERS", "SampleResult", "sample_jvv", "sample_lifted", "sample_walk", "sample_walk_boosted"]
+# samplers that also know the class F the target belongs to: sampler(cls, oracle, n, rng, ...)
+CLASS_SAMPLERS = {
+    "mixture-rejection": sample_mixture_rejection,
+    "learned-oracle": sample_learned_oracle,
+}
+
+__all__ = ["CLASS_SAMPLERS", "SAMPLERS", "sample_learned_oracle", "sample_mixture_rejection", "SampleResult", "sample_jvv", "sample_lifted", "sample_walk", "sample_walk_boosted"]

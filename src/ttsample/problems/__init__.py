@@ -1,0 +1,1 @@
+"""Problems beyond single targets: classes F of candidate targets."""

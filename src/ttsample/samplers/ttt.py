@@ -1,0 +1,208 @@
+"""Test-time training over a bounded class F: samplers whose cost does not grow like n**2 when |F| is small.
+
+Our constructions (ALGORITHMS.md §5; the paper's algorithm is not available).
+Both keep the version space V ⊆ F of members consistent with every answer so
+far (exact at leaves, within ``rho`` at internal nodes); the true target is
+always in V, and if V ever empties the class was wrong and they raise.
+
+- ``sample_mixture_rejection`` (exact): draw ``x`` from the uniform mixture
+  ``q`` of V (free), ask the oracle ``mu*(x)`` (one leaf query), accept with
+  probability ``mu*(x) / (|V| q(x))`` (<= 1 since ``mu*`` is in V), and drop
+  every member with ``nu(x) != mu*(x)``. Each round is a rejection step for a
+  fixed V, so the output law is exactly ``mu*``; expected queries per sample
+  at most ``|F|`` whatever the depth, and 1 once V has collapsed.
+- ``sample_learned_oracle`` (exact; TTT proper): before proposing, descend the
+  tree by V's mixture and ask the oracle at the children on the path where
+  V's members disagree by more than ``rho**2`` (an answer there must rule some
+  out), so internal answers teach V too; then propose from V's mixture and
+  accept with the sharpened constant
+  ``B = min(|V|, max_x |V| max_F nu(x) / sum_V nu(x))`` in place of ``|V|``
+  (still >= ``mu*(x) / q(x)``). Once V agrees, every proposal is accepted.
+
+Both report the cost of their first sample (``info["first_sample_queries"]``)
+beside the ledger's total, so amortisation is visible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InconsistentClassError, ParameterError
+from ..oracles.ledger import CountedOracle, Ledger
+from ..problems.classes import TargetClass
+from .base import Progress, SampleResult, check_budget, check_sample_count
+
+TOLERANCE = 1e-9  # relative tolerance when comparing a member's mass with an exact answer
+MAX_BATCH = 1 << 16
+
+
+def _mismatch(member_log: np.ndarray, answer_log: np.ndarray, log_rho: float) -> np.ndarray:
+    """True where a member's log-mass cannot be the truth given the answer (bound ``log_rho``)."""
+    both_zero = np.isneginf(member_log) & np.isneginf(answer_log)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(member_log - answer_log)
+    return ~both_zero & ~(gap <= log_rho + TOLERANCE)
+
+
+class VersionSpace:
+    """The members of F consistent with every answer so far, with their mixture's leaf masses."""
+
+    def __init__(self, cls: TargetClass, log_rho: float):
+        self.cls = cls
+        self.log_rho = log_rho
+        self.alive = np.ones(cls.size, dtype=bool)
+        self.leaf_p = np.exp(cls.leaf_log_mass)  # (|F|, L)
+        self.cdf = np.cumsum(self.leaf_p, axis=1)
+        self.cdf /= self.cdf[:, -1:]
+        self.max_all = self.leaf_p.max(axis=0)  # max over all of F, for the sharpened bound
+        self._resum()
+
+    @property
+    def count(self) -> int:
+        return int(self._count)
+
+    def _resum(self) -> None:
+        self._count = int(self.alive.sum())
+        self._summed_at = self._count
+        self.leaf_sum = self.leaf_p[self.alive].sum(axis=0)
+
+    def _drop(self, dead: np.ndarray, where: str, answer: float) -> None:
+        if not dead.any():
+            return
+        if dead.sum() == self._count:
+            raise InconsistentClassError(
+                f"every member of the class contradicts the oracle's answer log mu_hat = {answer:.6g} at {where}: "
+                "the target is not in this class (or the oracle breaks its error bound rho)"
+            )
+        idx = np.flatnonzero(self.alive)[dead]
+        self.alive[idx] = False
+        self._count -= idx.size
+        if self._count <= self._summed_at // 2:
+            self._resum()  # exact sums now and then, so subtraction errors never accumulate
+        else:
+            self.leaf_sum = np.maximum(self.leaf_sum - self.leaf_p[idx].sum(axis=0), 0.0)
+
+    def observe(self, node_ids: np.ndarray, answers: np.ndarray) -> None:
+        """Drop the members inconsistent with the oracle's answers at these nodes."""
+        leaf_start = self.cls.tree.leaf_start
+        for v, a in zip(np.asarray(node_ids).ravel(), np.asarray(answers).ravel()):
+            members = self.cls.log_mass[self.alive, v]
+            bound = 0.0 if v >= leaf_start else self.log_rho
+            self._drop(_mismatch(members, a, bound), f"node {int(v)}", float(a))
+
+    def would_change(self, leaf_idx: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        """For each proposal, whether its (exact leaf) answer would rule out a live member."""
+        members = self.cls.leaf_log_mass[self.alive][:, leaf_idx]  # (|V|, m)
+        return _mismatch(members, answers[None, :], 0.0).any(axis=0)
+
+    def sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        """``m`` leaf indices from the uniform mixture of V (free: the members are known)."""
+        members = rng.choice(np.flatnonzero(self.alive), size=m)
+        u = rng.random(m)
+        out = np.empty(m, dtype=np.int64)
+        for i in np.unique(members):
+            rows = members == i
+            out[rows] = np.searchsorted(self.cdf[i], u[rows], side="right")
+        return out
+
+    def bound(self, sharpened: bool) -> float:
+        """A constant ``B >= max_x mu*(x) / q(x)`` over the support of V's mixture."""
+        if not sharpened:
+            return float(self._count)
+        support = self.leaf_sum > 0
+        ratio = self._count * self.max_all[support] / self.leaf_sum[support]
+        return float(min(self._count, ratio.max()))
+
+    def children_spread(self, v: int) -> tuple[np.ndarray, np.ndarray]:
+        """Children of ``v``, and their mixture masses over V, and whether V disagrees there by > rho**2."""
+        children = self.cls.tree.children(np.array([v]))[0]
+        log_m = self.cls.log_mass[self.alive][:, children]  # (|V|, b)
+        top, low = log_m.max(axis=0), log_m.min(axis=0)
+        with np.errstate(invalid="ignore"):
+            disagree = (np.isneginf(low) & np.isfinite(top)) | (top - low > 2 * self.log_rho + TOLERANCE)
+        return children, np.exp(log_m).mean(axis=0), disagree
+
+
+def _probe(vs: VersionSpace, oracle: CountedOracle, rng: np.random.Generator) -> None:
+    """One learning descent: follow V's mixture, asking where V's members disagree."""
+    v = 0
+    for _ in range(vs.cls.tree.depth - 1):  # children down to depth n-1 are internal
+        children, _, disagree = vs.children_spread(v)
+        if disagree.any():
+            asked = children[disagree]
+            vs.observe(asked, oracle.log_weight(asked))
+        if vs.count == 1:
+            return
+        children, mass, _ = vs.children_spread(v)
+        v = int(rng.choice(children, p=mass / mass.sum()))
+
+
+def _sample_class(
+    cls: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *, learn: bool,
+    max_queries: float | None, progress: Progress | None,
+) -> SampleResult:
+    n_samples = check_sample_count(n_samples)
+    if oracle.tree != cls.tree:
+        raise ParameterError(f"the oracle's tree {oracle.tree} is not the class's tree {cls.tree}")
+    ledger = Ledger()
+    counted = CountedOracle(oracle, ledger)
+    vs = VersionSpace(cls, oracle.log_rho)
+    leaf_start = cls.tree.leaf_start
+    out: list[np.ndarray] = []
+    got, batch, first = 0, 1, None
+    with ledger.timed():
+        while got < n_samples:
+            if learn and vs.count > 1:
+                _probe(vs, counted, rng)
+            # proposals a batch may use: about need * bound; more would be drawn from a V about to change
+            cap = np.ceil((n_samples - got) * vs.bound(sharpened=learn))
+            m = int(max(1, min(MAX_BATCH, cap, np.inf if vs.count == 1 else batch)))
+            x = vs.sample(rng, m)
+            before = ledger.queries_total
+            answers = counted.log_weight(x + leaf_start)
+            position = np.arange(m)  # in the batch: the queries a sequential run would have made so far
+            changed, unused = False, []
+            while x.size and got < n_samples:
+                bound = vs.bound(sharpened=learn)
+                changes = vs.would_change(x, answers)
+                k = int(np.argmax(changes)) + 1 if changes.any() else x.size  # rounds run with this V
+                log_accept = np.log(vs.count / bound) + answers[:k] - np.log(vs.leaf_sum[x[:k]])
+                accept = np.log(rng.random(k)) < log_accept
+                if first is None and accept.any():
+                    first = before + int(position[np.argmax(accept)]) + 1
+                take = x[:k][accept][: n_samples - got]
+                out.append(take)
+                got += take.size
+                ledger.tries += k
+                ledger.restarts += k - int(accept.sum())
+                if not changes.any():
+                    break
+                changed = True
+                old_sum = vs.leaf_sum.copy()
+                vs.observe(x[k - 1 : k] + leaf_start, answers[k - 1 : k])
+                # the rest were drawn from the old V's mixture: keeping each with probability
+                # S_new(x) / S_old(x) makes them draws from the new V's mixture (thinning)
+                keep = rng.random(x.size - k) * old_sum[x[k:]] < vs.leaf_sum[x[k:]]
+                unused.append((x[k:][~keep], answers[k:][~keep]))
+                x, answers, position = x[k:][keep], answers[k:][keep], position[k:][keep]
+            unused.append((x, answers))
+            for ux, ua in unused:  # answers teach even when their proposals were not used
+                vs.observe(ux + leaf_start, ua)
+            batch = 1 if changed else min(2 * batch, MAX_BATCH)
+            check_budget(ledger, max_queries, "learned-oracle" if learn else "mixture-rejection")
+            if progress is not None:
+                progress(got, n_samples)
+    info = {"first_sample_queries": first, "final_version_space": vs.count, "class_size": cls.size}
+    return SampleResult(np.concatenate(out), ledger, info)
+
+
+def sample_mixture_rejection(cls: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *,
+                             max_queries: float | None = None, progress: Progress | None = None) -> SampleResult:
+    """Exact samples by mixture rejection with elimination over the class (leaf queries only)."""
+    return _sample_class(cls, oracle, n_samples, rng, learn=False, max_queries=max_queries, progress=progress)
+
+
+def sample_learned_oracle(cls: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *,
+                          max_queries: float | None = None, progress: Progress | None = None) -> SampleResult:
+    """Exact samples from the version space sharpened by internal answers (test-time training)."""
+    return _sample_class(cls, oracle, n_samples, rng, learn=True, max_queries=max_queries, progress=progress)
