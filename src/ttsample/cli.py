@@ -242,6 +242,29 @@ def reproduce(
     console.print(f"open {out / 'report.md'}")
 
 
+@app.command("train-tiny")
+def train_tiny_cmd(
+    task: str = typer.Option("dyck", help="dyck (Dyck words with 10% noise) or text (characters of local license texts)."),
+    out: Path = typer.Option(..., "--out", help="Folder for config.json, model.safetensors, tokenizer.json, training.json."),
+    steps: int = typer.Option(1500, help="Training steps (batch 64)."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Train a tiny GPT-2-style model on CPU (the Dyck model shipped in the package came from this)."""
+    from .lm.tiny import train_tiny
+
+    try:
+        if steps < 1:
+            raise ParameterError("steps must be >= 1")
+        with Progress(TextColumn(f"training {task}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                      TimeElapsedColumn(), console=err_console, transient=True) as bar:
+            job = bar.add_task(task, total=steps)
+            record = train_tiny(task, out, steps=steps, seed=seed, progress=lambda done, total: bar.update(job, completed=done))
+    except TtsampleError as exc:
+        _fail(exc)
+    console.print(f"trained {record['parameters']:,} parameters in {record['seconds']:.0f} s, final loss "
+                  f"{record['final_loss']:.3f}; wrote {out} (sha256 {record['sha256'][:12]}…)")
+
+
 @app.command()
 def demo(
     depth: int = typer.Option(8, help="Depth of the demo's random binary tree."),

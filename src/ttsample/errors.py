@@ -42,3 +42,11 @@ class BudgetExhaustedError(TtsampleError):
 
 class InconsistentClassError(TtsampleError):
     """Every member of the class F contradicts an oracle answer: the target is not in F."""
+
+
+class ModelLoadError(TtsampleError):
+    """A model folder that is missing, not a causal language model, or whose tokenizer does not match."""
+
+
+class RewardError(TtsampleError):
+    """A reward that raised or returned something other than a finite number."""

@@ -3,7 +3,10 @@
 ``CountedOracle`` wraps any oracle and is itself queried like one: each call
 adds the number of nodes asked to ``queries_total``; answers are cached per
 node, so the wrapped oracle is asked each node at most once and
-``queries_distinct`` is the number of nodes it was asked.
+``queries_distinct`` is the number of nodes it was asked. An oracle backed by
+a model exposes its model's ledger as ``costs``; what its answers cost
+(forward passes, tokens, cache hits and misses, reward calls) is added to the
+sampler's ledger too.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import numpy as np
 from ..errors import OracleBoundError
 
 
+MODEL_COSTS = ("forward_passes", "tokens", "cache_hits", "cache_misses", "reward_calls")
+
+
 @dataclass
 class Ledger:
     queries_total: int = 0
@@ -24,8 +30,10 @@ class Ledger:
     steps: int = 0  # chain-steps for walks, descent levels for JVV
     tries: int = 0  # proposals (JVV) or walk runs (restart rule)
     restarts: int = 0  # tries that produced no sample
-    forward_passes: int = 0
-    tokens: int = 0
+    forward_passes: int = 0  # model invocations (one batched call counts once)
+    tokens: int = 0  # tokens fed to the model
+    cache_hits: int = 0  # prefixes answered from a model cache
+    cache_misses: int = 0  # prefixes the model had to compute
     reward_calls: int = 0
     seconds: float = 0.0
 
@@ -58,7 +66,13 @@ class CountedOracle:
         missing = np.isnan(values)
         if missing.any():
             fresh_ids = np.unique(ids[missing])
+            costs = getattr(self.oracle, "costs", None)  # a model's own ledger (forward passes, tokens, ...)
+            before = costs.as_dict() if costs is not None else None
             fresh = self.oracle.log_weight(fresh_ids)
+            if costs is not None:
+                after = costs.as_dict()
+                for name in MODEL_COSTS:
+                    setattr(self.ledger, name, getattr(self.ledger, name) + after[name] - before[name])
             if np.isnan(fresh).any():
                 raise OracleBoundError(f"the {self.oracle.name} oracle answered NaN; answers must be log-masses or -inf")
             self._cache[fresh_ids] = fresh

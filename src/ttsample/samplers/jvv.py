@@ -55,6 +55,11 @@ def sample_jvv(
     """Exact samples from ``mu*`` by JVV descent with rejection."""
     n_samples = check_sample_count(n_samples)
     tree = oracle.tree
+    if not getattr(oracle, "normalised", True):
+        raise OracleBoundError(
+            f"JVV needs normalised leaf masses and the {oracle.name} oracle's are not (its normaliser is "
+            "unknown); use a walk sampler, which needs only ratios"
+        )
     if not np.isfinite(oracle.log_rho):
         raise OracleBoundError(
             f"JVV needs a finite error bound, but the {oracle.name} oracle has none on this target "
