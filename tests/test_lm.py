@@ -211,3 +211,21 @@ def test_embedding_similarity_reward():
     reward = EmbeddingSimilarity("free software license")
     assert reward("free software license") == pytest.approx(1.0, abs=1e-5)
     assert reward("a license for free software") > reward("the cat sat on the mat")
+
+
+def test_cli_lm_exact_and_train_tiny(tmp_path):
+    from typer.testing import CliRunner
+
+    from ttsample.cli import app
+
+    result = CliRunner().invoke(app, ["lm-exact", "--horizon", "4", "--top", "3", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert 0 < summary["V_star_root"] < 1 and np.isclose(np.load(tmp_path / "e" / "pi_star.npy").sum(), 1.0)
+    bad = CliRunner().invoke(app, ["lm-exact", "--reward", "magic", "--out", str(tmp_path / "f")])
+    assert bad.exit_code == 2 and "unknown reward" in bad.output and not (tmp_path / "f").exists()
+    trained = CliRunner().invoke(app, ["train-tiny", "--task", "dyck", "--steps", "5", "--out", str(tmp_path / "m")])
+    assert trained.exit_code == 0, trained.output
+    written = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= written
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]  # no temporary folder left behind

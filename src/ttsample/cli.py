@@ -265,6 +265,46 @@ def train_tiny_cmd(
                   f"{record['final_loss']:.3f}; wrote {out} (sha256 {record['sha256'][:12]}…)")
 
 
+@app.command("lm-exact")
+def lm_exact(
+    model: str = typer.Option("dyck", help="Embedded model (dyck, text) or a local model folder."),
+    prompt: str = typer.Option("", help="Prompt text (after <bos>)."),
+    horizon: int = typer.Option(8, help="Response length H (responses are padded after <eos>)."),
+    reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
+    beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
+    top: int = typer.Option(10, help="How many of the most likely responses to print."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write pi_star.npy (leaf probabilities) and summary.json here."),
+) -> None:
+    """Compute pi*(y|x) ∝ pi_ref(y|x) tau(x,y) exactly by enumerating every response."""
+    from .lm.backend import LanguageModel
+    from .lm.rewards import REWARDS
+    from .lm.targets import tilted_target
+
+    try:
+        if reward not in REWARDS:
+            raise ParameterError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
+        lm = LanguageModel.load(model)
+        exact = tilted_target(lm, prompt, horizon, REWARDS[reward], beta=beta)
+    except TtsampleError as exc:
+        _fail(exc)
+    probs = exact.target.leaf_probs()
+    best = np.argsort(probs)[::-1][:top]
+    table = Table(title=f"pi* on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}")
+    table.add_column("response")
+    table.add_column("pi*", justify="right")
+    for i in best:
+        table.add_row(repr(exact.text(int(i))), f"{probs[i]:.4f}")
+    console.print(table)
+    summary = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta,
+               "V_star_root": float(np.exp(exact.log_values()[0])), "leaves": int(probs.size),
+               "support": int((probs > 0).sum()), **{k: v for k, v in lm.ledger.as_dict().items() if v}}
+    console.print(f"V*(root) = E_pi_ref[tau] = {summary['V_star_root']:.4f}; {summary['support']:,} responses in the support; "
+                  f"{lm.ledger.forward_passes} forward passes, {lm.ledger.tokens:,} tokens", markup=False)
+    if out is not None:
+        write_outputs(out, {"pi_star.npy": lambda p: np.save(p, probs),
+                            "summary.json": lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")})
+
+
 @app.command()
 def demo(
     depth: int = typer.Option(8, help="Depth of the demo's random binary tree."),

@@ -77,7 +77,7 @@ def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
 
 
 def tilted_target(lm, prompt: str | tuple, horizon: int, reward, *, beta: float | None = None,
-                  max_leaves: int = 1 << 22) -> LMTarget:
+                  max_leaves: int = 1 << 24) -> LMTarget:
     """Exact ``pi*`` for a prompt, horizon and reward (``beta=None``: the reward is a 0/1 constraint)."""
     if not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -121,12 +123,16 @@ def train_tiny(task: str, out: Path, *, steps: int = 1500, seed: int = 0, width:
         if progress is not None:
             progress(step + 1, steps)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save(out)
-    digest = hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # nothing half-written at ``out``
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save(tmp)
+    digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
     record = {"command": f"ttsample train-tiny --task {task} --out DIR --steps {steps} --seed {seed}",
               "task": task, "seed": seed, "steps": steps, "final_loss": float(loss.detach()), "seconds": time.perf_counter() - start,
               "parameters": sum(p.numel() for p in model.parameters()), "sha256": digest, **corpus}
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
     return record
