@@ -12,6 +12,7 @@ their paths, so ``id - leaf_start`` is the leaf's index in a ``b**n`` array.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -42,17 +43,19 @@ class Tree:
     def num_leaves(self) -> int:
         return self.branching**self.depth
 
-    @property
+    @cached_property
     def level_starts(self) -> np.ndarray:
         """Id of the first node at each depth 0..n, plus the total node count at the end."""
         b = self.branching
-        return np.array([(b**k - 1) // (b - 1) for k in range(self.depth + 2)], dtype=np.int64)
+        starts = np.array([(b**k - 1) // (b - 1) for k in range(self.depth + 2)], dtype=np.int64)
+        starts.setflags(write=False)  # cached and shared: nobody may change it
+        return starts
 
-    @property
+    @cached_property
     def num_nodes(self) -> int:
         return int(self.level_starts[-1])
 
-    @property
+    @cached_property
     def leaf_start(self) -> int:
         return int(self.level_starts[self.depth])
 
