@@ -17,6 +17,7 @@ from ttsample.eval.exact_laws import (
     walk_output_law,
     walk_stationary_law,
 )
+from ttsample.samplers.chains import schedule_rho
 from ttsample.samplers.lifted import LiftedWalk, default_lifted_steps
 from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
 
@@ -72,11 +73,12 @@ def test_hard_family_with_flat_oracle():
 
 
 @pytest.mark.parametrize("b, n", [(2, 3), (2, 6), (2, 9), (3, 4), (5, 3)])
-@pytest.mark.parametrize("kind, rho", [("exact", 1.0), ("random", 2.0), ("adversarial", 2.0), ("single", 2.0)])
+@pytest.mark.parametrize("kind, rho", [("exact", 1.0), ("random", 2.0), ("adversarial", 2.0), ("single", 2.0), ("flat", 2.0)])
 def test_default_walk_lengths_reach_tv_one_percent(b, n, kind, rho):
     """The calibrated default T (docs/walk_schedule.md) keeps the output law within 0.01 of mu*."""
-    target = random_target(n, b, concentration=0.5, seed=n)
+    target = bounded_tilt_target(n, b, rho, seed=n + 7) if kind == "flat" else random_target(n, b, 0.5, seed=n)
     oracle = make_oracle(target, kind, rho, seed=3)
+    rho = schedule_rho(oracle)  # what the samplers use: the stated rho, or the measured one
     for walk in walks(target.tree):
         steps = (
             default_lifted_steps(n, rho) if isinstance(walk, LiftedWalk) else default_walk_steps(n, rho, walk.leaf_boost)

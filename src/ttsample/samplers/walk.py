@@ -72,12 +72,12 @@ class SinclairJerrumWalk:
 
 
 def default_walk_steps(depth: int, rho: float, leaf_boost: float) -> int:
-    """Our calibrated ``T``: ``2.5 rho (n+1)**2`` plain, ``6 rho (n+1)**2`` boosted.
+    """Our calibrated ``T``: ``2.5 rho (n+1)**2`` plain, ``10 rho (n+1)**2`` boosted.
 
     Chosen so that the output law is within 0.01 of ``mu*`` in total variation
     on every instance of the calibration (docs/walk_schedule.md).
     """
-    c = 2.5 if leaf_boost == 1 else 6.0
+    c = 2.5 if leaf_boost == 1 else 10.0
     return int(np.ceil(c * rho * (depth + 1) ** 2))
 
 
