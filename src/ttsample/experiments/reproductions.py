@@ -57,8 +57,9 @@ SCALING_CAVEATS = [
     "steps and steps at leaves ask none.",
     "JVV at rho = 1 + 1/n makes (1 + 1/n)^(2(n-1)) tries per sample, which rises from 2.25 at n = 2 towards "
     "e^2 = 7.4, so over n <= 16 its fitted slope sits above the asymptotic 1.",
-    "The default walk length was calibrated on random, adversarial and single-action oracles "
-    "(docs/walk_schedule.md); under the flat oracle on bounded tilts it can leave a TV above 0.01 (see max TV).",
+    "The default walk length is our calibration on depths <= 10 (docs/walk_schedule.md), random, adversarial, "
+    "single-action and flat oracles; beyond depth 10 it is an extrapolation, checked by the max TV column where "
+    "exact laws are computed (<= 2^12 leaves).",
     "JVV runs that would exceed max_queries are censored (listed, not fitted); at constant rho JVV is measured "
     "only at the depths where it finishes.",
     "Depths are small (<= 16; <= 12 for exact laws), so slopes are finite-size estimates that lower-order terms "
