@@ -78,8 +78,17 @@ def test_bad_input_exits_nonzero_and_writes_nothing(tmp_path, make_args, message
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert message in result.output
-    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # a typed error, not an uncaught exception
     assert not out.exists()
+
+
+def test_bad_seed_and_output_path(tmp_path):
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    for extra, message in [(["--seed", "-1", "--out", str(tmp_path / "o")], "seed"), (["--out", str(taken)], "not a folder")]:
+        result = runner.invoke(app, ["sample", "--random-target", "3", "--sampler", "jvv", "-n", "5", *extra])
+        assert result.exit_code == 2 and message in result.output and isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "o").exists() and taken.read_text() == "x"
 
 
 def test_bad_sampler_and_count(tmp_path):

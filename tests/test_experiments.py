@@ -76,6 +76,10 @@ def test_spec_expands_to_the_grid():
         (lambda d: d["families"].append({"kind": "knapsack"}), "family kind"),
         (lambda d: d.update(seeds=0), "seeds"),
         (lambda d: d.update(sampler_depths={"walk": [3]}), "sampler_depths"),
+        (lambda d: d["oracles"].append({"kind": "random", "rho": "1+1.2.3/n"}), "rho"),
+        (lambda d: d.update(max_queries="lots"), "max_queries"),
+        (lambda d: d.update(branchings=[1.5]), "branchings"),
+        (lambda d: d["families"].append({"kind": "class", "class": "local", "param": 4, "class_sizes": [2]}), "spread"),
     ],
 )
 def test_bad_specs_are_refused(edit, message):
@@ -83,6 +87,21 @@ def test_bad_specs_are_refused(edit, message):
     edit(data)
     with pytest.raises(ParameterError, match=message):
         parse_spec(data)
+
+
+def test_a_failing_run_is_stored_as_an_error_not_fatal(tmp_path):
+    data = tomllib.loads(SPEC)
+    # a class of 10**7 members does not fit in memory: those runs fail, the others must still be stored
+    data["families"] = [{"kind": "class", "class": "independent", "param": 0.5, "class_sizes": [2, 10**7]}]
+    data["samplers"], data["sampler_depths"] = ["mixture-rejection"], {}
+    spec = parse_spec(data)
+    store = ResultStore(tmp_path / "results.sqlite")
+    run_spec(spec, store, workers=1)
+    rows = store.rows()
+    assert len(rows) == len(spec.tasks())
+    assert {r["class_size"] for r in rows if r["status"] == "ok"} == {2}
+    failed = [r for r in rows if r["status"] == "error"]
+    assert {r["class_size"] for r in failed} == {10**7} and all("TreeShapeError" in r["error"] for r in failed)
 
 
 def test_unreadable_spec(tmp_path):

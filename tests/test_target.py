@@ -80,9 +80,15 @@ def test_random_target_concentration_controls_peakedness():
     np.testing.assert_array_equal(random_target(6, 3, 1.0, seed=4).log_mass, random_target(6, 3, 1.0, seed=4).log_mass)
 
 
-def test_random_target_depth_24_fits():
+def test_random_target_depth_22_fits():
     t = random_target(22, 2, concentration=0.3, seed=1)
     assert t.log_mass.size == 2**23 - 1 and np.isclose(t.leaf_probs().sum(), 1.0)
+
+
+def test_overflowing_masses_are_named():
+    tree = Tree(2, 2)
+    with pytest.raises(InvalidMassError, match="overflows"):
+        Target.from_leaf_log_masses(tree, np.array([0.0, np.inf, 1.0, 2.0]))
 
 
 @pytest.mark.parametrize("b, rho", [(2, 1.5), (3, 2.0), (5, 1.1)])

@@ -50,9 +50,19 @@ def _progress_bar():
     )
 
 
+def check_output_folder(out: Path) -> None:
+    """Refuse an output path that cannot become a folder, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {out} exists and is not a folder; choose a folder path")
+
+
 def write_outputs(out: Path, files: dict[str, callable]) -> None:
     """Write every file into a temporary folder first, so a failure leaves nothing partial."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"cannot create the output folder {out}: {exc}") from None
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         for name, write in files.items():
@@ -109,6 +119,9 @@ def sample(
 ) -> None:
     """Draw N samples and write DIR/samples.npy (leaf indices) and DIR/ledger.json (costs, TV)."""
     try:
+        check_output_folder(out)
+        if seed < 0:
+            raise ParameterError(f"--seed must be >= 0, got {seed}")
         if (target is None) == (random_target_depth is None):
             raise ParameterError("give exactly one of --target FILE.npy or --random-target DEPTH")
         cls = None
@@ -132,10 +145,13 @@ def sample(
     source = (str(target) if target else f"class {cls.name}, |F| = {class_size}, member {cls.true_index}" if cls
               else f"random(depth={random_target_depth}, concentration={concentration})")
     record = {"seed": seed, "target": source, **run.record()}
-    write_outputs(out, {
-        "samples.npy": lambda p: np.save(p, run.result.samples.astype(np.int64)),
-        "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n"),
-    })
+    try:
+        write_outputs(out, {
+            "samples.npy": lambda p: np.save(p, run.result.samples.astype(np.int64)),
+            "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n"),
+        })
+    except TtsampleError as exc:
+        _fail(exc)
     console.print(summary_table([run], f"{n} samples, oracle {run.oracle.describe()}, depth {tgt.tree.depth}, branching {tgt.tree.branching}"))
     console.print(f"wrote {out / 'samples.npy'} and {out / 'ledger.json'}")
 
@@ -301,8 +317,11 @@ def lm_exact(
     console.print(f"V*(root) = E_pi_ref[tau] = {summary['V_star_root']:.4f}; {summary['support']:,} responses in the support; "
                   f"{lm.ledger.forward_passes} forward passes, {lm.ledger.tokens:,} tokens", markup=False)
     if out is not None:
-        write_outputs(out, {"pi_star.npy": lambda p: np.save(p, probs),
-                            "summary.json": lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")})
+        try:
+            write_outputs(out, {"pi_star.npy": lambda p: np.save(p, probs),
+                                "summary.json": lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")})
+        except TtsampleError as exc:
+            _fail(exc)
 
 
 @app.command()

@@ -18,5 +18,5 @@ def tour(console, depth: int = 8, n_samples: int = 2000, seed: int = 0) -> None:
         "output law to mu*; TV emp. = of the drawn samples (sampling noise included)."
     )
     for oracle, rho in [("exact", 1.0), ("random", 1.0 + 1.0 / depth), ("adversarial", 1.5)]:
-        runs = [sample_once(target, s, n_samples, oracle=oracle, rho=rho, seed=seed) for s in SAMPLERS]
+        runs = [sample_once(target, s, n_samples, oracle=oracle, rho=rho, seed=seed, max_queries=1e9) for s in SAMPLERS]
         console.print(summary_table(runs, f"oracle {runs[0].oracle.describe()}"))

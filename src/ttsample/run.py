@@ -37,7 +37,7 @@ class Run:
         return {
             "sampler": self.sampler,
             "oracle": self.oracle.name,
-            "rho": self.oracle.rho,
+            "rho": self.oracle.rho if np.isfinite(self.oracle.log_rho) else None,  # None: no finite bound
             "depth": tree.depth,
             "branching": tree.branching,
             "n_samples": int(self.result.samples.size),
@@ -81,13 +81,15 @@ def sample_once(
         raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}")
     if steps is not None and sampler not in ("walk", "walk-boosted", "lifted"):
         raise ParameterError(f"steps applies to the walk samplers only, not to {sampler}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
     if sampler in CLASS_SAMPLERS and target_class is None:
         raise ParameterError(f"{sampler} needs the class F the target belongs to (a TargetClass)")
     orc = make_oracle(target, oracle, rho, seed)
     kwargs = {"max_queries": max_queries, "progress": progress}
     if steps is not None:
         kwargs["steps"] = steps
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 1])  # the sampler's own stream: not the one that drew the target
     if sampler in CLASS_SAMPLERS:
         result = CLASS_SAMPLERS[sampler](target_class, orc, n_samples, rng, **kwargs)
     else:

@@ -24,6 +24,14 @@ from .logspace import log_of, logsumexp
 from .tree import Tree
 
 
+def subtree_log_masses(tree: Tree, leaf_log_mass: np.ndarray) -> np.ndarray:
+    """Subtree log-masses in heap order for a (k, b**n) batch of leaf log-masses, shape (k, num_nodes)."""
+    levels = [leaf_log_mass]
+    for _ in range(tree.depth):
+        levels.append(logsumexp(levels[-1].reshape(leaf_log_mass.shape[0], -1, tree.branching), axis=2))
+    return np.concatenate(levels[::-1], axis=1)
+
+
 @dataclass(frozen=True)
 class Target:
     tree: Tree
@@ -41,17 +49,16 @@ class Target:
     @classmethod
     def from_leaf_log_masses(cls, tree: Tree, leaf_log_mass: np.ndarray) -> "Target":
         """Build subtree masses bottom-up from (unnormalised) leaf log-masses."""
-        b, n = tree.branching, tree.depth
         leaf_log_mass = np.asarray(leaf_log_mass, dtype=np.float64)
         if leaf_log_mass.shape != (tree.num_leaves,):
             raise TreeShapeError(f"expected {tree.num_leaves} leaf masses, got shape {leaf_log_mass.shape}")
-        levels = [leaf_log_mass]
-        for _ in range(n):
-            levels.append(logsumexp(levels[-1].reshape(-1, b), axis=1))
-        log_z = float(levels[-1][0])
+        if np.isnan(leaf_log_mass).any() or np.isposinf(leaf_log_mass).any():
+            raise InvalidMassError("a leaf mass is NaN or overflows to infinity; rescale the masses (or raise beta)")
+        log_mass = subtree_log_masses(tree, leaf_log_mass[None, :])[0]
+        log_z = float(log_mass[0])
         if not np.isfinite(log_z):
             raise ZeroTotalMassError("every leaf mass is zero: give at least one leaf a positive mass")
-        log_mass = np.concatenate(levels[::-1]) - log_z
+        log_mass -= log_z
         log_mass[0] = 0.0
         return cls(tree, log_mass, log_z)
 

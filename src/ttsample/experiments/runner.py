@@ -11,7 +11,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Callable, Iterable
 
-from ..errors import BudgetExhaustedError, ParameterError
+from ..errors import BudgetExhaustedError, ParameterError, TtsampleError
 from ..eval.exact_laws import MAX_ENUMERABLE_LEAVES, walk_best_cost
 from ..run import sample_once, walk_of
 from ..problems.classes import make_class
@@ -35,7 +35,14 @@ def build_problem(task: Task):
 
 
 def run_task(task: Task) -> dict:
-    """Run one task; a run over budget is returned as censored, with what it spent."""
+    """Run one task; a run over budget is censored (with what it spent), one that fails is stored as an error."""
+    try:
+        return _run(task)
+    except TtsampleError as exc:  # one bad grid point must not take the rest of the sweep with it
+        return {"status": "error", "delivered": 0, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _run(task: Task) -> dict:
     target, cls = build_problem(task)
     exact = target.tree.num_leaves <= min(EXACT_TV_MAX_LEAVES, MAX_ENUMERABLE_LEAVES)
     try:

@@ -49,13 +49,13 @@ def rho_at(rho: float | str, depth: int) -> float:
     """The oracle's rho at this depth, from a number (or its text) or ``"1+c/n"``."""
     if isinstance(rho, str):
         match = _RHO_OVER_N.match(rho)
-        if match:
-            return 1.0 + float(match.group(1)) / depth
         try:
-            return float(rho)
+            return 1.0 + float(match.group(1)) / depth if match else float(rho)
         except ValueError:
-            raise ParameterError(f"rho must be a number >= 1 or of the form '1+c/n', got {rho!r}") from None
-    return float(rho)
+            pass
+    elif isinstance(rho, (int, float)) and not isinstance(rho, bool):
+        return float(rho)
+    raise ParameterError(f"rho must be a number >= 1 or of the form '1+c/n', got {rho!r}")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ class Task:
     @property
     def key(self) -> str:
         return "|".join(str(x) for x in (self.family, self.family_param, self.depth, self.branching, self.oracle,
-                                         self.rho_label, self.sampler, self.seed, self.samples, self.class_size))
+                                         self.rho_label, self.sampler, self.seed, self.samples, self.class_size,
+                                         self.max_queries))
 
     @property
     def rho(self) -> float:
@@ -120,24 +121,31 @@ def _require(cond: bool, message: str) -> None:
         raise ParameterError(message)
 
 
+def _int_list(value, name: str) -> None:
+    _require(isinstance(value, list) and value and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
+                                                       for d in value), f"'{name}' must be a list of integers >= 1")
+
+
 def parse_spec(data: dict) -> Spec:
     _require(isinstance(data.get("samplers"), list) and data["samplers"], "spec needs a non-empty list 'samplers'")
     for s in data["samplers"]:
         _require(s in SAMPLERS or s in CLASS_SAMPLERS,
                  f"unknown sampler {s!r} in spec; choose from {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}")
     depths = data.get("depths")
-    _require(isinstance(depths, list) and depths and all(isinstance(d, int) and d >= 1 for d in depths),
-             "spec needs 'depths', a list of integers >= 1")
+    _int_list(depths, "depths")
+    _int_list(data.get("branchings", [2]), "branchings")
     fams = data.get("families", [{"kind": "random"}])
+    _require(isinstance(fams, list) and all(isinstance(f, dict) for f in fams), "'families' must be a list of tables")
     for fam in fams:
         _require(fam.get("kind") in FAMILIES, f"family kind must be one of {', '.join(FAMILIES)}, got {fam.get('kind')!r}")
+        if "depths" in fam:
+            _int_list(fam["depths"], "depths (of a family)")
         if fam["kind"] == "class":
             _require(fam.get("class") in CLASS_KINDS, f"a class family needs class = one of {', '.join(CLASS_KINDS)}")
             _require(isinstance(fam.get("param"), (int, float)), "a class family needs a numeric 'param'")
-            sizes = fam.get("class_sizes")
-            _require(isinstance(sizes, list) and sizes and all(isinstance(k, int) and k >= 1 for k in sizes),
-                     "a class family needs 'class_sizes', a list of integers >= 1")
+            _int_list(fam.get("class_sizes"), "class_sizes")
     orcs = data.get("oracles", [{"kind": "exact"}])
+    _require(isinstance(orcs, list) and all(isinstance(o, dict) for o in orcs), "'oracles' must be a list of tables")
     for orc in orcs + [o for fam in fams for o in fam.get("oracles", [])]:
         _require(orc.get("kind") in ORACLES, f"oracle kind must be one of {', '.join(ORACLES)}, got {orc.get('kind')!r}")
         rho = orc.get("rho", 1.0)
@@ -146,6 +154,16 @@ def parse_spec(data: dict) -> Spec:
     per_sampler = data.get("sampler_depths", {})
     for s in per_sampler:
         _require(s in data["samplers"], f"sampler_depths names {s!r}, which is not in 'samplers'")
+        _int_list(per_sampler[s], f"sampler_depths.{s}")
+    for fam in fams:
+        if fam["kind"] == "class" and fam["class"] == "local":
+            used = fam.get("depths") or depths + [d for v in per_sampler.values() for d in v]
+            _require(float(fam["param"]).is_integer() and 1 <= fam["param"] <= min(used),
+                     f"a local class's param (spread) must be an integer in [1, {min(used)}] (its smallest depth), "
+                     f"got {fam['param']}")
+    budget = data.get("max_queries", 1e8)
+    _require(isinstance(budget, (int, float)) and not isinstance(budget, bool) and budget > 0,
+             "'max_queries' must be a positive number")
     seeds, samples = data.get("seeds", 3), data.get("samples", 100)
     _require(isinstance(seeds, int) and seeds >= 1, "'seeds' must be an integer >= 1")
     _require(isinstance(samples, int) and samples >= 1, "'samples' must be an integer >= 1")

@@ -22,6 +22,7 @@ COLUMNS = {
     "delivered": "INTEGER",
     "queries_total": "INTEGER", "queries_distinct": "INTEGER", "steps": "INTEGER", "tries": "INTEGER",
     "restarts": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",
+    "cache_hits": "INTEGER", "cache_misses": "INTEGER", "error": "TEXT",  # error: why a run failed (status error)
     "seconds": "REAL", "walk_steps": "INTEGER", "tv_output_law": "REAL", "tv_empirical": "REAL",
     "first_sample_queries": "INTEGER",  # class samplers: queries until their first sample
     # walks on enumerable trees: the restart rule at its best T for TV <= 0.01, computed exactly

@@ -27,7 +27,6 @@ class LMOracle:
         self.lm = lm
         self.prompt = prompt_ids(lm, prompt)
         self.actions = np.array([t for t in range(tok.vocab_size) if t != tok.bos_id])
-        self.eos = int(np.flatnonzero(self.actions == tok.eos_id)[0])
         self.tree = Tree(int(self.actions.size), int(horizon))
         self.reward = checked(reward, lm.ledger)
         self.beta = beta
@@ -40,7 +39,7 @@ class LMOracle:
         return float(np.exp(self.log_rho))
 
     def prefixes(self, ids: np.ndarray) -> list[tuple[int, ...]]:
-        """The response tokens of each node (padding after <eos> dropped)."""
+        """The tokens on the path to each node, padding after <eos> included (see ``trim``)."""
         depth = self.tree.depth_of(ids)
         out = []
         for v, h in zip(ids, depth):
@@ -65,6 +64,11 @@ class LMOracle:
                 out[i] = -np.inf
         return out
 
+    def trim(self, response: tuple[int, ...]) -> tuple[int, ...]:
+        """A response up to and including its first <eos>: what a reward or a value sees."""
+        eos = self.lm.tokenizer.eos_id
+        return response[: response.index(eos) + 1] if eos in response else response
+
     def log_tau(self, responses: list[tuple[int, ...]]) -> np.ndarray:
         r = np.array([self.reward(self.lm.tokenizer.decode(t)) for t in responses])
         return np.where(r > 0, 0.0, -np.inf) if self.beta is None else r / self.beta
@@ -81,5 +85,5 @@ class LMOracle:
             out[at_leaf] += self.log_tau([responses[i] for i in at_leaf])
         inner = np.flatnonzero(~leaf & reachable)
         if inner.size:
-            out[inner] += self.values(flat[inner], [responses[i] for i in inner])
+            out[inner] += self.values(flat[inner], [self.trim(responses[i]) for i in inner])
         return out.reshape(ids.shape)

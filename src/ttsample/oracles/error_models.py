@@ -26,7 +26,7 @@ def hashed_uniform(ids: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
     """A uniform number in [0, 1) for each id, a fixed function of (id, seed, stream) (splitmix64)."""
     with np.errstate(over="ignore"):
         z = np.asarray(ids, dtype=np.int64).astype(np.uint64)
-        z = z + np.uint64((seed * 0x9E3779B97F4A7C15 + stream * 0xD1B54A32D192ED03 + 1) & 0xFFFFFFFFFFFFFFFF)
+        z = z + np.uint64((int(seed) * 0x9E3779B97F4A7C15 + int(stream) * 0xD1B54A32D192ED03 + 1) & 0xFFFFFFFFFFFFFFFF)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))

@@ -73,8 +73,10 @@ class CountedOracle:
                 after = costs.as_dict()
                 for name in MODEL_COSTS:
                     setattr(self.ledger, name, getattr(self.ledger, name) + after[name] - before[name])
-            if np.isnan(fresh).any():
-                raise OracleBoundError(f"the {self.oracle.name} oracle answered NaN; answers must be log-masses or -inf")
+            if np.isnan(fresh).any() or np.isposinf(fresh).any():
+                raise OracleBoundError(
+                    f"the {self.oracle.name} oracle answered NaN or +inf; answers must be finite log-masses or -inf"
+                )
             self._cache[fresh_ids] = fresh
             self.ledger.queries_distinct += fresh_ids.size
             values = self._cache[ids]

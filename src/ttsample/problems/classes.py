@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ParameterError, TreeShapeError
 from ..logspace import logsumexp
-from ..target import Target, bounded_tilt_target, random_target
+from ..target import Target, bounded_tilt_target, random_target, subtree_log_masses
 from ..tree import Tree
 
 MAX_CLASS_ENTRIES = 1 << 26  # |F| * num_nodes: 512 MiB of float64
@@ -75,14 +75,6 @@ def _check_size(size: int, tree: Tree) -> None:
         )
 
 
-def _masses_from_leaves(tree: Tree, leaf_log_mass: np.ndarray) -> np.ndarray:
-    """Subtree log-masses for a (k, b**n) batch of normalised leaf log-masses, heap order per row."""
-    levels = [leaf_log_mass]
-    for _ in range(tree.depth):
-        levels.append(logsumexp(levels[-1].reshape(leaf_log_mass.shape[0], -1, tree.branching), axis=2))
-    return np.concatenate(levels[::-1], axis=1)
-
-
 def make_class(kind: str, depth: int, branching: int, size: int, param: float, seed: int = 0) -> TargetClass:
     """A generated class: ``kind`` is independent (param: concentration), local (param: spread, an
     integer >= 1) or tilt (param: rho). The true member is chosen by the seed."""
@@ -109,5 +101,5 @@ def make_class(kind: str, depth: int, branching: int, size: int, param: float, s
             old = leaves[i, start : start + block]
             fresh = np.log(rng.dirichlet(np.ones(block)))
             leaves[i, start : start + block] = fresh + logsumexp(old)  # same subtree total, new split
-        return TargetClass(tree, _masses_from_leaves(tree, leaves), truth, f"local({spread})")
+        return TargetClass(tree, subtree_log_masses(tree, leaves), truth, f"local({spread})")
     raise ParameterError(f"unknown class kind {kind!r}; choose independent, local or tilt")

@@ -32,6 +32,8 @@ def descend(oracle, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.nd
     for _ in range(tree.depth):
         children = tree.children(ids).T  # (b, m): one column per descent
         answers = oracle.log_weight(children)
+        if np.isneginf(answers).all(axis=0).any():
+            raise OracleBoundError("the oracle gave every child of a node it reached mass zero: it breaks its bound")
         log_q = log_normalize(answers, axis=0)
         j = categorical(rng, np.exp(log_q))
         ids = children[j, rows]
