@@ -9,8 +9,10 @@ always in V, and if V ever empties the class was wrong and they raise.
   ``q`` of V (free), ask the oracle ``mu*(x)`` (one leaf query), accept with
   probability ``mu*(x) / (|V| q(x))`` (<= 1 since ``mu*`` is in V), and drop
   every member with ``nu(x) != mu*(x)``. Each round is a rejection step for a
-  fixed V, so the output law is exactly ``mu*``; expected queries per sample
-  at most ``|F|`` whatever the depth, and 1 once V has collapsed.
+  fixed V, so the output law is exactly ``mu*``; expected rounds (one leaf
+  query each) per sample at most ``|F|`` whatever the depth, and 1 once V
+  has collapsed. Proposals are asked in batches, so a run may also ask
+  proposals it never tests (thinned away, or left over): queries >= rounds.
 - ``sample_learned_oracle`` (exact; TTT proper): before proposing, descend the
   tree by V's mixture and ask the oracle at the children on the path where
   V's members disagree by more than ``rho**2`` (an answer there must rule some
