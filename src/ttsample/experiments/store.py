@@ -21,7 +21,7 @@ COLUMNS = {
     "status": "TEXT",  # ok, or budget (censored: stopped at max_queries)
     "delivered": "INTEGER",
     "queries_total": "INTEGER", "queries_distinct": "INTEGER", "steps": "INTEGER", "tries": "INTEGER",
-    "restarts": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",
+    "restarts": "INTEGER", "surplus": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",
     "cache_hits": "INTEGER", "cache_misses": "INTEGER", "error": "TEXT",  # error: why a run failed (status error)
     "seconds": "REAL", "walk_steps": "INTEGER", "tv_output_law": "REAL", "tv_empirical": "REAL",
     "first_sample_queries": "INTEGER",  # class samplers: queries until their first sample
@@ -37,6 +37,10 @@ class ResultStore:
         self.db = sqlite3.connect(self.path)
         cols = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
         self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({cols})")
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
+        for name, kind in COLUMNS.items():  # a store written by an older version gains the new columns
+            if name not in present:
+                self.db.execute(f"ALTER TABLE results ADD COLUMN {name} {kind.replace('PRIMARY KEY', '')}")
         self.db.commit()
 
     def done_keys(self) -> set[str]:

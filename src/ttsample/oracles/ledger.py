@@ -30,6 +30,7 @@ class Ledger:
     steps: int = 0  # chain-steps for walks, descent levels for JVV
     tries: int = 0  # proposals (JVV) or walk runs (restart rule)
     restarts: int = 0  # tries that produced no sample
+    surplus: int = 0  # tries that produced a sample beyond the number asked for (dropped; tries = samples + restarts + surplus)
     forward_passes: int = 0  # model invocations (one batched call counts once)
     tokens: int = 0  # tokens fed to the model
     cache_hits: int = 0  # prefixes answered from a model cache

@@ -80,6 +80,7 @@ def sample_with_restarts(
         leaves += found.size
         out.append(found[:need])
         got += out[-1].size
+        ledger.surplus += found.size - out[-1].size
         if progress is not None:
             progress(got, n_samples)
     return np.concatenate(out)

@@ -96,6 +96,7 @@ def sample_jvv(
             ledger.steps += m * tree.depth
             ledger.tries += m
             ledger.restarts += m - accepted.size
+            ledger.surplus += accepted.size - take.size
             check_budget(ledger, max_queries, "JVV")
             if progress is not None:
                 progress(got, n_samples)

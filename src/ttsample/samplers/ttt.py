@@ -177,6 +177,7 @@ def _sample_class(
                 got += take.size
                 ledger.tries += k
                 ledger.restarts += k - int(accept.sum())
+                ledger.surplus += int(accept.sum()) - take.size
                 if not changes.any():
                     break
                 changed = True
