@@ -177,3 +177,15 @@ def test_quick_reproduction_writes_the_report(tmp_path):
 def test_report_of_an_empty_folder_fails_clearly(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no results.sqlite" in result.output
+
+
+def test_a_store_from_an_older_version_gains_new_columns(tmp_path):
+    path = tmp_path / "results.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE results (key TEXT PRIMARY KEY, status TEXT, delivered INTEGER)")
+        db.execute("INSERT INTO results VALUES ('old', 'ok', 3)")
+    store = ResultStore(path)
+    spec = parse_spec({**tomllib.loads(SPEC), "depths": [3], "sampler_depths": {}, "families": [{"kind": "random"}]})
+    run_spec(spec, store, workers=1)
+    rows = store.rows()
+    assert len(rows) == len(spec.tasks()) + 1 and all("surplus" in r for r in rows)
