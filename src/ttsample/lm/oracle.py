@@ -15,7 +15,7 @@ import numpy as np
 from ..logspace import logsumexp
 from ..tree import Tree
 from .rewards import checked
-from .targets import _digits, prompt_ids
+from .targets import _digits, generation_actions, prompt_ids
 
 
 class LMOracle:
@@ -23,10 +23,9 @@ class LMOracle:
     normalised = False
 
     def __init__(self, lm, prompt, horizon: int, reward, values, *, beta: float | None = None, log_rho: float = np.inf):
-        tok = lm.tokenizer
         self.lm = lm
         self.prompt = prompt_ids(lm, prompt)
-        self.actions = np.array([t for t in range(tok.vocab_size) if t != tok.bos_id])
+        self.actions = generation_actions(lm.tokenizer)
         self.tree = Tree(int(self.actions.size), int(horizon))
         self.reward = checked(reward, lm.ledger)
         self.beta = beta

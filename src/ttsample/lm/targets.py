@@ -70,6 +70,11 @@ def _digits(positions: np.ndarray, b: int, h: int) -> np.ndarray:
     return out
 
 
+def generation_actions(tokenizer) -> np.ndarray:
+    """The tokens the generation tree branches on: every token but <bos>, in id order."""
+    return np.array([t for t in range(tokenizer.vocab_size) if t != tokenizer.bos_id])
+
+
 def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(prompt, str):
         return (lm.tokenizer.bos_id, *lm.tokenizer.encode(prompt))
@@ -89,7 +94,7 @@ def tilted_target(lm, prompt: str | tuple, horizon: int, reward, *, beta: float 
             f"prompt ({len(prompt)} tokens) + horizon ({horizon}) exceed the model's context of {lm.max_length}"
         )
     tok = lm.tokenizer
-    actions = np.array([t for t in range(tok.vocab_size) if t != tok.bos_id])
+    actions = generation_actions(tok)
     b = actions.size
     eos = int(np.flatnonzero(actions == tok.eos_id)[0])
     if b**horizon > max_leaves:
