@@ -72,9 +72,6 @@ class Tree:
     def depth_of(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.level_starts, np.asarray(ids, dtype=np.int64), side="right") - 1
 
-    def is_leaf(self, ids: np.ndarray) -> np.ndarray:
-        return np.asarray(ids) >= self.leaf_start
-
     @classmethod
     def for_leaf_count(cls, num_leaves: int, branching: int) -> "Tree":
         """The tree whose leaf level has exactly ``num_leaves`` nodes."""

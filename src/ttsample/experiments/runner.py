@@ -19,7 +19,7 @@ from ..target import bounded_tilt_target, random_target
 from .spec import Spec, Task
 from .store import ResultStore
 
-EXACT_TV_MAX_LEAVES = 1 << 12  # exact output laws in sweeps only where they are cheap
+EXACT_TV_MAX_LEAVES = min(1 << 12, MAX_ENUMERABLE_LEAVES)  # exact laws in sweeps only where they are cheap
 DELTA = 0.01  # the accuracy at which the walks' best restart-rule cost is computed
 
 
@@ -44,7 +44,7 @@ def run_task(task: Task) -> dict:
 
 def _run(task: Task) -> dict:
     target, cls = build_problem(task)
-    exact = target.tree.num_leaves <= min(EXACT_TV_MAX_LEAVES, MAX_ENUMERABLE_LEAVES)
+    exact = target.tree.num_leaves <= EXACT_TV_MAX_LEAVES
     try:
         run = sample_once(target, task.sampler, task.samples, oracle=task.oracle, rho=task.rho, seed=task.seed,
                           max_queries=task.max_queries, exact=exact, target_class=cls)

@@ -85,14 +85,6 @@ class LanguageModel:
         bias = layer.bias.detach().numpy().copy() if getattr(layer, "bias", None) is not None else np.zeros(weight.shape[0])
         return weight, bias
 
-    def sequence_logprob(self, prefix: tuple[int, ...], continuation: tuple[int, ...]) -> float:
-        """``log pi_ref(continuation | prefix)``."""
-        paths = [tuple(prefix) + tuple(continuation[:i]) for i in range(len(continuation))]
-        if not paths:
-            return 0.0
-        lp = self.next_logprobs(paths)
-        return float(lp[np.arange(len(continuation)), list(continuation)].sum())
-
     def uncached_next_logprobs(self, prefixes: list[tuple[int, ...]]) -> np.ndarray:
         """The same answers computed afresh, one prefix per forward pass (for checking the cache)."""
         return np.stack([self._forward([tuple(p)])[0][0][-1] for p in prefixes])
