@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from ttsample import bounded_tilt_target
 from ttsample.cli import app
 from ttsample.oracles import ORACLES
 from ttsample.samplers import SAMPLERS
@@ -31,6 +32,10 @@ def test_sample_on_a_users_file(tmp_path, masses_file, sampler, oracle):
     if sampler == "jvv" and oracle in ("delayed", "flat"):  # zero subtrees get weight: no finite bound
         assert result.exit_code == 2 and "walk" in result.output and not out.exists()
         return
+    if sampler == "uniform-rejection":  # needs the flat promise, and flat has no finite bound on this file
+        assert result.exit_code == 2 and not out.exists()
+        assert ("finite bound" if oracle == "flat" else "--oracle flat") in result.output
+        return
     assert result.exit_code == 0, result.output
     samples = np.load(out / "samples.npy")
     assert samples.dtype == np.int64 and samples.shape == (200,)
@@ -42,6 +47,20 @@ def test_sample_on_a_users_file(tmp_path, masses_file, sampler, oracle):
     rerun = runner.invoke(app, args)
     assert rerun.exit_code == 0
     np.testing.assert_array_equal(np.load(out / "samples.npy"), samples)  # same seed, same samples
+
+
+def test_uniform_rejection_on_a_bounded_tilt_with_the_flat_oracle(tmp_path):
+    path = tmp_path / "tilt.npy"
+    np.save(path, bounded_tilt_target(4, 3, rho=1.5, seed=0).leaf_probs())
+    out = tmp_path / "u"
+    args = ["sample", "--target", str(path), "--branching", "3", "--sampler", "uniform-rejection", "-n", "300"]
+    result = runner.invoke(app, [*args, "--oracle", "flat", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ledger = json.loads((out / "ledger.json").read_text())
+    assert ledger["tv_output_law"] < 1e-9 and ledger["first_sample_queries"] >= 1 and ledger["rho"] <= 1.5 + 1e-9
+    refused = runner.invoke(app, [*args, "--oracle", "decoy", "--rho", "1.5", "--out", str(tmp_path / "v")])
+    assert refused.exit_code == 2 and "--oracle flat" in refused.output and not (tmp_path / "v").exists()
+    assert isinstance(refused.exception, SystemExit)  # a typed error, not an uncaught exception
 
 
 def test_random_target(tmp_path):
@@ -96,6 +115,14 @@ def test_bad_sampler_and_count(tmp_path):
         result = runner.invoke(app, ["sample", "--random-target", "3", *extra, "--out", str(tmp_path / "o")])
         assert result.exit_code == 2 and message in result.output
         assert not (tmp_path / "o").exists()
+
+
+def test_a_walk_that_never_reaches_a_leaf_exits_2(tmp_path):
+    out = tmp_path / "o"
+    args = ["sample", "--random-target", "6", "--sampler", "walk", "--steps", "3", "-n", "10", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--steps" in result.output and isinstance(result.exception, SystemExit)
+    assert not out.exists()
 
 
 def test_demo_runs():

@@ -14,6 +14,7 @@ from ttsample.eval.exact_laws import (
     jvv_output_law,
     leaf_marginal,
     total_variation,
+    uniform_rejection_output_law,
     walk_output_law,
     walk_stationary_law,
 )
@@ -24,7 +25,10 @@ from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
 from conftest import target_with_zeros
 
 SHAPES = [(2, n) for n in range(1, 9)] + [(3, n) for n in range(1, 6)] + [(5, n) for n in range(1, 5)]
-ORACLES = [("exact", 1.0), ("random", 1.5), ("random", 4.0), ("adversarial", 2.0), ("single", 2.0), ("delayed", 1.0)]
+ORACLES = [
+    ("exact", 1.0), ("random", 1.5), ("random", 4.0), ("adversarial", 2.0), ("single", 2.0),
+    ("signs", 2.0), ("decoy", 2.0), ("drift", 2.0), ("delayed", 1.0),
+]
 
 
 def instances():
@@ -72,8 +76,31 @@ def test_hard_family_with_flat_oracle():
         assert total_variation(stationary_leaf_law(walk, oracle), target.leaf_probs()) < 1e-9
 
 
+@pytest.mark.parametrize("b, n", [(2, 1), (2, 2), (2, 5), (2, 9), (3, 1), (3, 3), (3, 6)])
+@pytest.mark.parametrize("tilt", [1.2, 3.0])
+def test_uniform_rejection_is_exact_on_bounded_tilts_at_acceptance_one_over_b_rho(b, n, tilt):
+    target = bounded_tilt_target(n, b, rho=tilt, seed=10 * b + n)
+    oracle = make_oracle(target, "flat")
+    assert oracle.rho <= tilt * (1 + 1e-12)
+    law, accept = uniform_rejection_output_law(oracle)
+    assert total_variation(law, target.leaf_probs()) < 1e-9
+    assert accept == pytest.approx(1 / (b * oracle.rho), rel=1e-9)  # b rho queries per sample, at every depth
+
+
+def test_uniform_rejection_is_exact_whenever_the_flat_bound_is_finite():
+    target = random_target(6, 3, concentration=0.5, seed=2)  # far from flat: a large measured rho, still exact
+    oracle = make_oracle(target, "flat")
+    law, accept = uniform_rejection_output_law(oracle)
+    assert total_variation(law, target.leaf_probs()) < 1e-9
+    assert accept == pytest.approx(1 / (3 * oracle.rho), rel=1e-9)
+
+
 @pytest.mark.parametrize("b, n", [(2, 3), (2, 6), (2, 9), (3, 4), (5, 3)])
-@pytest.mark.parametrize("kind, rho", [("exact", 1.0), ("random", 2.0), ("adversarial", 2.0), ("single", 2.0), ("flat", 2.0)])
+@pytest.mark.parametrize(
+    "kind, rho",
+    [("exact", 1.0), ("random", 2.0), ("adversarial", 2.0), ("single", 2.0), ("signs", 2.0), ("decoy", 2.0),
+     ("drift", 2.0), ("flat", 2.0)],
+)
 def test_default_walk_lengths_reach_tv_one_percent(b, n, kind, rho):
     """The calibrated default T (docs/walk_schedule.md) keeps the output law within 0.01 of mu*."""
     target = bounded_tilt_target(n, b, rho, seed=n + 7) if kind == "flat" else random_target(n, b, 0.5, seed=n)
@@ -104,7 +131,12 @@ leaf_masses = st.integers(1, 4).flatmap(
 
 
 @settings(max_examples=40, deadline=None)
-@given(leaf_masses, st.sampled_from(["random", "adversarial", "single"]), st.floats(1.0, 3.0), st.integers(0, 99))
+@given(
+    leaf_masses,
+    st.sampled_from(["random", "adversarial", "single", "signs", "decoy", "drift"]),
+    st.floats(1.0, 3.0),
+    st.integers(0, 99),
+)
 def test_exactness_on_arbitrary_targets(bm, kind, rho, seed):
     b, masses = bm
     target = Target.from_leaf_masses(np.array(masses), b)
@@ -120,6 +152,13 @@ def test_exactness_on_arbitrary_targets(bm, kind, rho, seed):
 def noisy_instance():
     target = random_target(5, 2, concentration=0.5, seed=5)
     return target, make_oracle(target, "random", 2.0, seed=1)
+
+
+def test_twin_uniform_rejection_without_acceptance_is_caught():
+    target = bounded_tilt_target(6, 2, rho=1.5, seed=1)
+    proposal_law, accept = uniform_rejection_output_law(make_oracle(target, "flat"), log_bound=-np.inf)
+    assert accept == pytest.approx(1.0)  # every proposal accepted: the uniform law
+    assert total_variation(proposal_law, target.leaf_probs()) > 1e-3
 
 
 def test_twin_jvv_without_acceptance_is_caught():

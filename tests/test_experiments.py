@@ -1,12 +1,10 @@
 """Sweeps: specs, the resumable store (killed for real), executors, the report and the quick reproduction."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import tomllib
 
 import pytest
@@ -14,6 +12,7 @@ from typer.testing import CliRunner
 
 from ttsample.cli import app
 from ttsample.errors import ParameterError
+from ttsample.experiments.reproductions import SCALING_EXPECTATIONS
 from ttsample.experiments.runner import run_spec
 from ttsample.experiments.spec import load_spec, parse_spec, rho_at
 from ttsample.experiments.store import ResultStore
@@ -130,23 +129,35 @@ def test_ray_executor_matches_processes(tmp_path):
     assert rows_of(tmp_path / "proc" / "results.sqlite") == rows_of(tmp_path / "ray" / "results.sqlite")
 
 
+# a sweep that SIGKILLs its own process right after the k-th row is committed: a real kill, at a known point
+KILL_AFTER_K_ROWS = """
+import os, signal, sys
+from ttsample.experiments.runner import run_spec
+from ttsample.experiments.spec import load_spec
+from ttsample.experiments.store import ResultStore
+
+spec_file, db, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+stored = []
+def on_result(task, outcome):
+    stored.append(task.key)
+    if len(stored) == k:
+        os.kill(os.getpid(), signal.SIGKILL)
+run_spec(load_spec(spec_file), ResultStore(db), workers=1, on_result=on_result)
+"""
+
+
 def test_killed_sweep_resumes_without_losing_or_duplicating(tmp_path):
     spec_file = tmp_path / "spec.toml"
-    spec_file.write_text(SPEC.replace("seeds = 2", "seeds = 6"))
+    spec_file.write_text(SPEC)
     total = len(load_spec(spec_file).tasks())
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    cmd = [sys.executable, "-m", "ttsample.cli", "run", str(spec_file), "--workers", "1", "--out"]
-    proc = subprocess.Popen(cmd + [str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = killed / "results.sqlite"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if db.exists() and len(rows_of(db)) >= 3:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    partial = len(rows_of(db))
-    assert 3 <= partial < total, "the sweep must be killed part-way for this test to mean anything"
+    k = total // 3
+    killer = [sys.executable, "-c", KILL_AFTER_K_ROWS, str(spec_file), str(db), str(k)]
+    proc = subprocess.run(killer, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert len(rows_of(db)) == k < total
+    cmd = [sys.executable, "-m", "ttsample.cli", "run", str(spec_file), "--workers", "1", "--out"]
     subprocess.run(cmd + [str(killed)], check=True, capture_output=True)
     subprocess.run(cmd + [str(clean)], check=True, capture_output=True)
     resumed = rows_of(db)
@@ -158,7 +169,8 @@ def test_quick_reproduction_writes_the_report(tmp_path):
     out = tmp_path / "scaling"
     result = CliRunner().invoke(app, ["reproduce", "scaling", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    for name in ["report.md", "summary.json", "table.csv", "queries_vs_depth_random_0.5_b2.png", "best_steps_vs_depth_random_0.5_b2.png"]:
+    for name in ["report.md", "summary.json", "table.csv", "queries_vs_depth_random_0.5_b2.png",
+                 "best_steps_vs_depth_random_0.5_b2.png", "worst_case_vs_depth.png"]:
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     jvv_exact = [s for s in summary["series"] if s["sampler"] == "jvv" and s["oracle"] == "exact"]
@@ -166,12 +178,16 @@ def test_quick_reproduction_writes_the_report(tmp_path):
     lo, hi = jvv_exact[0]["queries"]["slope_ci95"]
     assert lo <= jvv_exact[0]["queries"]["slope"] <= hi
     assert abs(jvv_exact[0]["queries"]["slope"] - 1.0) < 1e-9  # exactly n*b queries per sample
-    verdicts = {v["verdict"] for v in summary["expectations"]}
-    assert verdicts <= {"confirmed", "refuted", "not measured"} and "confirmed" in verdicts
+    verdicts = {v["verdict"] for v in summary["expectations"] + summary["controls"]}
+    assert verdicts <= {"confirmed", "refuted", "inconclusive", "not measured"}
+    assert {v["claim"] for v in summary["controls"]} == {e.claim for e in SCALING_EXPECTATIONS if e.provenance == "proof"}
+    assert summary["worst_cases"] and {w["sampler"] for w in summary["worst_cases"]} == {"walk", "walk-boosted", "lifted"}
     report = (out / "report.md").read_text()
-    assert "## Expectations against the data" in report and "Read with care" in report
+    for section in ["## What is counted", "## Expectations against the data", "## Controls", "## Worst instance found",
+                    "Read with care"]:
+        assert section in report, section
     again = CliRunner().invoke(app, ["report", str(out)])
-    assert again.exit_code == 0 and "expectations confirmed" in again.output
+    assert again.exit_code == 0 and "expectations:" in again.output
 
 
 def test_report_of_an_empty_folder_fails_clearly(tmp_path):
@@ -189,3 +205,41 @@ def test_a_store_from_an_older_version_gains_new_columns(tmp_path):
     run_spec(spec, store, workers=1)
     rows = store.rows()
     assert len(rows) == len(spec.tasks()) + 1 and all("surplus" in r for r in rows)
+
+
+def damage(kind: str, path) -> None:
+    """Write a results.sqlite that is not a result store of ttsample."""
+    if kind == "not a database":
+        path.write_text("key,status\nold,ok\n" * 200)
+        return
+    if kind == "truncated":
+        ResultStore(path).close()
+        with sqlite3.connect(path) as db:
+            db.executemany("INSERT INTO results (key, status) VALUES (?, 'ok')", [(f"run-{i:05d}",) for i in range(3000)])
+        db.close()
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return
+    table = "notes" if kind == "another program's database" else "results"  # results: without a key column
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute(f"INSERT INTO {table} VALUES (1, 'x')")
+    db.close()
+
+
+@pytest.mark.parametrize("kind", ["truncated", "not a database", "another program's database", "results without key"])
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_a_foreign_or_damaged_store_is_refused_and_left_untouched(tmp_path, kind, command):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    store = out / "results.sqlite"
+    damage(kind, store)
+    before = store.read_bytes()
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(SPEC)
+    args = ["run", str(spec_file), "--workers", "1", "--out", str(out)] if command == "run" else ["report", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert f"{store} is not a ttsample result store" in result.output and "move it away" in result.output
+    assert store.read_bytes() == before
+    written = {"results.sqlite", "spec.toml"} if command == "run" else {"results.sqlite"}  # run copies its spec first
+    assert {p.name for p in out.iterdir()} == written

@@ -12,14 +12,26 @@ import pytest
 
 from ttsample import make_oracle, sample_jvv, sample_walk_boosted
 from ttsample.errors import ModelLoadError, OracleBoundError, ParameterError, RewardError
-from ttsample.eval.exact_laws import jvv_output_law, leaf_marginal, total_variation, walk_stationary_law
-from ttsample.samplers.walk import SinclairJerrumWalk
+from ttsample.eval.exact_laws import (
+    jvv_output_law,
+    leaf_marginal,
+    total_variation,
+    walk_output_law,
+    walk_stationary_law,
+)
+from ttsample.oracles import CountedOracle, Ledger
+from ttsample.samplers.chains import sample_with_restarts, schedule_rho
+from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
 from ttsample.lm.backend import EMBEDDED, LanguageModel
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.rewards import dyck_completable, dyck_valid, lexicon_sentiment, no_letter, regex_reward
 from ttsample.lm.targets import tilted_target
 from ttsample.lm.tiny import train_tiny
 from ttsample.lm.values import ExactValues, HeuristicValues, RolloutValues, ValueHead
+
+from conftest import FALSE_ALARM
+from test_exact_laws import ParentWeightWalk
+from test_monte_carlo import chi_square_p_value
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +132,37 @@ def test_lm_oracle_drives_the_walk_with_counted_model_calls(dyck5):
     assert all(dyck_valid(dyck5.text(int(s))) == 1.0 for s in result.samples)
     with pytest.raises(OracleBoundError, match="normalised"):
         sample_jvv(fresh, 5, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def lm_walk(lm, dyck5):
+    """The leaf-boosted walk on the LM oracle with exact values, its default T, and its exact output law at T."""
+    oracle = LMOracle(lm, "", 5, dyck_valid, ExactValues(dyck5))
+    walk = SinclairJerrumWalk(dyck5.tree, 2.0 * dyck5.tree.depth)
+    steps = default_walk_steps(dyck5.tree.depth, schedule_rho(oracle), walk.leaf_boost)
+    return oracle, walk, steps, walk_output_law(walk, oracle, steps)[0]
+
+
+def test_boosted_walk_on_the_lm_oracle_samples_its_exact_law(dyck5, lm_walk):
+    """Chi-square of the samples against the walk's exact T-step law: false-alarm rate FALSE_ALARM."""
+    oracle, walk, steps, law = lm_walk
+    fresh = LMOracle(LanguageModel.load("dyck"), "", 5, dyck_valid, ExactValues(dyck5))
+    result = sample_walk_boosted(fresh, 3000, np.random.default_rng(0))
+    assert result.info["steps"] == steps and result.info["leaf_boost"] == walk.leaf_boost
+    assert chi_square_p_value(result.samples, law) > FALSE_ALARM
+    # at stationarity the leaf law is exactly the oracle's leaf answers, which are pi* up to the model's float32
+    leaf = leaf_marginal(walk, walk_stationary_law(walk, oracle))
+    answers = np.exp(oracle.log_weight(np.arange(dyck5.tree.leaf_start, dyck5.tree.num_nodes)))
+    assert total_variation(leaf / leaf.sum(), answers / answers.sum()) < 1e-9
+    assert total_variation(leaf / leaf.sum(), dyck5.target.leaf_probs()) < 1e-6
+
+
+def test_twin_broken_walk_on_the_lm_oracle_fails_the_check(dyck5, lm_walk):
+    oracle, walk, steps, law = lm_walk
+    broken = ParentWeightWalk(dyck5.tree, walk.leaf_boost)  # moves up with the parent's weight
+    leaves, _ = sample_with_restarts(broken, CountedOracle(oracle, Ledger()), 3000, steps, np.random.default_rng(0),
+                                     Ledger())
+    assert chi_square_p_value(leaves - dyck5.tree.leaf_start, law) < FALSE_ALARM
 
 
 def test_rollout_values_estimate_v_star(dyck5):

@@ -4,14 +4,17 @@ import numpy as np
 import pytest
 
 from ttsample import SAMPLERS, make_oracle, random_target, sample_jvv, sample_walk
+from ttsample.samplers import FLAT_PROMISE_SAMPLERS
 from ttsample.oracles import RandomOracle
 from ttsample.oracles.error_models import hashed_uniform
-from ttsample.errors import BudgetExhaustedError, OracleBoundError, ParameterError
+from ttsample.errors import BudgetExhaustedError, NoLeafReachedError, OracleBoundError, ParameterError
 
 from conftest import target_with_zeros
 
+ANY_ORACLE = [s for s in SAMPLERS if s not in FLAT_PROMISE_SAMPLERS]  # the others: test_uniform_rejection.py
 
-@pytest.mark.parametrize("name", SAMPLERS)
+
+@pytest.mark.parametrize("name", ANY_ORACLE)
 def test_same_seed_same_samples_and_full_ledger(name):
     target = random_target(6, 2, seed=1)
     oracle = make_oracle(target, "random", 1.3, seed=1)
@@ -23,7 +26,7 @@ def test_same_seed_same_samples_and_full_ledger(name):
     led = a.ledger
     assert led.queries_total >= led.queries_distinct > 0
     assert led.queries_distinct <= target.tree.num_nodes
-    assert led.tries == 300 + led.restarts + led.surplus and led.steps > 0 and led.seconds > 0
+    assert led.tries == 300 + led.restarts + led.surplus and led.steps > 0
 
 
 def test_jvv_exact_oracle_costs_n_times_b_per_sample():
@@ -33,7 +36,7 @@ def test_jvv_exact_oracle_costs_n_times_b_per_sample():
     assert result.ledger.queries_total == 100 * 7 * 3  # one query per child per level, nothing else
 
 
-@pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.parametrize("name", ANY_ORACLE)
 def test_zero_mass_leaves_are_never_sampled(name):
     target = target_with_zeros(4, 3, seed=5)
     oracle = make_oracle(target, "delayed" if name != "jvv" else "random", 2.0, seed=5)
@@ -86,3 +89,10 @@ def test_bad_walk_parameters():
         SAMPLERS["walk"](oracle, 5, np.random.default_rng(0), leaf_boost=0.5)
     with pytest.raises(ParameterError, match="leaf_hold"):
         SAMPLERS["lifted"](oracle, 5, np.random.default_rng(0), leaf_hold=np.nan)
+
+
+@pytest.mark.parametrize("name", ["walk", "walk-boosted", "lifted"])
+def test_a_walk_too_short_to_reach_a_leaf_stops_with_an_error(name):
+    oracle = make_oracle(random_target(6, 2, seed=0), "exact")
+    with pytest.raises(NoLeafReachedError, match="--steps"):  # T = 5 < depth 6: no chain can be at a leaf
+        SAMPLERS[name](oracle, 50, np.random.default_rng(0), steps=5)

@@ -5,15 +5,17 @@ sampler, for a fixed version space V, accepts x with law q_V(x) * accept(x),
 which must be mu* to 1e-9 (and accept(x) <= 1), for V = F and for V after
 eliminations. (2) Monte Carlo: chi-square of seeded samples against mu*,
 false-alarm rate FALSE_ALARM = 1e-6 per test, both for long runs and for the
-first sample of many independent runs (where V is still large); the twin
-neutralises the acceptance step of the real sampler and must fail.
+first sample of many independent runs (where V is still large), and for
+short runs on a class built so that V shrinks while batched proposals are
+pending (their thinning is under test). Each twin breaks one step of the real
+sampler (acceptance, thinning) and must fail.
 """
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ttsample import make_oracle, random_target
+from ttsample import Target, make_oracle, random_target
 from ttsample.cli import app
 from ttsample.errors import InconsistentClassError, ParameterError, TreeShapeError
 from ttsample.eval.exact_laws import total_variation
@@ -119,6 +121,57 @@ def test_twin_sampler_with_acceptance_neutralised_fails(monkeypatch):
     assert chi_square_p_value(draws, cls.truth.leaf_probs()) < FALSE_ALARM
 
 
+def swap_class(depth: int = 4, decoys: int = 3, tiny: float = 0.01) -> TargetClass:
+    """The true member and decoys that each swap one sibling pair, (tiny, 1) -> (1, tiny), and agree elsewhere.
+
+    Only an answer at a decoy's pair rules it out, so batches grow before it
+    happens and proposals are pending when it does. A pending proposal sits at
+    the decoy's heavy leaf far more often under the old mixture than under the
+    new one: without thinning, those leaves (mu* = tiny) come out too often.
+    """
+    masses = np.random.default_rng(0).uniform(0.5, 1.5, size=2**depth)
+    pairs = 2 * (np.arange(decoys) * 2 ** (depth - 1) // decoys)
+    masses[pairs], masses[pairs + 1] = tiny, 1.0
+    members = [Target.from_leaf_masses(masses, 2)]
+    for a in pairs:
+        swapped = masses.copy()
+        swapped[[a, a + 1]] = masses[[a + 1, a]]
+        members.append(Target.from_leaf_masses(swapped, 2))
+    return TargetClass.from_targets(members, 0, "swaps")
+
+
+def pooled_short_runs(sampler, cls, oracle, runs: int = 500, per_run: int = 20) -> np.ndarray:
+    """The pooled samples of many independent short runs (decoys are eliminated early, with proposals pending)."""
+    rngs = (np.random.default_rng(seed) for seed in range(runs))
+    return np.concatenate([sampler(cls, oracle, per_run, rng).samples for rng in rngs])
+
+
+@pytest.mark.parametrize("name", CLASS_SAMPLERS)
+def test_proposals_pending_at_an_elimination_are_thinned_to_mu_star(name, monkeypatch):
+    cls = swap_class()
+    oracle = make_oracle(cls.truth, "random", 1.5, seed=2)
+    real_thin, dropped = ttt.thin, []
+
+    def counting_thin(*args):
+        keep = real_thin(*args)
+        dropped.append(int((~keep).sum()))
+        return keep
+
+    monkeypatch.setattr(ttt, "thin", counting_thin)
+    draws = pooled_short_runs(CLASS_SAMPLERS[name], cls, oracle)
+    assert chi_square_p_value(draws, cls.truth.leaf_probs()) > FALSE_ALARM
+    assert sum(dropped) > 100  # the case under test happened: pending proposals were thinned away
+
+
+@pytest.mark.parametrize("name", CLASS_SAMPLERS)
+def test_twin_sampler_keeping_every_pending_proposal_fails(name, monkeypatch):
+    cls = swap_class()
+    oracle = make_oracle(cls.truth, "random", 1.5, seed=2)
+    monkeypatch.setattr(ttt, "thin", lambda rng, old_sum, new_sum, x: np.ones(x.size, dtype=bool))
+    draws = pooled_short_runs(CLASS_SAMPLERS[name], cls, oracle)
+    assert chi_square_p_value(draws, cls.truth.leaf_probs()) < FALSE_ALARM
+
+
 def test_accounting_and_amortisation():
     cls = make_class("independent", 8, 2, 64, 0.5, seed=1)
     for sampler in (sample_mixture_rejection, sample_learned_oracle):
@@ -164,6 +217,6 @@ def test_quick_ttt_reproduction(tmp_path):
     result = CliRunner().invoke(app, ["reproduce", "ttt", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = (out / "report.md").read_text()
-    assert "## Crossover against the leaf-boosted walk" in report and "against class size |F|" in report
+    assert "## Class samplers against the class-agnostic walk" in report and "against class size |F|" in report
     for name in ["summary.json", "table.csv", "queries_vs_class_size_class-local_2_b2.png"]:
         assert (out / name).exists(), name

@@ -25,7 +25,7 @@ from .errors import ParameterError, TtsampleError
 from .oracles import ORACLES
 from .run import Run, sample_once
 from .problems.classes import make_class
-from .samplers import CLASS_SAMPLERS, SAMPLERS
+from .samplers import CLASS_SAMPLERS, FLAT_PROMISE_SAMPLERS, SAMPLERS
 from .target import Target, random_target
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time sampling from approximate density oracles.")
@@ -109,8 +109,8 @@ def sample(
     class_param: float = typer.Option(1.0, help="--class parameter: concentration (independent), spread (local), rho (tilt)."),
     branching: int = typer.Option(2, "--branching", "-b", help="Branching factor b of the tree."),
     oracle: str = typer.Option("exact", help=f"Oracle error model: {', '.join(ORACLES)}."),
-    rho: float = typer.Option(1.0, help="Error bound rho >= 1 for random, adversarial and single (delayed and flat measure theirs)."),
-    sampler: str = typer.Option(..., help=f"Sampler: {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}."),
+    rho: float = typer.Option(1.0, help="Error bound rho >= 1 for random, adversarial, single, signs, decoy and drift (delayed and flat measure theirs)."),
+    sampler: str = typer.Option(..., help=f"Sampler: {', '.join([*SAMPLERS, *CLASS_SAMPLERS])} ({', '.join(sorted(FLAT_PROMISE_SAMPLERS))} needs --oracle flat)."),
     n: int = typer.Option(..., "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the oracle's noise and --random-target."),
     steps: Optional[int] = typer.Option(None, help="Walk length T for walk, walk-boosted, lifted (default: our calibrated schedule)."),
@@ -175,8 +175,9 @@ def _sweep(spec, out: Path, workers: Optional[int], executor: str, address: Opti
 
 
 def _report(out: Path, reproduction: Optional[str], command: str) -> None:
-    from .eval.report import write_report
+    from .eval.report import VERDICTS, write_report
     from .experiments.reproductions import (
+        ADVERSARY_ORACLES,
         SCALING_CAVEATS,
         SCALING_EXPECTATIONS,
         TTT_CAVEATS,
@@ -193,16 +194,16 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
     if reproduction:
         rep = get_reproduction(reproduction)
         title, intro, expectations, caveats = rep.title, rep.intro, rep.expectations, rep.caveats
-        axes, extra = rep.axes, rep.extra_sections
+        axes, extra, adversary = rep.axes, rep.extra_sections, rep.adversary_oracles
     else:
         title, intro = f"Sweep report: {out.name}", "Cost per sample against depth and class size for every series."
         expectations, caveats = SCALING_EXPECTATIONS + TTT_EXPECTATIONS, SCALING_CAVEATS + TTT_CAVEATS
-        axes, extra = ("depth", "class_size"), None
+        axes, extra, adversary = ("depth", "class_size"), None, ADVERSARY_ORACLES
     summary = write_report(rows, out, title=title, intro=intro, expectations=expectations, caveats=caveats,
-                           command=command, axes=axes, extra_sections=extra)
+                           command=command, axes=axes, extra_sections=extra, adversary_oracles=adversary)
     verdicts = [v["verdict"] for v in summary["expectations"]]
-    console.print(f"wrote {out / 'report.md'} ({len(summary['series'])} series, {verdicts.count('confirmed')} "
-                  f"expectations confirmed, {verdicts.count('refuted')} refuted, {verdicts.count('not measured')} not measured)")
+    counts = ", ".join(f"{verdicts.count(k)} {k}" for k in VERDICTS)
+    console.print(f"wrote {out / 'report.md'} ({len(summary['series'])} series; expectations: {counts})")
 
 
 @app.command()

@@ -40,6 +40,14 @@ class BudgetExhaustedError(TtsampleError):
         self.ledger = ledger
 
 
+class NoLeafReachedError(TtsampleError):
+    """A walk sampler whose chains never end at a leaf at time T: T too short, or the walk periodic."""
+
+
+class ResultStoreError(TtsampleError):
+    """A results.sqlite that is damaged, not SQLite, or a database that ttsample did not write."""
+
+
 class InconsistentClassError(TtsampleError):
     """Every member of the class F contradicts an oracle answer: the target is not in F."""
 

@@ -14,6 +14,7 @@ from .eval.exact_laws import (
     MAX_ENUMERABLE_LEAVES,
     jvv_output_law,
     total_variation,
+    uniform_rejection_output_law,
     walk_output_law,
 )
 from .oracles import make_oracle
@@ -59,6 +60,8 @@ def exact_output_law(sampler: str, oracle, info: dict) -> np.ndarray:
     """The exact law of what ``sampler`` outputs with the parameters it reported in ``info``."""
     if sampler == "jvv":
         return jvv_output_law(oracle)[0]
+    if sampler == "uniform-rejection":
+        return uniform_rejection_output_law(oracle)[0]
     return walk_output_law(walk_of(sampler, oracle.tree, info), oracle, info["steps"])[0]
 
 

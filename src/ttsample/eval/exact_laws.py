@@ -1,6 +1,7 @@
 """Exact output laws of the samplers on trees small enough to enumerate.
 
-JVV by summing proposal times acceptance over the leaves; walks through their
+JVV and uniform rejection by summing proposal times acceptance over the
+leaves; walks through their
 transition matrices, built from the very kernel the sampler runs (so the law
 here is the law sampled there). Nothing here counts queries.
 """
@@ -13,9 +14,10 @@ import scipy.sparse.linalg as spla
 
 from ..errors import TreeShapeError
 from ..logspace import log_normalize
+from ..samplers import uniform_rejection
 from ..samplers.jvv import log_acceptance_bound
 
-MAX_ENUMERABLE_LEAVES = 1 << 14
+MAX_ENUMERABLE_LEAVES = 1 << 16  # depth 16 binary: a walk law is a few hundred thousand states
 
 
 def check_enumerable(tree) -> None:
@@ -61,6 +63,23 @@ def jvv_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, 
     return joint / accept, accept
 
 
+def uniform_rejection_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:
+    """Leaf law of uniform rejection's accepted samples, and the acceptance probability of one try.
+
+    Proposal ``b**-n`` at every leaf, acceptance ``min(1, mu*(x) / (b rho b**-n))``;
+    under the flat oracle's promise the ``min`` never bites and the acceptance
+    is exactly ``1/(b rho)``.
+    """
+    tree = oracle.tree
+    check_enumerable(tree)
+    if log_bound is None:
+        log_bound = uniform_rejection.log_acceptance_bound(tree, oracle.log_rho)
+    log_mu = oracle.log_weight(np.arange(tree.leaf_start, tree.num_nodes))
+    joint = np.exp(np.minimum(0.0, log_mu - log_bound) - tree.depth * np.log(tree.branching))
+    accept = float(joint.sum())
+    return joint / accept, accept
+
+
 def transition_matrix(walk, oracle) -> sp.csr_matrix:
     """The walk's full transition matrix (laziness included), rows = current state."""
     check_enumerable(walk.tree)
@@ -85,12 +104,24 @@ def walk_state_law(walk, oracle, steps: int) -> np.ndarray:
     return law
 
 
+class LeafMap:
+    """Which walk states sit at a leaf, and which leaf: built once, applied to many state laws."""
+
+    def __init__(self, walk):
+        tree = walk.tree
+        check_enumerable(tree)
+        nodes = walk.node_of(np.arange(walk.num_states, dtype=np.int64))
+        self.states = np.flatnonzero(nodes >= tree.leaf_start)
+        self.leaf = nodes[self.states] - tree.leaf_start
+        self.num_leaves = tree.num_leaves
+
+    def __call__(self, state_law: np.ndarray) -> np.ndarray:
+        return np.bincount(self.leaf, weights=state_law[self.states], minlength=self.num_leaves)
+
+
 def leaf_marginal(walk, state_law: np.ndarray) -> np.ndarray:
     """Mass of each leaf (lexicographic order) under a law on the walk's states."""
-    tree = walk.tree
-    nodes = walk.node_of(np.arange(walk.num_states, dtype=np.int64))
-    at_leaf = nodes >= tree.leaf_start
-    return np.bincount(nodes[at_leaf] - tree.leaf_start, weights=state_law[at_leaf], minlength=tree.num_leaves)
+    return LeafMap(walk)(state_law)
 
 
 def walk_output_law(walk, oracle, steps: int) -> tuple[np.ndarray, float]:
@@ -104,11 +135,12 @@ def walk_tv_curve(walk, oracle, max_steps: int):
     """Yield ``(T, P(at a leaf after T steps), TV of the restart rule's output law to mu*)`` for T = 1..max_steps."""
     p_t = transition_matrix(walk, oracle).T.tocsr()
     mu = np.exp(oracle.target.leaf_log_mass)
+    leaf_of = LeafMap(walk)
     law = np.zeros(walk.num_states)
     law[walk.start] = 1.0
     for t in range(1, max_steps + 1):
         law = p_t @ law
-        leaf = leaf_marginal(walk, law)
+        leaf = leaf_of(law)
         p_leaf = float(leaf.sum())
         yield t, p_leaf, (total_variation(leaf / p_leaf, mu) if p_leaf > 0 else 1.0)
 
@@ -118,9 +150,13 @@ def walk_best_cost(walk, oracle, delta: float, max_steps: int) -> tuple[int, flo
 
     ``T / P(leaf)`` is the expected number of chain-steps per delivered sample;
     returns ``(T, steps per sample)``, or None if no T <= max_steps reaches delta.
+    Since ``T / P(leaf) >= T``, no T beyond the best cost found so far can beat it:
+    the scan stops there.
     """
     best = None
     for t, p_leaf, tv in walk_tv_curve(walk, oracle, max_steps):
+        if best is not None and t >= best[1]:
+            break
         if tv <= delta and p_leaf > 0 and (best is None or t / p_leaf < best[1]):
             best = (t, t / p_leaf)
     return best

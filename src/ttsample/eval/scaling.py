@@ -2,17 +2,24 @@
 
 A series fixes everything but one axis: the depth n, or the class size |F|
 (family, family parameter, branching, oracle, rho, sampler, and the other
-axis). The costs fitted against the axis:
-- ``queries``: oracle queries per delivered sample, as run (walks at their default T);
+axis). A query is one answer of the oracle at one node; ``total`` counts every
+ask (re-asks answered from the run's cache included), ``distinct`` counts the
+nodes the oracle itself was asked. The costs fitted against the axis:
+- ``queries``: total queries per delivered sample, as run (walks at their default T);
+- ``distinct``: distinct queries per delivered sample, amortised over the run;
+- ``first_distinct``: distinct queries (from a fresh cache) until the first sample
+  of a run that draws one proposal or one chain at a time;
 - ``tries``: proposals (JVV) or walk runs per delivered sample;
 - ``best_steps``: for walks on enumerable trees, the chain-steps per sample of the
   restart rule at its best T for output TV <= 0.01, computed exactly. This one
   does not depend on our choice of T;
-- ``first_queries``: for the class samplers, the queries spent until their first sample.
+- ``first_queries``: total queries until the first sample (as ``first_distinct``).
 At each axis value a series has one value per seed; its shape is the
 least-squares slope of log(median) against log(x) (and against x: the rate),
-with a 95% interval from resampling the seeds at every x (bootstrap). Runs
-that hit their query budget are censored: reported, never fitted.
+with a 95% interval from resampling the seeds at every x (bootstrap). A
+series whose value does not vary with the seed at any x is *deterministic*:
+its slope is a value, not an estimate, and is shown without an interval.
+Runs that hit their query budget are censored: reported, never fitted.
 """
 
 from __future__ import annotations
@@ -22,13 +29,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 FIELDS = ("family", "family_param", "branching", "oracle", "rho_label", "sampler", "class_size", "depth")
-AXES = ("depth", "class_size")
 METRICS = {
     "queries": lambda row: row["queries_total"] / row["delivered"],
+    "distinct": lambda row: row["queries_distinct"] / row["delivered"],
+    "first_distinct": lambda row: row.get("first_sample_distinct"),
     "tries": lambda row: row["tries"] / row["delivered"],
     "best_steps": lambda row: row.get("best_steps_per_sample"),
     "first_queries": lambda row: row.get("first_sample_queries"),
 }
+DETERMINISTIC_RTOL = 1e-9  # values equal to this relative tolerance across seeds are one value
 
 
 @dataclass
@@ -36,7 +45,6 @@ class Series:
     axis: str
     key: tuple  # the values of every field but the axis
     values: dict[str, dict[int, list[float]]] = field(default_factory=lambda: {m: {} for m in METRICS})
-    distinct: dict[int, list[float]] = field(default_factory=dict)
     censored: dict[int, int] = field(default_factory=dict)  # axis value -> runs over budget
     max_tv: float | None = None  # worst exact output-law TV over the runs where it was computed
 
@@ -66,7 +74,6 @@ def collect(rows: list[dict], axis: str = "depth") -> list[Series]:
             value = value_of(row)
             if value is not None:
                 s.values[metric].setdefault(d, []).append(value)
-        s.distinct.setdefault(d, []).append(row["queries_distinct"])
         if row.get("tv_output_law") is not None:
             s.max_tv = max(s.max_tv or 0.0, row["tv_output_law"])
     kept = [s for s in series.values() if len(s.xs) >= 2]
@@ -74,10 +81,11 @@ def collect(rows: list[dict], axis: str = "depth") -> list[Series]:
 
 
 def fit_metric(series: Series, metric: str, *, boot: int = 2000, seed: int = 0) -> dict:
-    """Log-log slope and log-linear rate of the median against n, with bootstrap 95% intervals."""
+    """Log-log slope and log-linear rate of the median against x, with bootstrap 95% intervals."""
     xs = series.fitted_xs(metric)
-    out = {"xs": xs, "slope": None, "slope_ci95": None, "rate": None, "rate_ci95": None,
-           "max_median": None, "max_median_ci95": None}
+    out = {"xs": xs, "medians": [float(np.median(series.values[metric][d])) for d in xs], "seeds": 0,
+           "deterministic": False, "slope": None, "slope_ci95": None, "rate": None, "rate_ci95": None,
+           "max_median": None, "max_median_ci95": None, "last_slope": None}
     if len(xs) < 2:
         return out
     n = np.array(xs, dtype=float)
@@ -89,13 +97,18 @@ def fit_metric(series: Series, metric: str, *, boot: int = 2000, seed: int = 0) 
     rates = np.polyfit(n, boot_med, 1)[0]
     ci = lambda x: [float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))]  # noqa: E731
     return {
-        "xs": xs,
+        **out,
+        "seeds": min(v.size for v in values),
+        # one seed proves nothing about seed variance: deterministic needs two equal values at every x
+        "deterministic": all(v.size > 1 and np.ptp(v) <= DETERMINISTIC_RTOL * np.abs(v).max() for v in values),
         "slope": float(np.polyfit(np.log(n), med, 1)[0]),
         "slope_ci95": ci(slopes),
         "rate": float(np.polyfit(n, med, 1)[0]),
         "rate_ci95": ci(rates),
         "max_median": float(np.exp(med.max())),
         "max_median_ci95": ci(np.exp(boot_med.max(axis=0))),
+        # the local exponent between the two largest x: where the fitted slope is heading
+        "last_slope": float((med[-1] - med[-2]) / (np.log(n[-1]) - np.log(n[-2]))),
     }
 
 
@@ -119,6 +132,39 @@ def aggregate_table(series_list: list[Series]) -> list[dict]:
                 v = np.asarray(s.values[metric].get(d, []))
                 q = np.percentile(v, [25, 50, 75]) if v.size else [np.nan] * 3
                 row.update({f"{metric}_q25": q[0], f"{metric}_median": q[1], f"{metric}_q75": q[2]})
-            row["distinct_queries_median"] = float(np.median(s.distinct[d])) if d in s.distinct else np.nan
             rows.append(row)
     return rows
+
+
+WORST_CASE_FIELDS = ("family", "family_param", "branching", "rho_label", "sampler")
+
+
+def worst_cases(rows: list[dict], metric: str, oracles: tuple[str, ...]) -> list[dict]:
+    """The worst instance found at each depth, over ``oracles`` and seeds, per (family, b, rho, sampler).
+
+    An instance is one (oracle, seed) run; its cost is the run's ``metric``. The
+    worst found is a lower bound on the true worst case over the oracles within
+    rho, so its log-log slope against depth is a value, not an estimate.
+    """
+    groups: dict[tuple, dict[int, tuple[float, str]]] = {}
+    value_of = METRICS[metric]
+    for row in rows:
+        if row["oracle"] not in oracles or row["status"] != "ok" or not row["delivered"]:
+            continue
+        value = value_of(row)
+        if value is None:
+            continue
+        worst = groups.setdefault(tuple(row[f] for f in WORST_CASE_FIELDS), {})
+        if row["depth"] not in worst or value > worst[row["depth"]][0]:
+            worst[row["depth"]] = (value, f"{row['oracle']} seed {row['seed']}")
+    out = []
+    for key, worst in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        xs = sorted(worst)
+        if len(xs) < 2:
+            continue
+        log_n, log_v = np.log(xs), np.log([worst[d][0] for d in xs])
+        out.append({**dict(zip(WORST_CASE_FIELDS, key)), "metric": metric, "xs": xs,
+                    "worst": [worst[d][0] for d in xs], "instance": [worst[d][1] for d in xs],
+                    "slope": float(np.polyfit(log_n, log_v, 1)[0]),
+                    "last_slope": float((log_v[-1] - log_v[-2]) / (log_n[-1] - log_n[-2]))})
+    return out

@@ -19,8 +19,8 @@ from ..target import bounded_tilt_target, random_target
 from .spec import Spec, Task
 from .store import ResultStore
 
-EXACT_TV_MAX_LEAVES = min(1 << 12, MAX_ENUMERABLE_LEAVES)  # exact laws in sweeps only where they are cheap
 DELTA = 0.01  # the accuracy at which the walks' best restart-rule cost is computed
+BEST_T_RANGE = 4  # ... searched over T up to this multiple of the default T (adversaries may need longer walks)
 
 
 def build_problem(task: Task):
@@ -44,7 +44,7 @@ def run_task(task: Task) -> dict:
 
 def _run(task: Task) -> dict:
     target, cls = build_problem(task)
-    exact = target.tree.num_leaves <= EXACT_TV_MAX_LEAVES
+    exact = target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES
     try:
         run = sample_once(target, task.sampler, task.samples, oracle=task.oracle, rho=task.rho, seed=task.seed,
                           max_queries=task.max_queries, exact=exact, target_class=cls)
@@ -59,10 +59,11 @@ def _run(task: Task) -> dict:
         "tv_output_law": run.tv_output_law,
         "tv_empirical": run.tv_empirical,
         "first_sample_queries": run.result.info.get("first_sample_queries"),
+        "first_sample_distinct": run.result.info.get("first_sample_distinct"),
     }
     if exact and task.sampler in ("walk", "walk-boosted", "lifted"):
         best = walk_best_cost(walk_of(task.sampler, target.tree, run.result.info), run.oracle, DELTA,
-                              2 * run.result.info["steps"])
+                              BEST_T_RANGE * run.result.info["steps"])
         if best is not None:
             outcome["best_walk_steps"], outcome["best_steps_per_sample"] = best
     return outcome

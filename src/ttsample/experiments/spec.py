@@ -14,6 +14,7 @@ Example (the shipped ``specs/scaling.toml`` is a full one)::
     kind = "random"           # or "bounded_tilt" (a tilt within rho of flat; set rho there)
     concentration = 0.5
     # oracles = [{kind = "flat"}]   # optional: this family's own oracle list
+    # samplers = ["walk"]           # optional: this family's own samplers (from the list above)
 
     # A class F (for the class samplers; other samplers run on its true member):
     # [[families]]
@@ -26,6 +27,7 @@ Example (the shipped ``specs/scaling.toml`` is a full one)::
     [[oracles]]
     kind = "random"
     rho = "1+1/n"             # a number >= 1, or "1+c/n"
+    # seeds = 2               # optional: this oracle's own number of seeds
 """
 
 from __future__ import annotations
@@ -100,8 +102,9 @@ class Spec:
 
     def tasks(self) -> list[Task]:
         out = []
-        pairs = [(fam, orc) for fam in self.families for orc in fam.get("oracles", self.oracles)]
-        for (fam, orc), b, sampler in itertools.product(pairs, self.branchings, self.samplers):
+        triples = [(fam, orc, sampler) for fam in self.families for orc in fam.get("oracles", self.oracles)
+                   for sampler in fam.get("samplers", self.samplers)]
+        for (fam, orc, sampler), b in itertools.product(triples, self.branchings):
             is_class = fam["kind"] == "class"
             if sampler in CLASS_SAMPLERS and not is_class:
                 continue  # class samplers need a class
@@ -110,7 +113,7 @@ class Spec:
                           else fam.get("rho", 1.5) if fam["kind"] == "bounded_tilt" else fam["param"])
             for depth in fam.get("depths", self.sampler_depths.get(sampler, self.depths)):
                 for size in fam.get("class_sizes", [0]) if is_class else [0]:
-                    for seed in range(self.seeds):
+                    for seed in range(orc.get("seeds", self.seeds)):
                         out.append(Task(name, param, int(depth), int(b), orc["kind"], str(orc.get("rho", 1.0)),
                                         sampler, seed, self.samples, self.max_queries, int(size)))
         return out
@@ -140,6 +143,9 @@ def parse_spec(data: dict) -> Spec:
         _require(fam.get("kind") in FAMILIES, f"family kind must be one of {', '.join(FAMILIES)}, got {fam.get('kind')!r}")
         if "depths" in fam:
             _int_list(fam["depths"], "depths (of a family)")
+        if "samplers" in fam:
+            _require(isinstance(fam["samplers"], list) and set(fam["samplers"]) <= set(data["samplers"]),
+                     f"a family's 'samplers' must be a list drawn from 'samplers', got {fam['samplers']!r}")
         if fam["kind"] == "class":
             _require(fam.get("class") in CLASS_KINDS, f"a class family needs class = one of {', '.join(CLASS_KINDS)}")
             _require(isinstance(fam.get("param"), (int, float)), "a class family needs a numeric 'param'")
@@ -151,6 +157,9 @@ def parse_spec(data: dict) -> Spec:
         rho = orc.get("rho", 1.0)
         value = rho_at(rho, max(depths))
         _require(value >= 1.0, f"oracle rho must be >= 1, got {rho!r}")
+        if "seeds" in orc:
+            _require(isinstance(orc["seeds"], int) and not isinstance(orc["seeds"], bool) and orc["seeds"] >= 1,
+                     "an oracle's 'seeds' must be an integer >= 1")
     per_sampler = data.get("sampler_depths", {})
     for s in per_sampler:
         _require(s in data["samplers"], f"sampler_depths names {s!r}, which is not in 'samplers'")

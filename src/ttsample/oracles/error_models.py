@@ -10,6 +10,11 @@ case (possibly infinite) for the models that do not (delayed, flat).
 Answers are deterministic functions of (node, seed): noise comes from a
 counter-based hash of the node id, so re-asking a node gives the same answer
 and no per-node noise table is stored.
+
+Which errors matter: a factor that siblings share (adversarial, drift) leaves
+every conditional ``mu_hat(c) / sum mu_hat(c')`` exact and only changes how a
+walk moves along the depth axis; a factor that differs between siblings
+(random, signs, single, decoy) distorts the conditionals themselves.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ class Oracle:
     """Base oracle: exact at leaves, ``log_error(ids)`` added at internal nodes."""
 
     name = "oracle"
+    # True when the promise bounds every internal node by rho * b**-depth (the flat oracle's):
+    # then every leaf has mu*(x) <= mu*(parent) <= rho * b**-(n-1), which uniform rejection needs
+    flat_promise = False
 
     def __init__(self, target: Target, log_rho: float = 0.0):
         self.target = target
@@ -133,6 +141,90 @@ class SinglePerturbedOracle(Oracle):
         return np.where(perturbed, self.log_rho, 0.0)
 
 
+class SignsOracle(Oracle):
+    """A factor ``rho`` or ``1/rho`` per internal node (root included), the sign from the node's hash.
+
+    The extreme points of the random oracle: the same hash as ``RandomOracle``
+    with the same seed, pushed to the edges of the band. Each sibling ratio is
+    then either exact or off by ``rho**2`` (the most an error within ``rho``
+    can distort it), in a direction that changes from node to node. A
+    candidate adversary for JVV (its proposal can be off by up to
+    ``rho**(2(n-1))`` at a leaf) and for the walks (pushed toward some
+    children and away from others at every level), with seed-to-seed
+    variance to search over.
+    """
+
+    name = "signs"
+
+    def __init__(self, target: Target, rho: float, seed: int = 0):
+        super().__init__(target, np.log(_check_rho(rho)))
+        self.seed = seed
+
+    def log_error(self, ids: np.ndarray) -> np.ndarray:
+        return np.where(hashed_uniform(ids, self.seed) < 0.5, -self.log_rho, self.log_rho)
+
+
+class DecoyOracle(Oracle):
+    """At each internal node below the root: ``rho`` if it is the lightest of its siblings, ``1/rho`` if not.
+
+    The decoy among a set of siblings is the child of least positive true mass
+    (zero-mass children stay zero, so favouring one would change nothing);
+    ties, e.g. on a flat target, go to the child with the least hash of
+    (node, seed). Every sibling ratio is distorted by ``rho**2`` toward the
+    lightest subtree, at every internal level, so along a path of decoys the
+    errors compound instead of cancelling: JVV's proposal reaches the
+    lightest leaves with up to ``rho**(2(n-1))`` times their probability, and
+    the walks are steered into light subtrees at each step down. A candidate
+    worst case on targets far from flat, where the lightest subtree is much
+    lighter than its siblings. The root has no siblings and is exact; leaves
+    are exact.
+    """
+
+    name = "decoy"
+
+    def __init__(self, target: Target, rho: float, seed: int = 0):
+        super().__init__(target, np.log(_check_rho(rho)))
+        self.seed = seed
+
+    def decoy_child(self, parents: np.ndarray) -> np.ndarray:
+        """The favoured child of each internal node in ``parents`` (node ids)."""
+        children = self.tree.children(parents)  # (k, b)
+        mass = self.target.log_mass[children]
+        key = np.where(np.isneginf(mass), np.inf, mass)
+        lightest = key == key.min(axis=1, keepdims=True)
+        tie_break = np.where(lightest, hashed_uniform(children, self.seed, stream=2), np.inf)
+        return children[np.arange(children.shape[0]), np.argmin(tie_break, axis=1)]
+
+    def log_error(self, ids: np.ndarray) -> np.ndarray:
+        parents, where = np.unique(self.tree.parent(ids), return_inverse=True)
+        favoured = self.decoy_child(parents)[where.reshape(ids.shape)] == ids
+        return np.where(ids == 0, 0.0, np.where(favoured, self.log_rho, -self.log_rho))
+
+
+class DriftOracle(Oracle):
+    """A depth profile: log-factor ``log(rho) * (1 - 2 d / n)`` at internal depth ``d`` (the root gets ``rho``).
+
+    Siblings share the factor, so every conditional is exact and JVV's
+    proposal is exactly ``mu*``; what changes is a walk's balance between
+    moving up (weight ``mu_hat(v)``) and down (``sum mu_hat(c)``): each
+    internal level tilts it toward the root by ``rho**(2/n)``, so the error
+    budget is spent as one steady drift upward (``rho**(2(n-1)/n)`` over the
+    depth) rather than the adversarial oracle's level-to-level oscillation;
+    onto the leaves, which are exact, the balance tips down by
+    ``rho**(1 - 2/n)``. A candidate adversary for the walks' descent (the
+    lifted walk's sweeps included); it cannot hurt a sampler that uses only
+    conditionals.
+    """
+
+    name = "drift"
+
+    def __init__(self, target: Target, rho: float, seed: int = 0):
+        super().__init__(target, np.log(_check_rho(rho)))
+
+    def log_error(self, ids: np.ndarray) -> np.ndarray:
+        return self.log_rho * (1.0 - 2.0 * self.tree.depth_of(ids) / self.tree.depth)
+
+
 class _MeasuredBoundOracle(Oracle):
     """An oracle whose answers do not depend on rho; its bound is measured on the target."""
 
@@ -163,9 +255,16 @@ class DelayedOracle(_MeasuredBoundOracle):
 
 
 class FlatOracle(_MeasuredBoundOracle):
-    """The uniform measure ``mu_hat(v) = b**-depth(v)``: the oracle of the bounded-tilt hard family."""
+    """The uniform measure ``mu_hat(v) = b**-depth(v)``, with its bound measured on the target.
+
+    On the bounded-tilt family every node is within ``rho`` of flat; that
+    family is easy, not hard: its promise bounds every leaf by
+    ``rho * b**-(n-1)``, so a uniform leaf proposal with rejection
+    (``samplers.uniform_rejection``) is exact at ``b rho`` queries per sample.
+    """
 
     name = "flat"
+    flat_promise = True
 
     def internal_log_weight(self, ids: np.ndarray, exact: np.ndarray) -> np.ndarray:
         return -self.tree.depth_of(ids) * np.log(self.tree.branching)
@@ -176,13 +275,16 @@ ORACLES: dict[str, type[Oracle]] = {
     "random": RandomOracle,
     "adversarial": AdversarialOracle,
     "single": SinglePerturbedOracle,
+    "signs": SignsOracle,
+    "decoy": DecoyOracle,
+    "drift": DriftOracle,
     "delayed": DelayedOracle,
     "flat": FlatOracle,
 }
 
 
 def make_oracle(target: Target, kind: str = "exact", rho: float = 1.0, seed: int = 0) -> Oracle:
-    """Build an oracle by error-model name: exact, random, adversarial, single, delayed, flat."""
+    """Build an oracle by error-model name (a key of ``ORACLES``)."""
     if kind not in ORACLES:
         raise OracleBoundError(f"unknown oracle {kind!r}; choose one of {', '.join(ORACLES)}")
     _check_rho(rho)

@@ -60,6 +60,10 @@ class CountedOracle:
         self.ledger = ledger
         self._cache = np.full(oracle.tree.num_nodes, np.nan)
 
+    def cached(self, ids: np.ndarray) -> np.ndarray:
+        """Whether each node has been asked already (asking it again costs no distinct query)."""
+        return ~np.isnan(self._cache[np.asarray(ids, dtype=np.int64)])
+
     def log_weight(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
         self.ledger.queries_total += ids.size

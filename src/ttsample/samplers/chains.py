@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import NoLeafReachedError, ParameterError
 from ..oracles.ledger import CountedOracle, Ledger
 from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
 
 MAX_CHAINS = 1 << 17
+MIN_TRIES_BEFORE_GIVING_UP = 10_000
+ALONE_TRIES = 20  # chains run one at a time until the first leaf, at most this many over the leaf-fraction guess
 
 
 def advance(walk, oracle, states: np.ndarray, steps: int, rng: np.random.Generator, on_step=None) -> np.ndarray:
@@ -47,21 +49,41 @@ def sample_with_restarts(
     *,
     max_queries: float | None = None,
     progress: Progress | None = None,
-) -> np.ndarray:
+) -> tuple[np.ndarray, dict]:
     """Run chains from ``walk.start`` for ``steps`` steps; keep those that end at a leaf.
 
-    Chains that end at an internal node are restarts. Rounds are sized from the
-    leaf fraction seen so far (first guess ``walk.leaf_fraction_guess``).
-    Returns leaf node ids, in chain order.
+    Chains that end at an internal node are restarts. Until the first leaf,
+    chains run one at a time (as a user who wants one sample would run them),
+    for at most ``ALONE_TRIES / leaf_fraction_guess`` tries; then rounds are
+    sized from the leaf fraction seen so far. Returns leaf node ids, in chain
+    order, and the first sample's cost from the fresh cache
+    (``first_sample_queries``, ``first_sample_distinct``; empty if the first
+    leaf came from a batch). Raises ``NoLeafReachedError`` when no chain at all
+    has ended at a leaf after ``give_up`` tries.
     """
     leaf_start = oracle.tree.leaf_start
+    guess = walk.leaf_fraction_guess
+    # On the calibration instances (docs/walk_schedule.md) a walk at its default T ends at a leaf with
+    # probability above guess / 2, so a working walk finds none in 50 / guess tries with probability
+    # below e**-25; no leaf then means T is too short for any chain to get there, or the walk is periodic.
+    give_up = max(MIN_TRIES_BEFORE_GIVING_UP, 50 / guess)
+    alone = ALONE_TRIES / guess
     out: list[np.ndarray] = []
+    first: dict = {}
     got = 0
     tries = leaves = 0
     while got < n_samples:
+        if not leaves and tries >= give_up:
+            raise NoLeafReachedError(
+                f"{walk.name}: none of {tries:,} chains ended at a leaf after T = {steps} steps; use a longer "
+                f"walk (--steps; a chain needs at least {oracle.tree.depth} steps to reach a leaf at depth "
+                f"{oracle.tree.depth}), or, if the walk has no laziness, it may be periodic and never at a "
+                "leaf at time T"
+            )
         need = n_samples - got
-        p_leaf = leaves / tries if leaves else walk.leaf_fraction_guess
-        m = int(min(MAX_CHAINS, max(1, np.ceil(need / p_leaf))))
+        # none found yet: the guess, lowered so that each round is as large as all before it together
+        p_leaf = leaves / tries if leaves else min(guess, need / max(tries, 1))
+        m = 1 if not leaves and tries < alone else int(min(MAX_CHAINS, max(1, np.ceil(need / p_leaf))))
         states = np.full(m, walk.start, dtype=np.int64)
         report_every = max(1, steps // 100)
 
@@ -78,12 +100,14 @@ def sample_with_restarts(
         ledger.restarts += m - found.size
         tries += m
         leaves += found.size
+        if m == 1 and found.size and not first:
+            first = {"first_sample_queries": ledger.queries_total, "first_sample_distinct": ledger.queries_distinct}
         out.append(found[:need])
         got += out[-1].size
         ledger.surplus += found.size - out[-1].size
         if progress is not None:
             progress(got, n_samples)
-    return np.concatenate(out)
+    return np.concatenate(out), first
 
 
 def schedule_rho(oracle) -> float:
@@ -101,8 +125,8 @@ def run_walk_sampler(
         raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
     ledger = Ledger()
     with ledger.timed():
-        leaves = sample_with_restarts(
+        leaves, first = sample_with_restarts(
             walk, CountedOracle(oracle, ledger), n_samples, int(steps), rng, ledger,
             max_queries=max_queries, progress=progress,
         )
-    return SampleResult(leaves - oracle.tree.leaf_start, ledger, {"steps": int(steps), **info})
+    return SampleResult(leaves - oracle.tree.leaf_start, ledger, {"steps": int(steps), **info, **first})

@@ -41,6 +41,14 @@ def descend(oracle, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.nd
     return ids, log_p, answers[j, rows]  # the last answers are exact leaf masses
 
 
+def asked_nodes(tree, leaves: np.ndarray) -> np.ndarray:
+    """The distinct nodes that descents ending at ``leaves`` asked: every child of every node on their paths."""
+    on_path = [tree.parent(leaves)]
+    for _ in range(tree.depth - 1):
+        on_path.append(tree.parent(on_path[-1]))
+    return np.unique(tree.children(np.concatenate(on_path)))
+
+
 def log_acceptance_bound(tree, log_rho: float) -> float:
     """``log rho**(2(n-1))``: the proposal is within this factor of ``mu*`` at every leaf."""
     return 2.0 * (tree.depth - 1) * log_rho
@@ -79,6 +87,8 @@ def sample_jvv(
     counted = CountedOracle(oracle, ledger)
     out = []
     got = 0
+    first: dict = {}  # the first sample's cost, as a one-try-at-a-time run would pay it from a fresh cache
+    asked_before = np.zeros(0, dtype=np.int64)  # nodes asked by the tries before it
     with ledger.timed():
         while got < n_samples:
             m = int(min(MAX_BATCH, max(1, np.ceil((n_samples - got) * expected_tries))))
@@ -89,7 +99,14 @@ def sample_jvv(
                     f"the {oracle.name} oracle is outside its stated bound rho = {oracle.rho:.6g} "
                     "(a proposal exceeded mu* times the JVV bound); state a larger rho"
                 )
-            accepted = leaves[np.log(rng.random(m)) < log_accept]
+            accept = np.log(rng.random(m)) < log_accept
+            accepted = leaves[accept]
+            if not first:  # tries are independent, so the batch's order is a sequential run's order
+                k = int(np.argmax(accept)) + 1 if accept.any() else m
+                asked_before = np.union1d(asked_before, asked_nodes(tree, leaves[:k]))
+                if accept.any():
+                    first = {"first_sample_queries": ledger.queries_total - (m - k) * tree.depth * tree.branching,
+                             "first_sample_distinct": int(asked_before.size)}
             take = accepted[: n_samples - got]
             out.append(take)
             got += take.size
@@ -101,4 +118,4 @@ def sample_jvv(
             if progress is not None:
                 progress(got, n_samples)
     samples = np.concatenate(out) - tree.leaf_start
-    return SampleResult(samples, ledger, {"log_acceptance_bound": log_bound})
+    return SampleResult(samples, ledger, {"log_acceptance_bound": log_bound, **first})

@@ -13,7 +13,7 @@ always in V, and if V ever empties the class was wrong and they raise.
   query each) per sample at most ``|F|`` whatever the depth, and 1 once V
   has collapsed. Proposals are asked in batches, so a run may also ask
   proposals it never tests (thinned away, or left over): queries >= rounds.
-- ``sample_learned_oracle`` (exact; TTT proper): before proposing, descend the
+- ``sample_learned_oracle`` (exact; also learns from internal answers): before proposing, descend the
   tree by V's mixture and ask the oracle at the children on the path where
   V's members disagree by more than ``rho**2`` (an answer there must rule some
   out), so internal answers teach V too; then propose from V's mixture and
@@ -21,8 +21,9 @@ always in V, and if V ever empties the class was wrong and they raise.
   ``B = min(|V|, max_x |V| max_F nu(x) / sum_V nu(x))`` in place of ``|V|``
   (still >= ``mu*(x) / q(x)``). Once V agrees, every proposal is accepted.
 
-Both report the cost of their first sample (``info["first_sample_queries"]``)
-beside the ledger's total, so amortisation is visible.
+Both report the cost of their first sample, total and distinct queries from a
+fresh cache (``info["first_sample_queries"]``, ``info["first_sample_distinct"]``),
+beside the ledger's totals, so amortisation is visible.
 """
 
 from __future__ import annotations
@@ -125,6 +126,18 @@ class VersionSpace:
         return children, np.exp(log_m).mean(axis=0), disagree
 
 
+def thin(rng: np.random.Generator, old_sum: np.ndarray, new_sum: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Which pending proposals ``x``, drawn from the mixture of the old V, to keep now that V has shrunk.
+
+    ``old_sum`` and ``new_sum`` are the members' summed leaf masses before and
+    after. V only loses members, so ``new_sum <= old_sum``; keeping ``x`` with
+    probability ``new_sum(x) / old_sum(x)`` turns a draw from ``old_sum``
+    (normalised) into one from ``new_sum``: P(draw x and keep it) ∝ old_sum(x) * new_sum(x) / old_sum(x) = new_sum(x).
+    The kept proposals are then independent draws from the new V's mixture.
+    """
+    return rng.random(x.size) * old_sum[x] < new_sum[x]
+
+
 def _probe(vs: VersionSpace, oracle: CountedOracle, rng: np.random.Generator) -> None:
     """One learning descent: follow V's mixture, asking where V's members disagree."""
     v = 0
@@ -151,7 +164,7 @@ def _sample_class(
     vs = VersionSpace(cls, oracle.log_rho)
     leaf_start = cls.tree.leaf_start
     out: list[np.ndarray] = []
-    got, batch, first = 0, 1, None
+    got, batch, first = 0, 1, None  # first: the first sample's cost, as a one-query-at-a-time run pays it
     with ledger.timed():
         while got < n_samples:
             if learn and vs.count > 1:
@@ -160,7 +173,8 @@ def _sample_class(
             cap = np.ceil((n_samples - got) * vs.bound(sharpened=learn))
             m = int(max(1, min(MAX_BATCH, cap, np.inf if vs.count == 1 else batch)))
             x = vs.sample(rng, m)
-            before = ledger.queries_total
+            before, distinct_before = ledger.queries_total, ledger.queries_distinct
+            drawn, was_cached = x, counted.cached(x + leaf_start)  # for the first sample's distinct queries
             answers = counted.log_weight(x + leaf_start)
             position = np.arange(m)  # in the batch: the queries a sequential run would have made so far
             changed, unused = False, []
@@ -171,7 +185,9 @@ def _sample_class(
                 log_accept = np.log(vs.count / bound) + answers[:k] - np.log(vs.leaf_sum[x[:k]])
                 accept = np.log(rng.random(k)) < log_accept
                 if first is None and accept.any():
-                    first = before + int(position[np.argmax(accept)]) + 1
+                    p = int(position[np.argmax(accept)]) + 1  # the first sample came with the batch's p-th query
+                    first = {"first_sample_queries": before + p, "first_sample_distinct": distinct_before +
+                             np.unique(drawn[:p][~was_cached[:p]]).size}
                 take = x[:k][accept][: n_samples - got]
                 out.append(take)
                 got += take.size
@@ -183,9 +199,7 @@ def _sample_class(
                 changed = True
                 old_sum = vs.leaf_sum.copy()
                 vs.observe(x[k - 1 : k] + leaf_start, answers[k - 1 : k])
-                # the rest were drawn from the old V's mixture: keeping each with probability
-                # S_new(x) / S_old(x) makes them draws from the new V's mixture (thinning)
-                keep = rng.random(x.size - k) * old_sum[x[k:]] < vs.leaf_sum[x[k:]]
+                keep = thin(rng, old_sum, vs.leaf_sum, x[k:])
                 unused.append((x[k:][~keep], answers[k:][~keep]))
                 x, answers, position = x[k:][keep], answers[k:][keep], position[k:][keep]
             unused.append((x, answers))
@@ -195,7 +209,7 @@ def _sample_class(
             check_budget(ledger, max_queries, "learned-oracle" if learn else "mixture-rejection")
             if progress is not None:
                 progress(got, n_samples)
-    info = {"first_sample_queries": first, "final_version_space": vs.count, "class_size": cls.size}
+    info = {**first, "final_version_space": vs.count, "class_size": cls.size}
     return SampleResult(np.concatenate(out), ledger, info)
 
 
