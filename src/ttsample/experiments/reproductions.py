@@ -84,6 +84,11 @@ SCALING_CAVEATS = [
     "towards e^2, so the slope over n <= 16 is 1.48 by formula, above the asymptotic 1.",
     "The bounded-tilt family (every node within rho of flat, seen through the flat oracle) is an easy control, "
     "not a hard family: uniform rejection samples it exactly with O(b rho) queries per sample (Controls).",
+    "At rho = 1 + 1/n the error is large at small depths (1.25 at n = 4) and vanishes with n, so such a series "
+    "starts above the exact oracle's and approaches it: its slope is pulled below the exact oracle's.",
+    "The worst-case search is a grid: six error models at three rho and two or three seeds each (each seed a new "
+    "target and error draw), plus the ten seeds of the random oracle. It is not an optimisation over all errors "
+    "within rho; a larger search can only raise the worst case found.",
     "JVV runs that would exceed max_queries are censored (listed, not fitted). Depths are small (<= 16), so "
     "slopes are finite-size estimates that lower-order terms (log factors) bias; the local exponent between the "
     "two largest depths shows where a slope is heading.",

@@ -18,9 +18,8 @@ import numpy as np
 from ..errors import BudgetExhaustedError, OracleBoundError
 from ..logspace import log_normalize
 from ..oracles.ledger import CountedOracle, Ledger
-from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
-
-MAX_BATCH = 1 << 16
+from .base import Progress, SampleResult, categorical, check_sample_count
+from .rejection import sample_by_rejection
 
 
 def descend(oracle, rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,37 +84,17 @@ def sample_jvv(
         )
     ledger = Ledger()
     counted = CountedOracle(oracle, ledger)
-    out = []
-    got = 0
-    first: dict = {}  # the first sample's cost, as a one-try-at-a-time run would pay it from a fresh cache
-    asked_before = np.zeros(0, dtype=np.int64)  # nodes asked by the tries before it
+
+    def tries(m: int) -> tuple[np.ndarray, np.ndarray]:
+        leaves, log_p, log_mu = descend(counted, rng, m)
+        return leaves, log_mu - log_bound - log_p
+
     with ledger.timed():
-        while got < n_samples:
-            m = int(min(MAX_BATCH, max(1, np.ceil((n_samples - got) * expected_tries))))
-            leaves, log_p, log_mu = descend(counted, rng, m)
-            log_accept = log_mu - log_bound - log_p
-            if np.any(log_accept > 1e-9):
-                raise OracleBoundError(
-                    f"the {oracle.name} oracle is outside its stated bound rho = {oracle.rho:.6g} "
-                    "(a proposal exceeded mu* times the JVV bound); state a larger rho"
-                )
-            accept = np.log(rng.random(m)) < log_accept
-            accepted = leaves[accept]
-            if not first:  # tries are independent, so the batch's order is a sequential run's order
-                k = int(np.argmax(accept)) + 1 if accept.any() else m
-                asked_before = np.union1d(asked_before, asked_nodes(tree, leaves[:k]))
-                if accept.any():
-                    first = {"first_sample_queries": ledger.queries_total - (m - k) * tree.depth * tree.branching,
-                             "first_sample_distinct": int(asked_before.size)}
-            take = accepted[: n_samples - got]
-            out.append(take)
-            got += take.size
-            ledger.steps += m * tree.depth
-            ledger.tries += m
-            ledger.restarts += m - accepted.size
-            ledger.surplus += accepted.size - take.size
-            check_budget(ledger, max_queries, "JVV")
-            if progress is not None:
-                progress(got, n_samples)
-    samples = np.concatenate(out) - tree.leaf_start
-    return SampleResult(samples, ledger, {"log_acceptance_bound": log_bound, **first})
+        leaves, first = sample_by_rejection(
+            tries, n_samples, expected_tries, rng, ledger, name="JVV",
+            broken_bound=f"the {oracle.name} oracle is outside its stated bound rho = {oracle.rho:.6g} "
+                         "(a proposal exceeded mu* times the JVV bound); state a larger rho",
+            queries_per_try=tree.depth * tree.branching, steps_per_try=tree.depth,
+            asked=lambda x: asked_nodes(tree, x), max_queries=max_queries, progress=progress,
+        )
+    return SampleResult(leaves - tree.leaf_start, ledger, {"log_acceptance_bound": log_bound, **first})

@@ -21,9 +21,8 @@ import numpy as np
 
 from ..errors import BudgetExhaustedError, OracleBoundError
 from ..oracles.ledger import CountedOracle, Ledger
-from .base import Progress, SampleResult, check_budget, check_sample_count
-
-MAX_BATCH = 1 << 16
+from .base import Progress, SampleResult, check_sample_count
+from .rejection import sample_by_rejection
 
 
 def log_acceptance_bound(tree, log_rho: float) -> float:
@@ -73,40 +72,16 @@ def sample_uniform_rejection(
         )
     ledger = Ledger()
     counted = CountedOracle(oracle, ledger)
-    out = []
-    got = 0
-    before_first: list[np.ndarray] = []  # proposals of the batches before the first acceptance
-    first = None
+
+    def tries(m: int) -> tuple[np.ndarray, np.ndarray]:
+        leaves = propose(tree, rng, m)
+        return leaves, counted.log_weight(leaves) - log_bound
+
     with ledger.timed():
-        while got < n_samples:
-            m = int(min(MAX_BATCH, max(1, np.ceil((n_samples - got) * expected_tries))))
-            leaves = propose(tree, rng, m)
-            log_accept = counted.log_weight(leaves) - log_bound
-            if np.any(log_accept > 1e-9):
-                raise OracleBoundError(
-                    f"the {oracle.name} oracle broke its promise: a leaf's mass exceeds rho b**-(n-1) with "
-                    f"rho = {oracle.rho:.6g}; state a larger rho"
-                )
-            accept = np.log(rng.random(m)) < log_accept
-            if first is None:
-                if accept.any():  # tries are i.i.d.: a sequential run stops at the first accepted one
-                    first = np.concatenate([*before_first, leaves[: int(np.argmax(accept)) + 1]])
-                else:
-                    before_first.append(leaves)
-            accepted = leaves[accept]
-            take = accepted[: n_samples - got]
-            out.append(take)
-            got += take.size
-            ledger.tries += m
-            ledger.restarts += m - accepted.size
-            ledger.surplus += accepted.size - take.size
-            check_budget(ledger, max_queries, "uniform rejection")
-            if progress is not None:
-                progress(got, n_samples)
-    samples = np.concatenate(out) - tree.leaf_start
-    info = {
-        "log_acceptance_bound": log_bound,
-        "first_sample_queries": int(first.size),
-        "first_sample_distinct": int(np.unique(first).size),
-    }
-    return SampleResult(samples, ledger, info)
+        leaves, first = sample_by_rejection(
+            tries, n_samples, expected_tries, rng, ledger, name="uniform rejection",
+            broken_bound=f"the {oracle.name} oracle broke its promise: a leaf's mass exceeds rho b**-(n-1) with "
+                         f"rho = {oracle.rho:.6g}; state a larger rho",
+            queries_per_try=1, steps_per_try=0, asked=np.unique, max_queries=max_queries, progress=progress,
+        )
+    return SampleResult(leaves - tree.leaf_start, ledger, {"log_acceptance_bound": log_bound, **first})
