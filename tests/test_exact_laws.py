@@ -15,8 +15,10 @@ from ttsample.eval.exact_laws import (
     leaf_marginal,
     total_variation,
     uniform_rejection_output_law,
+    walk_best_cost,
     walk_output_law,
     walk_stationary_law,
+    walk_tv_curve,
 )
 from ttsample.samplers.chains import schedule_rho
 from ttsample.samplers.lifted import LiftedWalk, default_lifted_steps
@@ -193,3 +195,14 @@ def test_twin_broken_walks_are_caught(broken):
     target, oracle = noisy_instance()
     walk = broken(target.tree, 1.0) if broken is ParentWeightWalk else broken(target.tree, 10.0)
     assert total_variation(stationary_leaf_law(walk, oracle), target.leaf_probs()) > 1e-3
+
+
+@pytest.mark.parametrize("kind, rho", [("random", 2.0), ("signs", 1.5), ("exact", 1.0)])
+def test_best_cost_scan_stops_early_without_missing_the_best(kind, rho):
+    target = random_target(6, 2, concentration=0.5, seed=5)
+    oracle = make_oracle(target, kind, rho, seed=5)
+    for walk in walks(target.tree):
+        curve = list(walk_tv_curve(walk, oracle, 3000))
+        full = min((t / p, t) for t, p, tv in curve if tv <= 0.01 and p > 0)
+        best = walk_best_cost(walk, oracle, 0.01, 3000)
+        assert best == (full[1], full[0])

@@ -64,6 +64,16 @@ def test_spec_expands_to_the_grid():
     assert rho_at("1+1/n", 4) == 1.25 and rho_at("1 + 2/n", 4) == 1.5 and rho_at("2.0", 9) == 2.0
 
 
+def test_families_and_oracles_can_narrow_the_grid():
+    data = tomllib.loads(SPEC)
+    data["families"] = [{"kind": "random", "samplers": ["lifted"],
+                         "oracles": [{"kind": "exact", "seeds": 1}, {"kind": "random", "rho": 2.0}]}]
+    tasks = parse_spec(data).tasks()
+    assert {t.sampler for t in tasks} == {"lifted"}
+    assert {t.seed for t in tasks if t.oracle == "exact"} == {0} and {t.seed for t in tasks if t.oracle == "random"} == {0, 1}
+    assert len(tasks) == 2 * (1 + 2)  # two depths; one seed for exact, the spec's two for random
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -79,6 +89,8 @@ def test_spec_expands_to_the_grid():
         (lambda d: d.update(max_queries="lots"), "max_queries"),
         (lambda d: d.update(branchings=[1.5]), "branchings"),
         (lambda d: d["families"].append({"kind": "class", "class": "local", "param": 4, "class_sizes": [2]}), "spread"),
+        (lambda d: d["oracles"].append({"kind": "random", "rho": 1.5, "seeds": 0}), "seeds"),
+        (lambda d: d["families"].append({"kind": "random", "samplers": ["walk"]}), "samplers"),
     ],
 )
 def test_bad_specs_are_refused(edit, message):
