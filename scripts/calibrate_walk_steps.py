@@ -3,9 +3,9 @@
 For each walk, tree shape and error level, find the smallest T at which the
 T-steps-and-restart output law is within DELTA of mu* in total variation,
 worst case over several targets and error models, and compare it with the
-default T. Prints a markdown table (docs/walk_schedule.md holds its output).
+default T. Prints a markdown table; the one in docs/walk_schedule.md is its output.
 
-    .venv/bin/python scripts/calibrate_walk_steps.py > docs/walk_schedule_table.md
+    .venv/bin/python scripts/calibrate_walk_steps.py
 """
 
 from __future__ import annotations

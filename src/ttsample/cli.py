@@ -23,7 +23,8 @@ from rich.table import Table
 
 from .errors import ParameterError, TtsampleError
 from .oracles import ORACLES
-from .run import Run, sample_once
+from .display import summary_table
+from .run import sample_once
 from .problems.classes import make_class
 from .samplers import CLASS_SAMPLERS, FLAT_PROMISE_SAMPLERS, SAMPLERS
 from .target import Target, random_target
@@ -74,29 +75,6 @@ def write_outputs(out: Path, files: dict[str, callable]) -> None:
             os.replace(tmp / name, out / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def summary_table(runs: list[Run], title: str) -> Table:
-    """One row per run: costs per delivered sample and distances to mu*."""
-    table = Table(title=title)
-    table.add_column("sampler", no_wrap=True, min_width=12)
-    for col in ["queries/sample", "distinct", "steps/sample", "restarts", "TV law", "TV emp.", "s"]:
-        table.add_column(col, justify="right")
-    fmt = lambda x: "-" if x is None else f"{x:.1e}"  # noqa: E731
-    for run in runs:
-        led = run.result.ledger
-        k = run.result.samples.size
-        table.add_row(
-            run.sampler,
-            f"{led.queries_total / k:,.1f}",
-            f"{led.queries_distinct:,}",
-            f"{led.steps / k:,.1f}",
-            f"{led.restarts:,}",
-            fmt(run.tv_output_law),
-            fmt(run.tv_empirical),
-            f"{led.seconds:.2f}",
-        )
-    return table
 
 
 @app.command()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from .display import summary_table
 from .run import sample_once
 from .samplers import FLAT_PROMISE_SAMPLERS, SAMPLERS
 from .target import bounded_tilt_target, random_target
 
 
 def tour(console, depth: int = 8, n_samples: int = 2000, seed: int = 0) -> None:
-    from .cli import summary_table
-
     target = random_target(depth, 2, concentration=0.5, seed=seed)
     console.print(
         f"[bold]ttsample demo[/]: a random target on a binary tree of depth {depth} "

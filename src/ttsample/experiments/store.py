@@ -21,7 +21,7 @@ COLUMNS = {
     "family": "TEXT", "family_param": "REAL", "depth": "INTEGER", "branching": "INTEGER",
     "oracle": "TEXT", "rho_label": "TEXT", "rho": "REAL", "sampler": "TEXT", "seed": "INTEGER",
     "samples": "INTEGER", "max_queries": "REAL", "class_size": "INTEGER",
-    "status": "TEXT",  # ok, or budget (censored: stopped at max_queries)
+    "status": "TEXT",  # ok, budget (censored: stopped at max_queries), or error (the run raised)
     "delivered": "INTEGER",
     "queries_total": "INTEGER", "queries_distinct": "INTEGER", "steps": "INTEGER", "tries": "INTEGER",
     "restarts": "INTEGER", "surplus": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",

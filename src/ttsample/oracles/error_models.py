@@ -24,9 +24,6 @@ import numpy as np
 from ..errors import OracleBoundError
 from ..target import Target
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
 def hashed_uniform(ids: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
     """A uniform number in [0, 1) for each id, a fixed function of (id, seed, stream) (splitmix64)."""
     with np.errstate(over="ignore"):

@@ -1,7 +1,9 @@
 """Many chains of a tree walk at once, with the fixed-T-and-restart output rule.
 
 A walk is described by a small object with
-- ``num_states`` and ``start`` (an integer state),
+- ``tree``, ``name`` (for messages), ``num_states`` and ``start`` (an integer state),
+- ``leaf_fraction_guess``: a first guess of the share of runs that end at a leaf,
+  which sizes the first rounds and the point where the restart loop gives up,
 - ``laziness``: the probability that a chain stays put without looking at anything,
 - ``kernel(oracle, states) -> (next_states, weights)``: the non-lazy move of each
   chain, as candidate next states (k, m) and nonnegative weights (k, m), one
