@@ -45,17 +45,13 @@ def jvv_proposal_log_probs(oracle) -> np.ndarray:
     return log_p
 
 
-def jvv_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:
-    """Leaf law of JVV's accepted samples, and the acceptance probability of one try.
+def rejection_output_law(log_p: np.ndarray, log_mu: np.ndarray, log_bound: float) -> tuple[np.ndarray, float]:
+    """Leaf law of accepted tries, and the acceptance probability of one try.
 
-    Acceptance ``min(1, mu*(x) / (bound * p(x)))``: the ``min`` only bites when the
-    oracle breaks its bound (the sampler raises then instead).
+    A try proposes leaf ``x`` with probability ``p(x)`` and accepts it with
+    ``min(1, mu*(x) / (bound * p(x)))``: the ``min`` only bites when the oracle
+    breaks its bound (the samplers raise then instead).
     """
-    tree = oracle.tree
-    log_p = jvv_proposal_log_probs(oracle)
-    if log_bound is None:
-        log_bound = log_acceptance_bound(tree, oracle.log_rho)
-    log_mu = oracle.log_weight(np.arange(tree.leaf_start, tree.num_nodes))
     with np.errstate(invalid="ignore"):
         log_acc = np.minimum(0.0, log_mu - log_bound - log_p)
     joint = np.where(np.isneginf(log_p), 0.0, np.exp(log_p + np.nan_to_num(log_acc, nan=-np.inf)))
@@ -63,21 +59,28 @@ def jvv_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, 
     return joint / accept, accept
 
 
-def uniform_rejection_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:
-    """Leaf law of uniform rejection's accepted samples, and the acceptance probability of one try.
+def jvv_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:
+    """JVV: the descent's proposal, bound ``rho**(2(n-1))`` (see ``rejection_output_law``)."""
+    tree = oracle.tree
+    if log_bound is None:
+        log_bound = log_acceptance_bound(tree, oracle.log_rho)
+    log_mu = oracle.log_weight(np.arange(tree.leaf_start, tree.num_nodes))
+    return rejection_output_law(jvv_proposal_log_probs(oracle), log_mu, log_bound)
 
-    Proposal ``b**-n`` at every leaf, acceptance ``min(1, mu*(x) / (b rho b**-n))``;
-    under the flat oracle's promise the ``min`` never bites and the acceptance
-    is exactly ``1/(b rho)``.
+
+def uniform_rejection_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:
+    """Uniform rejection: proposal ``b**-n``, acceptance ``mu*(x) / (b rho b**-n)`` (see ``rejection_output_law``).
+
+    Under the flat oracle's promise the acceptance is at most 1, and a try
+    accepts with probability exactly ``1/(b rho)``.
     """
     tree = oracle.tree
     check_enumerable(tree)
     if log_bound is None:
         log_bound = uniform_rejection.log_acceptance_bound(tree, oracle.log_rho)
     log_mu = oracle.log_weight(np.arange(tree.leaf_start, tree.num_nodes))
-    joint = np.exp(np.minimum(0.0, log_mu - log_bound) - tree.depth * np.log(tree.branching))
-    accept = float(joint.sum())
-    return joint / accept, accept
+    log_p = np.full(tree.num_leaves, -tree.depth * np.log(tree.branching))
+    return rejection_output_law(log_p, log_mu, log_bound - log_p[0])
 
 
 def transition_matrix(walk, oracle) -> sp.csr_matrix:

@@ -164,7 +164,7 @@ def _sample_class(
     vs = VersionSpace(cls, oracle.log_rho)
     leaf_start = cls.tree.leaf_start
     out: list[np.ndarray] = []
-    got, batch, first = 0, 1, None  # first: the first sample's cost, as a one-query-at-a-time run pays it
+    got, batch, first = 0, 1, {}  # first: the first sample's cost, as a one-query-at-a-time run pays it
     with ledger.timed():
         while got < n_samples:
             if learn and vs.count > 1:
@@ -184,7 +184,7 @@ def _sample_class(
                 k = int(np.argmax(changes)) + 1 if changes.any() else x.size  # rounds run with this V
                 log_accept = np.log(vs.count / bound) + answers[:k] - np.log(vs.leaf_sum[x[:k]])
                 accept = np.log(rng.random(k)) < log_accept
-                if first is None and accept.any():
+                if not first and accept.any():
                     p = int(position[np.argmax(accept)]) + 1  # the first sample came with the batch's p-th query
                     first = {"first_sample_queries": before + p, "first_sample_distinct": distinct_before +
                              np.unique(drawn[:p][~was_cached[:p]]).size}
