@@ -13,7 +13,6 @@ and ``head()`` the head's weight and bias.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from pathlib import Path
 
@@ -21,9 +20,9 @@ import numpy as np
 
 from ..errors import ModelLoadError, ParameterError
 from ..oracles.ledger import Ledger
-from .tokenizer import CharTokenizer
+from .tokenizer import load_tokenizer
 
-EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", "text")}
+EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", "text", "subword")}
 
 
 class LanguageModel:
@@ -60,8 +59,8 @@ class LanguageModel:
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{str(name_or_path)!r} ({config.model_type}) is not a causal language model: {exc}") from None
-        tokenizer = _load_tokenizer(path, local)
-        size = tokenizer.vocab_size if isinstance(tokenizer, CharTokenizer) else len(tokenizer)
+        tokenizer = load_tokenizer(path, local)
+        size = tokenizer.vocab_size
         if size > model.config.vocab_size:
             raise ModelLoadError(
                 f"the tokenizer has {size} tokens but the model only {model.config.vocab_size}: they do not match"
@@ -139,17 +138,3 @@ class LanguageModel:
         self.ledger.forward_passes += 1
         self.ledger.tokens += int(mask.sum())
         return [logp[i, : len(s)] for i, s in enumerate(seqs)], [hidden[i, : len(s)] for i, s in enumerate(seqs)]
-
-
-def _load_tokenizer(path, local: bool):
-    folder = Path(path)
-    if local and (folder / "tokenizer.json").exists():
-        data = json.loads((folder / "tokenizer.json").read_text())
-        if data.get("type") == "char":
-            return CharTokenizer.load(folder)
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=local)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"no usable tokenizer beside the model in {str(path)!r}: {exc}") from None

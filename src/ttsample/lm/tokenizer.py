@@ -1,4 +1,10 @@
-"""A character-level tokenizer for the project's tiny models, saved as JSON beside the weights."""
+"""Tokenizers behind one small interface: ``vocab_size``, ``bos_id``, ``eos_id``, ``encode``, ``decode``.
+
+``CharTokenizer`` is the character-level tokenizer of the project's tiny
+models, saved as JSON beside the weights. ``HFTokenizer`` adapts any Hugging
+Face tokenizer (a BPE trained by ``train-tiny``, or a user's model's) to the
+same interface. ``load_tokenizer`` reads whichever a model folder holds.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ParameterError
+from ..errors import ModelLoadError, ParameterError
 
 
 @dataclass(frozen=True)
@@ -44,3 +50,40 @@ class CharTokenizer:
         if data.get("type") != "char":
             raise ParameterError(f"{folder}/tokenizer.json is not a ttsample character tokenizer")
         return cls(tuple(data["symbols"]))
+
+
+class HFTokenizer:
+    """A Hugging Face tokenizer seen through the interface above.
+
+    A model without a beginning-of-sequence token starts from its
+    end-of-sequence token (as GPT-2 does).
+    """
+
+    def __init__(self, hf):
+        self.hf = hf
+        if hf.eos_token_id is None:
+            raise ModelLoadError("the tokenizer has no end-of-sequence token; ttsample needs one to end a response")
+        self.eos_id = int(hf.eos_token_id)
+        self.bos_id = int(hf.bos_token_id) if hf.bos_token_id is not None else self.eos_id
+        self.vocab_size = len(hf)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.hf.encode(text, add_special_tokens=False))
+
+    def decode(self, ids) -> str:
+        return self.hf.decode([int(i) for i in ids], skip_special_tokens=True)
+
+
+def load_tokenizer(path, local: bool):
+    """The tokenizer beside a model: a ttsample character tokenizer, or any Hugging Face one."""
+    folder = Path(path)
+    if local and (folder / "tokenizer.json").exists():
+        data = json.loads((folder / "tokenizer.json").read_text())
+        if data.get("type") == "char":
+            return CharTokenizer.load(folder)
+    from transformers import AutoTokenizer
+
+    try:
+        return HFTokenizer(AutoTokenizer.from_pretrained(path, local_files_only=local))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"no usable tokenizer beside the model in {str(path)!r}: {exc}") from None
