@@ -5,7 +5,7 @@ import pytest
 
 from ttsample import SAMPLERS, make_oracle, random_target, sample_jvv, sample_walk
 from ttsample.samplers import FLAT_PROMISE_SAMPLERS
-from ttsample.oracles import RandomOracle
+from ttsample.oracles import ExactOracle, RandomOracle
 from ttsample.oracles.error_models import hashed_uniform
 from ttsample.errors import BudgetExhaustedError, NoLeafReachedError, OracleBoundError, ParameterError
 
@@ -53,7 +53,7 @@ def test_jvv_refuses_an_oracle_without_bound():
 def test_jvv_detects_an_oracle_outside_its_bound():
     class UnderstatedBound(RandomOracle):
         def __init__(self, target):
-            super().__init__(target, 3.0, seed=0)
+            super().__init__(ExactOracle(target), 3.0, seed=0)
             self.noise = self.log_rho
             self.log_rho = 0.01  # claims far less error than it has
 

@@ -11,7 +11,7 @@ from .samplers import (
     sample_walk_boosted,
 )
 from .target import Target, bounded_tilt_target, random_target
-from .tree import Tree
+from .trees import Tree
 
 __version__ = "0.1.0"
 

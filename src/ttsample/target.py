@@ -21,7 +21,7 @@ from .errors import (
     ZeroTotalMassError,
 )
 from .logspace import log_of, logsumexp
-from .tree import Tree
+from .trees import Tree
 
 
 def subtree_log_masses(tree: Tree, leaf_log_mass: np.ndarray) -> np.ndarray:

@@ -21,9 +21,9 @@ MAX_ENUMERABLE_LEAVES = 1 << 16  # depth 16 binary: a walk law is a few hundred 
 
 
 def check_enumerable(tree) -> None:
-    if tree.num_leaves > MAX_ENUMERABLE_LEAVES:
+    if tree.num_leaf_indices > MAX_ENUMERABLE_LEAVES:
         raise TreeShapeError(
-            f"exact laws need at most {MAX_ENUMERABLE_LEAVES} leaves, this tree has {tree.num_leaves}"
+            f"exact laws need at most {MAX_ENUMERABLE_LEAVES} leaves, this tree has {tree.num_leaf_indices}"
         )
 
 
@@ -114,16 +114,16 @@ class LeafMap:
         tree = walk.tree
         check_enumerable(tree)
         nodes = walk.node_of(np.arange(walk.num_states, dtype=np.int64))
-        self.states = np.flatnonzero(nodes >= tree.leaf_start)
-        self.leaf = nodes[self.states] - tree.leaf_start
-        self.num_leaves = tree.num_leaves
+        self.states = np.flatnonzero(tree.is_leaf(nodes))
+        self.leaf = tree.leaf_index(nodes[self.states])
+        self.num_leaves = tree.num_leaf_indices
 
     def __call__(self, state_law: np.ndarray) -> np.ndarray:
         return np.bincount(self.leaf, weights=state_law[self.states], minlength=self.num_leaves)
 
 
 def leaf_marginal(walk, state_law: np.ndarray) -> np.ndarray:
-    """Mass of each leaf (lexicographic order) under a law on the walk's states."""
+    """Mass of each leaf (by ``tree.leaf_index``: lexicographic order on a complete tree) under a law on the walk's states."""
     return LeafMap(walk)(state_law)
 
 

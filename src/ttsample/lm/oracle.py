@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..logspace import logsumexp
-from ..tree import Tree
+from ..trees import Tree
 from .rewards import checked
 from .targets import _digits, generation_actions, prompt_ids
 

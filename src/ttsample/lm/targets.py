@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..logspace import logsumexp
 from ..target import Target
-from ..tree import Tree
+from ..trees import Tree
 from .rewards import checked
 
 

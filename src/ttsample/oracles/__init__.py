@@ -6,15 +6,17 @@ from .error_models import (
     DecoyOracle,
     DelayedOracle,
     DriftOracle,
+    ErrorModel,
     ExactOracle,
     FlatOracle,
-    Oracle,
     RandomOracle,
     SignsOracle,
     SinglePerturbedOracle,
     make_oracle,
+    with_error,
 )
 from .ledger import CountedOracle, Ledger
+from .protocol import Oracle
 
 __all__ = [
     "ORACLES",
@@ -23,6 +25,7 @@ __all__ = [
     "DecoyOracle",
     "DelayedOracle",
     "DriftOracle",
+    "ErrorModel",
     "ExactOracle",
     "FlatOracle",
     "Ledger",
@@ -31,4 +34,5 @@ __all__ = [
     "SignsOracle",
     "SinglePerturbedOracle",
     "make_oracle",
+    "with_error",
 ]

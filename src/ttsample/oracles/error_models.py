@@ -1,6 +1,8 @@
-"""Oracles mu_hat for synthetic targets, one class per error model.
+"""Oracles mu_hat: the exact oracle of a lab target, and one wrapper per error model.
 
-Every oracle answers ``log mu_hat(v)`` for a batch of node ids. Leaves are
+An error model wraps any oracle (``with_error``): the lab's ``ExactOracle``, or
+a model-backed one, whose tree is never enumerated. Every oracle answers
+``log mu_hat(v)`` for a batch of node ids. Leaves are
 always exact (checking a complete object is cheap); internal nodes carry the
 error model's factor. ``log_rho`` is a bound on ``|log mu_hat(v) - log mu*(v)|``
 over internal nodes that the samplers may rely on (JVV's acceptance step
@@ -8,7 +10,8 @@ does): the stated ``rho`` for the models that take one, and the measured worst
 case (possibly infinite) for the models that do not (delayed, flat).
 
 Answers are deterministic functions of (node, seed): noise comes from a
-counter-based hash of the node id, so re-asking a node gives the same answer
+counter-based hash of the node's key (its heap id on the lab's complete tree,
+a hash of its path on a token trie), so re-asking a node gives the same answer
 and no per-node noise table is stored.
 
 Which errors matter: a factor that siblings share (adversarial, drift) leaves
@@ -23,6 +26,8 @@ import numpy as np
 
 from ..errors import OracleBoundError
 from ..target import Target
+from .protocol import Oracle
+
 
 def hashed_uniform(ids: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
     """A uniform number in [0, 1) for each id, a fixed function of (id, seed, stream) (splitmix64)."""
@@ -41,28 +46,48 @@ def _check_rho(rho: float) -> float:
     return float(rho)
 
 
-class Oracle:
-    """Base oracle: exact at leaves, ``log_error(ids)`` added at internal nodes."""
+class ExactOracle(Oracle):
+    """``mu*`` itself, read from a lab ``Target``: the base every error model of the lab wraps."""
 
-    name = "oracle"
+    name = "exact"
+    flat_promise = False
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.tree = target.tree
+        self.log_rho = 0.0
+
+    def log_weight(self, ids: np.ndarray) -> np.ndarray:
+        return self.target.log_mass[np.asarray(ids, dtype=np.int64)]
+
+
+class ErrorModel(Oracle):
+    """An oracle around any ``base`` oracle: exact at leaves, ``log_error(ids)`` added at internal nodes.
+
+    The bound is the base's plus this model's ``log(rho)``. Proposals are the
+    base's: an error in the values does not change the model that proposes.
+    """
+
+    name = "error model"
     # True when the promise bounds every internal node by rho * b**-depth (the flat oracle's):
     # then every leaf has mu*(x) <= mu*(parent) <= rho * b**-(n-1), which uniform rejection needs
     flat_promise = False
 
-    def __init__(self, target: Target, log_rho: float = 0.0):
-        self.target = target
-        self.tree = target.tree
-        self.log_rho = float(log_rho)
-
-    @property
-    def rho(self) -> float:
-        return float(np.exp(self.log_rho))
+    def __init__(self, base: Oracle, rho: float = 1.0, seed: int = 0):
+        self.base = base
+        self.tree = base.tree
+        self.target = getattr(base, "target", None)
+        self.costs = getattr(base, "costs", None)
+        self.normalised = getattr(base, "normalised", True)
+        self.seed = seed
+        self.log_factor = float(np.log(_check_rho(rho)))  # this model's own error, log(rho)
+        self.log_rho = float(base.log_rho + self.log_factor)
 
     def log_weight(self, ids: np.ndarray) -> np.ndarray:
         """``log mu_hat(v)`` for each id (``-inf`` for mass zero). Does not count queries."""
         ids = np.asarray(ids, dtype=np.int64)
-        exact = self.target.log_mass[ids]
-        internal = ids < self.tree.leaf_start
+        exact = self.base.log_weight(ids)
+        internal = ~self.tree.is_leaf(ids)
         if not internal.any():
             return exact
         out = exact.copy()
@@ -75,28 +100,23 @@ class Oracle:
     def log_error(self, ids: np.ndarray) -> np.ndarray:
         return np.zeros(ids.shape)
 
-    def describe(self) -> str:
-        return f"{self.name} (rho = {self.rho:.4g})"
+    def proposal_log_prob(self, ids: np.ndarray) -> np.ndarray:
+        return self.base.proposal_log_prob(ids)
+
+    def propose_child(self, ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return self.base.propose_child(ids, rng)
 
 
-class ExactOracle(Oracle):
-    name = "exact"
-
-
-class RandomOracle(Oracle):
+class RandomOracle(ErrorModel):
     """A fixed factor per internal node, log-uniform on ``[1/rho, rho]``."""
 
     name = "random"
 
-    def __init__(self, target: Target, rho: float, seed: int = 0):
-        super().__init__(target, np.log(_check_rho(rho)))
-        self.seed = seed
-
     def log_error(self, ids: np.ndarray) -> np.ndarray:
-        return self.log_rho * (2.0 * hashed_uniform(ids, self.seed) - 1.0)
+        return self.log_factor * (2.0 * hashed_uniform(self.tree.node_key(ids), self.seed) - 1.0)
 
 
-class AdversarialOracle(Oracle):
+class AdversarialOracle(ErrorModel):
     """Depth-alternating factors: ``rho`` at odd depths, ``1/rho`` at even depths (root included).
 
     Siblings share a factor, so JVV's proposal is untouched, but the walk's
@@ -108,15 +128,12 @@ class AdversarialOracle(Oracle):
 
     name = "adversarial"
 
-    def __init__(self, target: Target, rho: float, seed: int = 0):
-        super().__init__(target, np.log(_check_rho(rho)))
-
     def log_error(self, ids: np.ndarray) -> np.ndarray:
         odd = (self.tree.depth_of(ids) % 2) == 1
-        return np.where(odd, self.log_rho, -self.log_rho)
+        return np.where(odd, self.log_factor, -self.log_factor)
 
 
-class SinglePerturbedOracle(Oracle):
+class SinglePerturbedOracle(ErrorModel):
     """At every internal node, one child (chosen by the seed) is overestimated by ``rho``.
 
     The VGB paper's single perturbed action: all other answers are exact, yet
@@ -126,19 +143,15 @@ class SinglePerturbedOracle(Oracle):
 
     name = "single"
 
-    def __init__(self, target: Target, rho: float, seed: int = 0):
-        super().__init__(target, np.log(_check_rho(rho)))
-        self.seed = seed
-
     def log_error(self, ids: np.ndarray) -> np.ndarray:
         b = self.tree.branching
         parent = self.tree.parent(ids)
-        chosen = np.floor(hashed_uniform(parent, self.seed, stream=1) * b).astype(np.int64)
-        perturbed = (ids != 0) & ((ids - 1) % b == chosen)
-        return np.where(perturbed, self.log_rho, 0.0)
+        chosen = np.floor(hashed_uniform(self.tree.node_key(parent), self.seed, stream=1) * b).astype(np.int64)
+        perturbed = (ids != 0) & (self.tree.action(ids) == chosen)
+        return np.where(perturbed, self.log_factor, 0.0)
 
 
-class SignsOracle(Oracle):
+class SignsOracle(ErrorModel):
     """A factor ``rho`` or ``1/rho`` per internal node (root included), the sign from the node's hash.
 
     The extreme points of the random oracle: the same hash as ``RandomOracle``
@@ -153,15 +166,11 @@ class SignsOracle(Oracle):
 
     name = "signs"
 
-    def __init__(self, target: Target, rho: float, seed: int = 0):
-        super().__init__(target, np.log(_check_rho(rho)))
-        self.seed = seed
-
     def log_error(self, ids: np.ndarray) -> np.ndarray:
-        return np.where(hashed_uniform(ids, self.seed) < 0.5, -self.log_rho, self.log_rho)
+        return np.where(hashed_uniform(self.tree.node_key(ids), self.seed) < 0.5, -self.log_factor, self.log_factor)
 
 
-class DecoyOracle(Oracle):
+class DecoyOracle(ErrorModel):
     """At each internal node below the root: ``rho`` if it is the lightest of its siblings, ``1/rho`` if not.
 
     The decoy among a set of siblings is the child of least positive true mass
@@ -179,26 +188,22 @@ class DecoyOracle(Oracle):
 
     name = "decoy"
 
-    def __init__(self, target: Target, rho: float, seed: int = 0):
-        super().__init__(target, np.log(_check_rho(rho)))
-        self.seed = seed
-
     def decoy_child(self, parents: np.ndarray) -> np.ndarray:
         """The favoured child of each internal node in ``parents`` (node ids)."""
         children = self.tree.children(parents)  # (k, b)
-        mass = self.target.log_mass[children]
+        mass = self.base.log_weight(children)
         key = np.where(np.isneginf(mass), np.inf, mass)
         lightest = key == key.min(axis=1, keepdims=True)
-        tie_break = np.where(lightest, hashed_uniform(children, self.seed, stream=2), np.inf)
+        tie_break = np.where(lightest, hashed_uniform(self.tree.node_key(children), self.seed, stream=2), np.inf)
         return children[np.arange(children.shape[0]), np.argmin(tie_break, axis=1)]
 
     def log_error(self, ids: np.ndarray) -> np.ndarray:
         parents, where = np.unique(self.tree.parent(ids), return_inverse=True)
         favoured = self.decoy_child(parents)[where.reshape(ids.shape)] == ids
-        return np.where(ids == 0, 0.0, np.where(favoured, self.log_rho, -self.log_rho))
+        return np.where(ids == 0, 0.0, np.where(favoured, self.log_factor, -self.log_factor))
 
 
-class DriftOracle(Oracle):
+class DriftOracle(ErrorModel):
     """A depth profile: log-factor ``log(rho) * (1 - 2 d / n)`` at internal depth ``d`` (the root gets ``rho``).
 
     Siblings share the factor, so every conditional is exact and JVV's
@@ -215,21 +220,19 @@ class DriftOracle(Oracle):
 
     name = "drift"
 
-    def __init__(self, target: Target, rho: float, seed: int = 0):
-        super().__init__(target, np.log(_check_rho(rho)))
-
     def log_error(self, ids: np.ndarray) -> np.ndarray:
-        return self.log_rho * (1.0 - 2.0 * self.tree.depth_of(ids) / self.tree.depth)
+        return self.log_factor * (1.0 - 2.0 * self.tree.depth_of(ids) / self.tree.depth)
 
 
-class _MeasuredBoundOracle(Oracle):
+class _MeasuredBoundOracle(ErrorModel):
     """An oracle whose answers do not depend on rho; its bound is measured on the target."""
 
-    def __init__(self, target: Target, rho: float | None = None, seed: int = 0):
-        super().__init__(target, 0.0)
-        internal = np.arange(target.tree.leaf_start, dtype=np.int64)
-        answers = self.internal_log_weight(internal, target.log_mass[internal])
-        truth = target.log_mass[internal]
+    def __init__(self, base: Oracle, rho: float | None = None, seed: int = 0):
+        super().__init__(base, 1.0, seed)
+        every = np.arange(self.tree.num_nodes, dtype=np.int64)
+        internal = every[~self.tree.is_leaf(every)]
+        truth = base.log_weight(internal)
+        answers = self.internal_log_weight(internal, truth)
         both_zero = np.isneginf(answers) & np.isneginf(truth)
         with np.errstate(invalid="ignore"):
             gap = np.where(both_zero, 0.0, np.abs(answers - truth))
@@ -237,17 +240,19 @@ class _MeasuredBoundOracle(Oracle):
 
 
 class DelayedOracle(_MeasuredBoundOracle):
-    """The parent's value: ``V_hat(v) = V*(parent(v))`` under the uniform base measure.
+    """The parent's value: ``V_hat(v) = V*(parent(v))``.
 
-    In masses, ``mu_hat(v) = mu*(parent(v)) / b``: siblings get equal weight,
-    so the oracle carries no information about the last step (VGB's delayed
-    value). The root is exact.
+    In masses, ``mu_hat(v) = mu*(parent(v)) q(v | parent(v))`` with ``q`` the
+    base oracle's proposal (uniform on the lab's trees: ``mu*(parent) / b``;
+    ``pi_ref`` on a language model's): siblings get weight in proportion to the
+    proposal alone, so the oracle carries no information about the last step
+    (VGB's delayed value). The root is exact.
     """
 
     name = "delayed"
 
     def internal_log_weight(self, ids: np.ndarray, exact: np.ndarray) -> np.ndarray:
-        delayed = self.target.log_mass[self.tree.parent(ids)] - np.log(self.tree.branching)
+        delayed = self.base.log_weight(self.tree.parent(ids)) + self.base.proposal_log_prob(ids)
         return np.where(ids == 0, exact, delayed)
 
 
@@ -280,11 +285,16 @@ ORACLES: dict[str, type[Oracle]] = {
 }
 
 
-def make_oracle(target: Target, kind: str = "exact", rho: float = 1.0, seed: int = 0) -> Oracle:
-    """Build an oracle by error-model name (a key of ``ORACLES``)."""
+def with_error(base: Oracle, kind: str = "exact", rho: float = 1.0, seed: int = 0) -> Oracle:
+    """``base`` behind the error model ``kind`` (a key of ``ORACLES``); ``exact`` leaves it as it is."""
     if kind not in ORACLES:
         raise OracleBoundError(f"unknown oracle {kind!r}; choose one of {', '.join(ORACLES)}")
     _check_rho(rho)
     if kind == "exact":
-        return ExactOracle(target)
-    return ORACLES[kind](target, rho, seed)
+        return base
+    return ORACLES[kind](base, rho, seed)
+
+
+def make_oracle(target: Target, kind: str = "exact", rho: float = 1.0, seed: int = 0) -> Oracle:
+    """The lab's oracle on a target: ``mu*`` behind the error model ``kind`` (a key of ``ORACLES``)."""
+    return with_error(ExactOracle(target), kind, rho, seed)

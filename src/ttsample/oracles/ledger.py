@@ -1,8 +1,9 @@
 """The ledger: every cost a sampler incurs, and the one wrapper that tallies queries.
 
 ``CountedOracle`` wraps any oracle and is itself queried like one: each call
-adds the number of nodes asked to ``queries_total``; answers are cached per
-node, so the wrapped oracle is asked each node at most once and
+to ``log_weight`` (or ``children``, derived from it) adds the number of nodes
+asked to ``queries_total``; answers are cached per node handle (the cache
+grows with a tree that grows), so the wrapped oracle is asked each node at most once and
 ``queries_distinct`` is the number of nodes it was asked. An oracle backed by
 a model exposes its model's ledger as ``costs``; what its answers cost
 (forward passes, tokens, cache hits and misses, reward calls) is added to the
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import OracleBoundError
+from .protocol import Oracle
 
 
 MODEL_COSTS = ("forward_passes", "tokens", "cache_hits", "cache_misses", "reward_calls")
@@ -50,34 +52,49 @@ class Ledger:
             self.seconds += time.perf_counter() - start
 
 
-class CountedOracle:
-    """Counts and caches the queries made to ``oracle``."""
+class CountedOracle(Oracle):
+    """Counts and caches the queries made to ``oracle``; proposals pass through, their model costs counted."""
 
     def __init__(self, oracle, ledger: Ledger):
         self.oracle = oracle
         self.tree = oracle.tree
+        self.name = oracle.name
         self.log_rho = oracle.log_rho
+        self.normalised = getattr(oracle, "normalised", True)
         self.ledger = ledger
-        self._cache = np.full(oracle.tree.num_nodes, np.nan)
+        self._costs = getattr(oracle, "costs", None)  # a model's own ledger (forward passes, tokens, ...)
+        self._cache = np.full(self.tree.num_nodes, np.nan)  # grows with a tree that grows
+
+    def _slots(self, ids: np.ndarray) -> np.ndarray:
+        if ids.size and ids.max() >= self._cache.size:
+            grown = np.full(max(int(ids.max()) + 1, 2 * self._cache.size), np.nan)
+            grown[: self._cache.size] = self._cache
+            self._cache = grown
+        return ids
+
+    @contextmanager
+    def _model_costs(self):
+        """Adds what the model spent inside the block to the sampler's ledger."""
+        before = self._costs.as_dict() if self._costs is not None else None
+        yield
+        if before is not None:
+            after = self._costs.as_dict()
+            for name in MODEL_COSTS:
+                setattr(self.ledger, name, getattr(self.ledger, name) + after[name] - before[name])
 
     def cached(self, ids: np.ndarray) -> np.ndarray:
         """Whether each node has been asked already (asking it again costs no distinct query)."""
-        return ~np.isnan(self._cache[np.asarray(ids, dtype=np.int64)])
+        return ~np.isnan(self._cache[self._slots(np.asarray(ids, dtype=np.int64))])
 
     def log_weight(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = self._slots(np.asarray(ids, dtype=np.int64))
         self.ledger.queries_total += ids.size
         values = self._cache[ids]
         missing = np.isnan(values)
         if missing.any():
             fresh_ids = np.unique(ids[missing])
-            costs = getattr(self.oracle, "costs", None)  # a model's own ledger (forward passes, tokens, ...)
-            before = costs.as_dict() if costs is not None else None
-            fresh = self.oracle.log_weight(fresh_ids)
-            if costs is not None:
-                after = costs.as_dict()
-                for name in MODEL_COSTS:
-                    setattr(self.ledger, name, getattr(self.ledger, name) + after[name] - before[name])
+            with self._model_costs():
+                fresh = self.oracle.log_weight(fresh_ids)
             if np.isnan(fresh).any() or np.isposinf(fresh).any():
                 raise OracleBoundError(
                     f"the {self.oracle.name} oracle answered NaN or +inf; answers must be finite log-masses or -inf"
@@ -86,3 +103,11 @@ class CountedOracle:
             self.ledger.queries_distinct += fresh_ids.size
             values = self._cache[ids]
         return values
+
+    def proposal_log_prob(self, ids: np.ndarray) -> np.ndarray:
+        with self._model_costs():
+            return self.oracle.proposal_log_prob(ids)
+
+    def propose_child(self, ids: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        with self._model_costs():
+            return self.oracle.propose_child(ids, rng)

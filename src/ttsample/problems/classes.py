@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ParameterError, TreeShapeError
 from ..logspace import logsumexp
 from ..target import Target, bounded_tilt_target, random_target, subtree_log_masses
-from ..tree import Tree
+from ..trees import Tree
 
 MAX_CLASS_ENTRIES = 1 << 26  # |F| * num_nodes: 512 MiB of float64
 

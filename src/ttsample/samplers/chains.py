@@ -9,10 +9,14 @@ A walk is described by a small object with
   chain, as candidate next states (k, m) and nonnegative weights (k, m), one
   column per chain; it
   asks the oracle for what it needs, and the oracle counts it,
-- ``node_of(states)``: the tree node a state sits at.
+- ``node_of(states)``: the tree node a state sits at,
+- optionally ``step(oracle, states, rng) -> next_states``: a draw from the
+  kernel that does not list every candidate (the proposal kernel's; a walk
+  without it is stepped by drawing from ``kernel``).
 
 The same kernel drives the sampler here and the exact transition matrix in
-``ttsample.eval.exact_laws``, so the law computed there is the law sampled here.
+``ttsample.eval.exact_laws``, so the law computed there is the law sampled
+here; a walk with its own ``step`` is checked against its kernel by Monte Carlo.
 """
 
 from __future__ import annotations
@@ -32,10 +36,14 @@ def advance(walk, oracle, states: np.ndarray, steps: int, rng: np.random.Generat
     """Run every chain ``steps`` steps in place; returns ``states``."""
     m = states.size
     everyone = np.arange(m)
+    step = getattr(walk, "step", None)
     for t in range(steps):
         movers = everyone if walk.laziness == 0 else np.flatnonzero(rng.random(m) >= walk.laziness)
-        candidates, weights = walk.kernel(oracle, states[movers])
-        states[movers] = candidates[categorical(rng, weights), np.arange(movers.size)]
+        if step is not None:
+            states[movers] = step(oracle, states[movers], rng)
+        else:
+            candidates, weights = walk.kernel(oracle, states[movers])
+            states[movers] = candidates[categorical(rng, weights), np.arange(movers.size)]
         if on_step is not None:
             on_step(t)
     return states
@@ -63,7 +71,6 @@ def sample_with_restarts(
     leaf came from a batch). Raises ``NoLeafReachedError`` when no chain at all
     has ended at a leaf after ``give_up`` tries.
     """
-    leaf_start = oracle.tree.leaf_start
     guess = walk.leaf_fraction_guess
     # On the calibration instances (docs/walk_schedule.md) a walk at its default T ends at a leaf with
     # probability above guess / 2, so a working walk finds none in 50 / guess tries with probability
@@ -96,7 +103,7 @@ def sample_with_restarts(
 
         advance(walk, oracle, states, steps, rng, on_step)
         nodes = walk.node_of(states)
-        found = nodes[nodes >= leaf_start]
+        found = nodes[oracle.tree.is_leaf(nodes)]
         ledger.steps += m * steps
         ledger.tries += m
         ledger.restarts += m - found.size
@@ -131,4 +138,4 @@ def run_walk_sampler(
             walk, CountedOracle(oracle, ledger), n_samples, int(steps), rng, ledger,
             max_queries=max_queries, progress=progress,
         )
-    return SampleResult(leaves - oracle.tree.leaf_start, ledger, {"steps": int(steps), **info, **first})
+    return SampleResult(oracle.tree.leaf_index(leaves), ledger, {"steps": int(steps), **info, **first})

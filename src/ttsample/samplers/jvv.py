@@ -97,4 +97,4 @@ def sample_jvv(
             queries_per_try=tree.depth * tree.branching, steps_per_try=tree.depth,
             asked=lambda x: asked_nodes(tree, x), max_queries=max_queries, progress=progress,
         )
-    return SampleResult(leaves - tree.leaf_start, ledger, {"log_acceptance_bound": log_bound, **first})
+    return SampleResult(tree.leaf_index(leaves), ledger, {"log_acceptance_bound": log_bound, **first})

@@ -38,9 +38,12 @@ class LiftedWalk:
             raise ParameterError(f"leaf_hold must be a finite number >= 1, got {leaf_hold}")
         self.tree = tree
         self.leaf_hold = float(leaf_hold)
-        self.num_states = 2 * tree.num_nodes
         self.start = 0  # (root, down)
         self.leaf_fraction_guess = self.leaf_hold / (self.leaf_hold + tree.depth)
+
+    @property
+    def num_states(self) -> int:
+        return 2 * self.tree.num_nodes
 
     def node_of(self, states: np.ndarray) -> np.ndarray:
         return states >> 1
@@ -51,17 +54,20 @@ class LiftedWalk:
         b = tree.branching
         ids = states >> 1
         up = (states & 1).astype(bool)
+        is_leaf = tree.is_leaf(ids)
+        inner = np.flatnonzero(~is_leaf)
+        v = ids[inner]
+        kids = tree.children(v).T
         candidates = np.empty((b + 2, ids.size), dtype=np.int64)
         candidates[0] = states ^ 1
-        candidates[1 : b + 1] = 2 * tree.children(ids).T  # (c, down); meaningless at leaves (weight 0)
+        candidates[1 : b + 1] = states  # leaves have no children: these rows get weight 0
+        candidates[1 : b + 1, inner] = 2 * kids  # (c, down)
         candidates[1, up] = 2 * tree.parent(ids[up]) + 1  # (parent, up)
         candidates[b + 1] = states
         weights = np.zeros((b + 2, ids.size))
 
-        inner = np.flatnonzero(ids < tree.leaf_start)
-        v = ids[inner]
         has_parent = v != 0
-        answers = oracle.log_weight(np.concatenate([v[has_parent], tree.children(v).T.ravel()]))
+        answers = oracle.log_weight(np.concatenate([v[has_parent], kids.ravel()]))
         n_up = int(has_parent.sum())
         log_u = np.full(v.size, -np.inf)
         log_u[has_parent] = answers[:n_up]
@@ -78,7 +84,7 @@ class LiftedWalk:
         weights[1, rows_up] = p_up
         weights[0, rows_up] = np.maximum(0.0, 1.0 - p_up)
 
-        leaf = np.flatnonzero(ids >= tree.leaf_start)
+        leaf = np.flatnonzero(is_leaf)
         move = 1.0 / self.leaf_hold
         weights[np.where(up[leaf], 1, 0), leaf] = move  # (x, down) flips; (x, up) climbs
         weights[b + 1, leaf] = 1.0 - move

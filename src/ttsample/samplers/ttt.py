@@ -87,10 +87,11 @@ class VersionSpace:
 
     def observe(self, node_ids: np.ndarray, answers: np.ndarray) -> None:
         """Drop the members inconsistent with the oracle's answers at these nodes."""
-        leaf_start = self.cls.tree.leaf_start
-        for v, a in zip(np.asarray(node_ids).ravel(), np.asarray(answers).ravel()):
+        node_ids = np.asarray(node_ids).ravel()
+        at_leaf = self.cls.tree.is_leaf(node_ids)
+        for v, a, leaf in zip(node_ids, np.asarray(answers).ravel(), at_leaf):
             members = self.cls.log_mass[self.alive, v]
-            bound = 0.0 if v >= leaf_start else self.log_rho
+            bound = 0.0 if leaf else self.log_rho
             self._drop(_mismatch(members, a, bound), f"node {int(v)}", float(a))
 
     def would_change(self, leaf_idx: np.ndarray, answers: np.ndarray) -> np.ndarray:
@@ -162,7 +163,7 @@ def _sample_class(
     ledger = Ledger()
     counted = CountedOracle(oracle, ledger)
     vs = VersionSpace(cls, oracle.log_rho)
-    leaf_start = cls.tree.leaf_start
+    leaf_node = cls.tree.leaf_nodes()  # leaf index -> node
     out: list[np.ndarray] = []
     got, batch, first = 0, 1, {}  # first: the first sample's cost, as a one-query-at-a-time run pays it
     with ledger.timed():
@@ -174,8 +175,8 @@ def _sample_class(
             m = int(max(1, min(MAX_BATCH, cap, np.inf if vs.count == 1 else batch)))
             x = vs.sample(rng, m)
             before, distinct_before = ledger.queries_total, ledger.queries_distinct
-            drawn, was_cached = x, counted.cached(x + leaf_start)  # for the first sample's distinct queries
-            answers = counted.log_weight(x + leaf_start)
+            drawn, was_cached = x, counted.cached(leaf_node[x])  # for the first sample's distinct queries
+            answers = counted.log_weight(leaf_node[x])
             position = np.arange(m)  # in the batch: the queries a sequential run would have made so far
             changed, unused = False, []
             while x.size and got < n_samples:
@@ -198,13 +199,13 @@ def _sample_class(
                     break
                 changed = True
                 old_sum = vs.leaf_sum.copy()
-                vs.observe(x[k - 1 : k] + leaf_start, answers[k - 1 : k])
+                vs.observe(leaf_node[x[k - 1 : k]], answers[k - 1 : k])
                 keep = thin(rng, old_sum, vs.leaf_sum, x[k:])
                 unused.append((x[k:][~keep], answers[k:][~keep]))
                 x, answers, position = x[k:][keep], answers[k:][keep], position[k:][keep]
             unused.append((x, answers))
             for ux, ua in unused:  # answers teach even when their proposals were not used
-                vs.observe(ux + leaf_start, ua)
+                vs.observe(leaf_node[ux], ua)
             batch = 1 if changed else min(2 * batch, MAX_BATCH)
             check_budget(ledger, max_queries, "learned-oracle" if learn else "mixture-rejection")
             if progress is not None:

@@ -32,7 +32,7 @@ def log_acceptance_bound(tree, log_rho: float) -> float:
 
 def propose(tree, rng: np.random.Generator, m: int) -> np.ndarray:
     """``m`` independent uniform leaves (node ids)."""
-    return tree.leaf_start + rng.integers(0, tree.num_leaves, size=m)
+    return tree.leaf_nodes()[rng.integers(0, tree.num_leaves, size=m)]
 
 
 def check_flat_promise(oracle) -> None:
@@ -84,4 +84,4 @@ def sample_uniform_rejection(
                          f"rho = {oracle.rho:.6g}; state a larger rho",
             queries_per_try=1, steps_per_try=0, asked=np.unique, max_queries=max_queries, progress=progress,
         )
-    return SampleResult(leaves - tree.leaf_start, ledger, {"log_acceptance_bound": log_bound, **first})
+    return SampleResult(tree.leaf_index(leaves), ledger, {"log_acceptance_bound": log_bound, **first})

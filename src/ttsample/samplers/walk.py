@@ -36,10 +36,13 @@ class SinclairJerrumWalk:
         self.tree = tree
         self.leaf_boost = float(leaf_boost)
         self.name = "walk" if leaf_boost == 1 else "walk-boosted"
-        self.num_states = tree.num_nodes
         self.start = 0
         # stationary leaf mass is K / (K + 2 S + 1) with S = sum of internal non-root weights ~ n - 1
         self.leaf_fraction_guess = self.leaf_boost / (self.leaf_boost + 2 * tree.depth - 1)
+
+    @property
+    def num_states(self) -> int:
+        return self.tree.num_nodes
 
     def node_of(self, states: np.ndarray) -> np.ndarray:
         return states
@@ -48,17 +51,18 @@ class SinclairJerrumWalk:
         """Rows: parent, children 0..b-1, self; one column per chain."""
         tree = self.tree
         b = tree.branching
-        candidates = np.empty((b + 2, ids.size), dtype=np.int64)
-        candidates[0] = tree.parent(ids)
-        candidates[1 : b + 1] = tree.children(ids).T  # meaningless for leaves, whose weight is 0
-        candidates[b + 1] = ids
-        log_w = np.full((b + 2, ids.size), -np.inf)
-
-        leaf = ids >= tree.leaf_start
+        leaf = tree.is_leaf(ids)
         inner = np.flatnonzero(~leaf)
         v = ids[inner]
         up = inner[v != 0]
-        answers = oracle.log_weight(np.concatenate([ids[up], candidates[1 : b + 1, inner].ravel()]))
+        kids = tree.children(v).T
+        candidates = np.empty((b + 2, ids.size), dtype=np.int64)
+        candidates[0] = tree.parent(ids)
+        candidates[1 : b + 1] = ids  # leaves have no children: these rows get weight 0
+        candidates[1 : b + 1, inner] = kids
+        candidates[b + 1] = ids
+        log_w = np.full((b + 2, ids.size), -np.inf)
+        answers = oracle.log_weight(np.concatenate([ids[up], kids.ravel()]))
         log_w[0, up] = answers[: up.size]
         log_w[1 : b + 1, inner] = answers[up.size :].reshape(b, -1)
 

@@ -16,7 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .errors import TreeShapeError
+from ..errors import TreeShapeError
 
 MAX_BRANCHING = 1 << 16
 MAX_LEAVES = 1 << 26  # 64M leaves: ~1 GiB per float64 array over all nodes
@@ -59,18 +59,50 @@ class Tree:
     def leaf_start(self) -> int:
         return int(self.level_starts[self.depth])
 
+    @property
+    def num_leaf_indices(self) -> int:
+        return self.num_leaves
+
     def children(self, ids: np.ndarray) -> np.ndarray:
         """Children of internal nodes, shape ``ids.shape + (b,)``."""
         b = self.branching
         return b * np.asarray(ids, dtype=np.int64)[..., None] + 1 + np.arange(b, dtype=np.int64)
+
+    def child(self, ids: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.branching * np.asarray(ids, dtype=np.int64) + 1 + np.asarray(actions, dtype=np.int64)
 
     def parent(self, ids: np.ndarray) -> np.ndarray:
         """Parent of non-root nodes (the root maps to itself)."""
         ids = np.asarray(ids, dtype=np.int64)
         return np.maximum(ids - 1, 0) // self.branching
 
+    def action(self, ids: np.ndarray) -> np.ndarray:
+        return (np.asarray(ids, dtype=np.int64) - 1) % self.branching
+
     def depth_of(self, ids: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.level_starts, np.asarray(ids, dtype=np.int64), side="right") - 1
+
+    def is_leaf(self, ids: np.ndarray) -> np.ndarray:
+        return np.asarray(ids) >= self.leaf_start
+
+    def path(self, ids: np.ndarray) -> list[tuple[int, ...]]:
+        out = []
+        for v in np.asarray(ids, dtype=np.int64).ravel().tolist():
+            actions = []
+            while v:
+                actions.append((v - 1) % self.branching)
+                v = (v - 1) // self.branching
+            out.append(tuple(actions[::-1]))
+        return out
+
+    def node_key(self, ids: np.ndarray) -> np.ndarray:
+        return np.asarray(ids, dtype=np.int64)  # heap numbering is already a function of the path
+
+    def leaf_index(self, ids: np.ndarray) -> np.ndarray:
+        return np.asarray(ids, dtype=np.int64) - self.leaf_start
+
+    def leaf_nodes(self) -> np.ndarray:
+        return np.arange(self.leaf_start, self.num_nodes, dtype=np.int64)
 
     @classmethod
     def for_leaf_count(cls, num_leaves: int, branching: int) -> "Tree":
