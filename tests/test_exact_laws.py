@@ -174,7 +174,7 @@ class ParentWeightWalk(SinclairJerrumWalk):
 
     def kernel(self, oracle, ids):
         candidates, weights = super().kernel(oracle, ids)
-        inner = (ids < self.tree.leaf_start) & (ids != 0)
+        inner = ~self.tree.is_leaf(ids) & (ids != 0)
         weights[0, inner] *= np.exp(oracle.log_weight(self.tree.parent(ids[inner])) - oracle.log_weight(ids[inner]))
         return candidates, weights
 

@@ -24,7 +24,8 @@ from ttsample.samplers.chains import sample_with_restarts, schedule_rho
 from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
 from ttsample.lm.backend import EMBEDDED, LanguageModel
 from ttsample.lm.oracle import LMOracle
-from ttsample.lm.rewards import dyck_completable, dyck_valid, lexicon_sentiment, no_letter, regex_reward
+from ttsample.lm.task import GenerationTask
+from ttsample.lm.rewards import dyck_completable, dyck_valid, length_reward, lexicon_sentiment, no_letter, regex_reward
 from ttsample.lm.targets import tilted_target
 from ttsample.lm.tiny import train_tiny
 from ttsample.lm.values import ExactValues, HeuristicValues, RolloutValues, ValueHead
@@ -70,14 +71,6 @@ def test_cache_matches_uncached_forward_and_saves_passes():
     assert fresh.ledger.cache_hits > 0.4 * len(visits)
 
 
-def test_cache_eviction_keeps_answers_right():
-    small = LanguageModel.load("dyck", cache_entries=20)
-    visits = backtracking_workload(small, np.random.default_rng(1), steps=200)
-    got = small.next_logprobs(visits)
-    assert len(small._cache) <= 20
-    np.testing.assert_allclose(got, LanguageModel.load("dyck").uncached_next_logprobs(visits), atol=1e-5)
-
-
 def test_prelogits_and_head_give_the_logits(lm):
     prefixes = [(lm.tokenizer.bos_id,), (lm.tokenizer.bos_id, 0, 2)]
     z = lm.prelogits(prefixes)
@@ -119,81 +112,116 @@ def test_lab_samplers_and_exact_laws_apply(dyck5):
     assert np.isclose(tilted.target.leaf_probs().sum(), 1.0)
 
 
-def test_lm_oracle_drives_the_walk_with_counted_model_calls(dyck5):
-    lm = LanguageModel.load("dyck")
-    oracle = LMOracle(lm, "", 5, dyck_valid, ExactValues(dyck5))
-    ids = np.arange(dyck5.tree.num_nodes)
-    answers, truth = oracle.log_weight(ids), dyck5.target.log_mass + dyck5.target.log_z
-    assert np.array_equal(np.isfinite(answers), np.isfinite(truth))
-    np.testing.assert_allclose(answers[np.isfinite(truth)], truth[np.isfinite(truth)], atol=1e-5)
-    fresh = LMOracle(LanguageModel.load("dyck"), "", 5, dyck_valid, ExactValues(dyck5))
+@pytest.fixture(scope="module")
+def task5():
+    """The Dyck task at horizon 5 on its own model, its trie fully grown by the exact values."""
+    task = GenerationTask(LanguageModel.load("dyck"), "", 5, dyck_valid)
+    return task, ExactValues(task)
+
+
+def test_task_pi_ref_and_tau_match_plain_forward_passes(task5, dyck5):
+    """pi_ref along the trie (cached, one token per node) against uncached passes over whole prefixes."""
+    task, values = task5
+    leaves = task.tree.leaf_nodes()
+    rng = np.random.default_rng(0)
+    for leaf in rng.choice(leaves, 20, replace=False):
+        response = task.tokens([leaf])[0]
+        q = task.lm.uncached_next_logprobs([task.prompt + response[:k] for k in range(len(response))])[:, task.actions]
+        q -= np.log(np.exp(q).sum(axis=1, keepdims=True))
+        log_pi = sum(q[k, list(task.actions).index(response[k])] for k in range(len(response)))
+        assert np.isclose(task.log_pi_ref([leaf])[0], log_pi, atol=1e-5)
+        assert np.exp(task.log_tau([leaf])[0]) == dyck_valid(task.lm.tokenizer.decode(response))
+    assert np.isclose(np.exp(values.log_v[0]), np.exp(dyck5.target.log_z))  # V*(root) = E_pi_ref[tau] = Z
+
+
+def test_lm_oracle_conserves_mass_and_drives_the_walk(task5):
+    """With exact values, w(v) = sum of its children's w at every internal node; the walk's costs are counted."""
+    task, values = task5
+    oracle = LMOracle(task, values)
+    every = np.arange(task.tree.num_nodes)
+    inner = every[~task.tree.is_leaf(every)]
+    kids, log_w = oracle.children(inner)
+    parent_w = np.exp(oracle.log_weight(inner))
+    np.testing.assert_allclose(np.exp(log_w).sum(axis=1), parent_w, rtol=1e-9, atol=1e-15)
+    fresh_task = GenerationTask(LanguageModel.load("dyck"), "", 5, dyck_valid)
+    fresh = LMOracle(fresh_task, HeuristicValues(fresh_task, dyck_completable))  # no enumeration: the walk pays
     result = sample_walk_boosted(fresh, 200, np.random.default_rng(0))
     assert result.ledger.forward_passes > 0 and result.ledger.tokens > 0 and result.ledger.reward_calls > 0
-    assert all(dyck_valid(dyck5.text(int(s))) == 1.0 for s in result.samples)
+    assert all(dyck_valid(t) == 1.0 for t in fresh_task.text(result.samples))
     with pytest.raises(OracleBoundError, match="normalised"):
         sample_jvv(fresh, 5, np.random.default_rng(0))
 
 
 @pytest.fixture(scope="module")
-def lm_walk(lm, dyck5):
+def lm_walk(task5):
     """The leaf-boosted walk on the LM oracle with exact values, its default T, and its exact output law at T."""
-    oracle = LMOracle(lm, "", 5, dyck_valid, ExactValues(dyck5))
-    walk = SinclairJerrumWalk(dyck5.tree, 2.0 * dyck5.tree.depth)
-    steps = default_walk_steps(dyck5.tree.depth, schedule_rho(oracle), walk.leaf_boost)
+    task, values = task5
+    oracle = LMOracle(task, values)
+    walk = SinclairJerrumWalk(task.tree, 2.0 * task.tree.depth)
+    steps = default_walk_steps(task.tree.depth, schedule_rho(oracle), walk.leaf_boost)
     return oracle, walk, steps, walk_output_law(walk, oracle, steps)[0]
 
 
-def test_boosted_walk_on_the_lm_oracle_samples_its_exact_law(dyck5, lm_walk):
+def test_boosted_walk_on_the_lm_oracle_samples_its_exact_law(lm_walk):
     """Chi-square of the samples against the walk's exact T-step law: false-alarm rate FALSE_ALARM."""
     oracle, walk, steps, law = lm_walk
-    fresh = LMOracle(LanguageModel.load("dyck"), "", 5, dyck_valid, ExactValues(dyck5))
+    task = GenerationTask(LanguageModel.load("dyck"), "", 5, dyck_valid)
+    fresh = LMOracle(task, ExactValues(task))  # grown in the same order: the same handles
     result = sample_walk_boosted(fresh, 3000, np.random.default_rng(0))
     assert result.info["steps"] == steps and result.info["leaf_boost"] == walk.leaf_boost
     assert chi_square_p_value(result.samples, law) > FALSE_ALARM
-    # at stationarity the leaf law is exactly the oracle's leaf answers, which are pi* up to the model's float32
+    # at stationarity the leaf law is exactly the oracle's leaf answers
     leaf = leaf_marginal(walk, walk_stationary_law(walk, oracle))
-    answers = np.exp(oracle.log_weight(np.arange(dyck5.tree.leaf_start, dyck5.tree.num_nodes)))
+    leaves = oracle.tree.leaf_nodes()
+    answers = np.zeros(leaf.size)
+    answers[leaves] = np.exp(oracle.log_weight(leaves))
     assert total_variation(leaf / leaf.sum(), answers / answers.sum()) < 1e-9
-    assert total_variation(leaf / leaf.sum(), dyck5.target.leaf_probs()) < 1e-6
 
 
-def test_twin_broken_walk_on_the_lm_oracle_fails_the_check(dyck5, lm_walk):
+def test_twin_broken_walk_on_the_lm_oracle_fails_the_check(lm_walk):
     oracle, walk, steps, law = lm_walk
-    broken = ParentWeightWalk(dyck5.tree, walk.leaf_boost)  # moves up with the parent's weight
+    broken = ParentWeightWalk(oracle.tree, walk.leaf_boost)  # moves up with the parent's weight
     leaves, _ = sample_with_restarts(broken, CountedOracle(oracle, Ledger()), 3000, steps, np.random.default_rng(0),
                                      Ledger())
-    assert chi_square_p_value(leaves - dyck5.tree.leaf_start, law) < FALSE_ALARM
+    assert chi_square_p_value(leaves, law) < FALSE_ALARM
 
 
-def test_rollout_values_estimate_v_star(dyck5):
+def test_rollout_values_estimate_v_star(task5):
     """Hoeffding: |mean of k=2000 rollouts - V*| > 0.06 has probability <= 2 exp(-2 k 0.06^2) = 1.1e-6."""
-    lm = LanguageModel.load("dyck")
-    oracle = LMOracle(lm, "", 5, dyck_valid, values=None)
-    v_star = np.exp(dyck5.log_values())
-    prefixes = [(), (0,), (2, 3)]  # "", "(", "[]"
-    ids = [0, 1, 1 + 5 * 3 + 3]
-    est = RolloutValues(oracle, k=2000, seed=0).estimate(prefixes)
-    assert np.all(np.abs(est - v_star[ids]) < 0.06)
-    assert lm.ledger.reward_calls == 3 * 2000
-    wrong = LMOracle(LanguageModel.load("dyck"), "", 5, lambda s: 1.0 - dyck_valid(s), values=None)
-    twin = RolloutValues(wrong, k=2000, seed=0).estimate(prefixes)  # twin: the wrong reward is caught
-    assert np.any(np.abs(twin - v_star[ids]) >= 0.06)
+    exact_task, values = task5
+
+    def prefixes(tree):  # "", "(", "[]"
+        return np.concatenate([[0], tree.child(np.array([0]), [0]), tree.child(tree.child(np.array([0]), [2]), [3])])
+
+    task = GenerationTask(LanguageModel.load("dyck"), "", 5, dyck_valid)
+    nodes = prefixes(task.tree)
+    assert task.text(nodes) == ["", "(", "[]"]
+    v_star = np.exp(values(prefixes(exact_task.tree)))
+    est = RolloutValues(task, np.random.default_rng(0), k=2000).estimate(nodes)
+    assert np.all(np.abs(est - v_star) < 0.06)
+    assert task.lm.ledger.reward_calls == 3 * 2000
+    wrong = GenerationTask(LanguageModel.load("dyck"), "", 5, lambda s: 1.0 - dyck_valid(s))
+    twin = RolloutValues(wrong, np.random.default_rng(0), k=2000).estimate(prefixes(wrong.tree))  # twin: caught
+    assert np.any(np.abs(twin - v_star) >= 0.06)
 
 
-def test_heuristic_and_value_head(dyck5):
-    lm = LanguageModel.load("dyck")
-    oracle = LMOracle(lm, "", 5, dyck_valid, values=None)
-    h = HeuristicValues(oracle, dyck_completable, alpha=0.5)
-    assert np.allclose(np.exp(h(None, [(0,), (1,)])), [0.5**4, 0.0])
-    inner = np.arange(1, dyck5.tree.leaf_start)
-    inner = inner[np.isfinite(dyck5.log_pi_ref[inner])]
-    responses = oracle.prefixes(inner)
-    v = np.exp(dyck5.log_values()[inner])
-    head = ValueHead(oracle, seed=0)
-    error = head.fit(responses, v, epochs=400)
+def test_heuristic_and_value_head(task5):
+    task, values = task5
+    h = HeuristicValues(task, dyck_completable, alpha=0.5)
+    nodes = task.tree.child(np.array([0, 0]), [0, 1])  # "(" and ")"
+    assert np.allclose(np.exp(h(nodes)), [0.5**4, 0.0])
+    # a reward tilt (the constraint's V* is zero at 93% of the nodes at this horizon: nothing to learn)
+    tilt = GenerationTask(task.lm, "", 5, length_reward, beta=2.0)
+    exact = ExactValues(tilt)  # grows the whole trie
+    every = np.arange(1, tilt.tree.num_nodes)
+    inner = every[~tilt.tree.is_leaf(every)]
+    v = np.exp(exact(inner))
+    v /= v.max()
+    head = ValueHead(tilt, np.random.default_rng(0))
+    error = head.fit(inner, v, np.random.default_rng(0), epochs=400)
     baseline = float(np.mean(np.abs(v - v.mean())))
     assert error < 0.8 * baseline, (error, baseline)  # the head learns something a constant cannot
-    assert np.all(np.isfinite(head(None, responses[:5])))
+    assert np.all(np.isfinite(head(inner[:5])))
 
 
 def test_rewards_and_their_guard(lm):

@@ -1,22 +1,52 @@
-"""A causal language model behind a prefix cache, with every call recorded in a ledger.
+"""A causal language model behind a KV cache on a prefix trie, with every call recorded in a ledger.
 
-``LanguageModel.next_logprobs(prefixes)`` returns ``log pi_ref(. | prefix)`` for
-a batch of token-id prefixes. Answers are cached per prefix (least recently
-used evicted beyond ``cache_entries``); one forward pass over a prefix
-computes the next-token distribution at every position, so it fills the cache
-for all of the prefix's ancestors at once: a walk that backtracks and comes
-down again never recomputes a prefix it has seen (until evicted). Misses are
-computed in batches of right-padded sequences. ``prelogits(prefixes)`` gives
-the final hidden state the LM head maps to logits (for AISP and value heads),
-and ``head()`` the head's weight and bias.
+Token sequences are nodes of a trie named by int64 handles: handle 0 is the
+empty sequence, ``extend(handles, tokens)`` gives the children (allocated on
+first sight, without a model call; the same parent and token always give the
+same handle), ``handle(seq)``, ``tokens(handle)`` and ``depth(handles)`` go
+between handles and tokens. Handles stay valid for the model's lifetime: the
+trie itself is small and never evicted, only the tensors are.
+
+Cached per node, in one slot of a pool on the model's device: the keys and
+values of every layer at the node's last position, the next-token log-probs
+(full vocabulary, float32) and the final hidden state (what the LM head maps
+to logits); beside it, on the host, the slots of the node's ancestors, so a
+node's past is gathered from the pool in one indexing operation. A node whose
+parent is cached costs one token: only its last token is fed, on its
+ancestors' keys and values. Nodes are computed in batches of up to
+``batch_size`` rows per forward pass: each row's past is left-padded to a
+common length, its new tokens (one, or the chain down from its deepest cached
+ancestor: a prompt is prefilled so, with an empty past) are right-padded, and
+the model gets the 2D attention mask and the true ``position_ids``. Requested
+nodes that share an uncomputed ancestor are computed in successive passes, so
+the ancestor is fed once. Full-attention models only (no sliding windows).
+
+The pool holds at most ``cache_bytes`` bytes: it grows by doubling up to that
+(while it grows, the old and the new pool briefly coexist; a forward pass
+also needs working memory for the gathered past, beyond the bound). When it
+is full, the least recently used nodes are evicted, down to 7/8 of the bound
+so that eviction is not paid on every call, and recomputed transparently when
+needed again. A node counts as used when it is asked for or computed, and as
+recent as its most recently used cached descendant; among equally recent
+nodes the deeper goes first. So eviction never removes an ancestor before its
+descendants, and the cached set stays closed under ancestors, which is what a
+row's past needs. Answers are taken from the forward pass itself, so any
+bound works, 0 (no caching) included.
+
+``next_logprobs`` and ``prelogits`` take handles (an int64 array) or token
+tuples and return numpy; ``next_logprobs_tensor`` returns a tensor on the
+model's device for callers that stay there (``device="cuda"`` puts model and
+pool on a GPU). ``head()`` gives the LM head's weight and bias, and
+``uncached_next_logprobs`` a fresh forward pass per prefix, for checking.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 from ..errors import ModelLoadError, ParameterError
 from ..oracles.ledger import Ledger
@@ -26,22 +56,51 @@ EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", 
 
 
 class LanguageModel:
-    def __init__(self, model, tokenizer, *, cache_entries: int = 500_000, batch_size: int = 512, ledger: Ledger | None = None):
-        import torch
-
-        self.torch = torch
-        self.model = model.eval()
+    def __init__(self, model, tokenizer, *, cache_bytes: int = 2 * 2**30, batch_size: int = 512,
+                 device: str = "cpu", ledger: Ledger | None = None):
+        if not isinstance(cache_bytes, (int, np.integer)) or cache_bytes < 0:
+            raise ParameterError(f"cache_bytes must be a whole number of bytes >= 0, not {cache_bytes!r}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ParameterError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
+        self.device = _device(device)
+        self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
         self.vocab_size = int(model.config.vocab_size)
         self.max_length = int(getattr(model.config, "n_positions", getattr(model.config, "max_position_embeddings", 1024)))
-        self.cache_entries = cache_entries
-        self.batch_size = batch_size
+        self.hidden_size = int(model.get_output_embeddings().weight.shape[1])
+        self.cache_bytes = int(cache_bytes)
+        self.batch_size = int(batch_size)
         self.ledger = ledger if ledger is not None else Ledger()
-        self._cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        # the trie: per handle its parent, last token, depth, slot in the pool (-1: not cached) and last use
+        self._size = 1
+        self._parent = np.zeros(1024, dtype=np.int64)
+        self._token = np.zeros(1024, dtype=np.int64)
+        self._depth = np.zeros(1024, dtype=np.int64)
+        self._slot = np.full(1024, -1, dtype=np.int64)
+        self._used = np.zeros(1024, dtype=np.int64)
+        self._children: dict[int, int] = {}  # parent * vocab_size + token -> handle
+        self._clock = 0
+        # the pool: per slot a node's keys and values (layer, key/value, head, head_dim), log-probs and hidden
+        # state on the device, and on the host its handle and the slots of its path (column d - 1: depth d)
+        self._kv_shape = _kv_shape(model.config)
+        self._kv = torch.empty((0, *self._kv_shape), dtype=model.dtype, device=self.device)
+        self._logp = torch.empty((0, self.vocab_size), dtype=torch.float32, device=self.device)
+        self._hidden = torch.empty((0, self.hidden_size), dtype=torch.float32, device=self.device)
+        self._owner = np.zeros(0, dtype=np.int64)  # -1 when free
+        self._path = np.zeros((0, self.max_length), dtype=np.int32)
+        self._free = np.zeros(0, dtype=np.int64)  # a stack of free slots: its first _free_count entries
+        self._free_count = 0
+        self.node_bytes = (int(np.prod(self._kv_shape)) * self._kv.element_size()  # what one cached node takes
+                           + 4 * (self.vocab_size + self.hidden_size) + self._path.itemsize * self.max_length)
+        self._max_slots = self.cache_bytes // self.node_bytes
+        self.peak_cached_bytes = 0
 
     @classmethod
     def load(cls, name_or_path: str | Path, **kwargs) -> "LanguageModel":
-        """Load a causal LM: ``"dyck"`` or ``"text"`` (embedded), a local folder, or a hub name (needs network)."""
+        """Load a causal LM: ``"dyck"`` or ``"text"`` (embedded), a local folder, or a hub name (needs network).
+
+        ``kwargs`` (``device``, ``cache_bytes``, ``batch_size``, ``ledger``) go to the constructor.
+        """
         from transformers import AutoConfig, AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
@@ -67,74 +126,369 @@ class LanguageModel:
             )
         return cls(model, tokenizer, **kwargs)
 
+    # ---- the trie ----
+
+    def extend(self, handles: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """The child of each handle by the token beside it (same shape; no model call)."""
+        handles = self._checked_handles(handles)
+        tokens = np.asarray(tokens)
+        if tokens.shape != handles.shape or (tokens.size and tokens.dtype.kind not in "iu"):
+            raise ParameterError(f"extend needs integer tokens of the handles' shape {handles.shape}, not {tokens.shape}")
+        tokens = tokens.astype(np.int64)
+        bad = (tokens < 0) | (tokens >= self.vocab_size)
+        if bad.any():
+            raise ParameterError(f"token id {int(tokens[bad][0])} is outside the model's vocabulary of {self.vocab_size}")
+        keys = (handles * self.vocab_size + tokens).ravel()
+        get = self._children.get
+        out = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=keys.size)
+        new = out < 0
+        if new.any():
+            fresh, first, inverse = np.unique(keys[new], return_index=True, return_inverse=True)
+            ids = self._allocate(handles.ravel()[new][first], tokens.ravel()[new][first])
+            self._children.update(zip(fresh.tolist(), ids.tolist()))
+            out[new] = ids[inverse.ravel()]
+        return out.reshape(handles.shape)
+
+    def handle(self, seq) -> int:
+        """The handle of a token sequence (the empty one is 0)."""
+        h = 0
+        for t in seq:
+            t = int(t)
+            if not 0 <= t < self.vocab_size:
+                raise ParameterError(f"token id {t} is outside the model's vocabulary of {self.vocab_size}")
+            key = h * self.vocab_size + t
+            child = self._children.get(key)
+            if child is None:
+                child = int(self._allocate(np.array([h]), np.array([t]))[0])
+                self._children[key] = child
+            h = child
+        return h
+
+    def tokens(self, handle: int) -> tuple[int, ...]:
+        """The token sequence of a handle."""
+        h = int(self._checked_handles(np.array([handle]))[0])
+        out = []
+        while h:
+            out.append(int(self._token[h]))
+            h = int(self._parent[h])
+        return tuple(reversed(out))
+
+    def depth(self, handles: np.ndarray) -> np.ndarray:
+        """Sequence lengths of the handles."""
+        return self._depth[self._checked_handles(handles)]
+
     # ---- queries ----
 
-    def next_logprobs(self, prefixes: list[tuple[int, ...]]) -> np.ndarray:
-        """``log pi_ref(a | prefix)`` for every token ``a``, shape (len(prefixes), vocab)."""
-        return np.stack([lp for lp, _ in self._answers(prefixes)])
+    def next_logprobs(self, prefixes) -> np.ndarray:
+        """``log pi_ref(a | prefix)`` for every token ``a``, shape (len(prefixes), vocab); handles or token tuples."""
+        return self.next_logprobs_tensor(prefixes).cpu().numpy()
 
-    def prelogits(self, prefixes: list[tuple[int, ...]]) -> np.ndarray:
+    def next_logprobs_tensor(self, prefixes) -> torch.Tensor:
+        """The same as ``next_logprobs``, as a float32 tensor left on the model's device."""
+        return self._answers(prefixes)[0]
+
+    def prelogits(self, prefixes) -> np.ndarray:
         """Final hidden state at the last position of each prefix (what the LM head maps to logits)."""
-        return np.stack([h for _, h in self._answers(prefixes)])
+        return self._answers(prefixes)[1].cpu().numpy()
 
     def head(self) -> tuple[np.ndarray, np.ndarray]:
         """The LM head's weight (vocab, hidden) and bias (vocab,), zeros when it has none."""
         layer = self.model.get_output_embeddings()
-        weight = layer.weight.detach().numpy().copy()
-        bias = layer.bias.detach().numpy().copy() if getattr(layer, "bias", None) is not None else np.zeros(weight.shape[0])
+        weight = layer.weight.detach().float().cpu().numpy().copy()
+        bias = layer.bias.detach().float().cpu().numpy().copy() if getattr(layer, "bias", None) is not None else np.zeros(weight.shape[0])
         return weight, bias
 
-    def uncached_next_logprobs(self, prefixes: list[tuple[int, ...]]) -> np.ndarray:
+    def uncached_next_logprobs(self, prefixes) -> np.ndarray:
         """The same answers computed afresh, one prefix per forward pass (for checking the cache)."""
-        return np.stack([self._forward([tuple(p)])[0][0][-1] for p in prefixes])
+        rows = []
+        for h in self._prefix_handles(prefixes).tolist():
+            seq = self.tokens(h)
+            with torch.no_grad():
+                logits = self.model(input_ids=torch.tensor([seq], device=self.device), use_cache=False).logits
+            rows.append(torch.log_softmax(logits[0, -1].float(), dim=-1))
+            self.ledger.forward_passes += 1
+            self.ledger.tokens += len(seq)
+        return torch.stack(rows).cpu().numpy() if rows else np.zeros((0, self.vocab_size), dtype=np.float32)
 
-    # ---- cache ----
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes the pool holds now (its allocated slots, used or free)."""
+        return self._owner.size * self.node_bytes
 
-    def _answers(self, prefixes) -> list[tuple[np.ndarray, np.ndarray]]:
-        prefixes = [tuple(int(t) for t in p) for p in prefixes]
-        for p in prefixes:
-            if not p:
-                raise ParameterError("a prefix needs at least one token (the prompt or <bos>)")
-            if len(p) > self.max_length:
-                raise ParameterError(f"a prefix of {len(p)} tokens is longer than the model's context of {self.max_length}")
-        missing = list(dict.fromkeys(p for p in prefixes if p not in self._cache))
-        self.ledger.cache_misses += len(missing)
-        self.ledger.cache_hits += len(prefixes) - len(missing)
-        fresh: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        inner = {p[:-1] for p in missing}  # a prefix of another missing prefix comes with that one's pass
-        roots = [p for p in missing if p not in inner]
-        for start in range(0, len(roots), self.batch_size):
-            chunk = roots[start : start + self.batch_size]
-            logps, hidden = self._forward(chunk)
-            for seq, lp, h in zip(chunk, logps, hidden):
-                for t in range(len(seq)):
-                    fresh[seq[: t + 1]] = (lp[t], h[t])
-        out = []
-        for p in prefixes:
-            if p in fresh:
-                out.append(fresh[p])
-            else:
-                self._cache.move_to_end(p)
-                out.append(self._cache[p])
-        self._cache.update(fresh)
-        for p in fresh:
-            self._cache.move_to_end(p)
-        while len(self._cache) > self.cache_entries:  # least recently used first
-            self._cache.popitem(last=False)
-        return out
+    # ---- answering ----
 
-    def _forward(self, seqs: list[tuple]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        torch = self.torch
-        length = max(len(s) for s in seqs)
-        ids = torch.zeros((len(seqs), length), dtype=torch.long)
-        mask = torch.zeros((len(seqs), length), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
-        with torch.no_grad():
-            out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-        logp = torch.log_softmax(out.logits.float(), dim=-1).numpy()
-        hidden = out.hidden_states[-1].float().numpy()
+    def _answers(self, prefixes) -> tuple[torch.Tensor, torch.Tensor]:
+        handles = self._prefix_handles(prefixes)
+        unique, inverse = np.unique(handles, return_inverse=True)
+        logp = torch.empty((unique.size, self.vocab_size), dtype=torch.float32, device=self.device)
+        hidden = torch.empty((unique.size, self.hidden_size), dtype=torch.float32, device=self.device)
+        slots = self._slot[unique]
+        hit = slots >= 0
+        self._clock += 1
+        if hit.any():
+            at, source = self._tensor(np.flatnonzero(hit)), self._tensor(slots[hit])
+            logp.index_copy_(0, at, self._logp.index_select(0, source))
+            hidden.index_copy_(0, at, self._hidden.index_select(0, source))
+            self._used[unique[hit]] = self._clock
+        waiting, at = unique[~hit], np.flatnonzero(~hit)
+        self.ledger.cache_misses += waiting.size
+        self.ledger.cache_hits += handles.size - waiting.size
+        while waiting.size:
+            leaves, count = self._plan(waiting)
+            computed, logp_new, hidden_new = self._run(leaves[: self.batch_size], count[: self.batch_size])
+            order = np.argsort(computed)
+            pos = order[np.minimum(np.searchsorted(computed, waiting, sorter=order), computed.size - 1)]
+            done = computed[pos] == waiting
+            source, to = self._tensor(pos[done]), self._tensor(at[done])
+            logp.index_copy_(0, to, logp_new.index_select(0, source))
+            hidden.index_copy_(0, to, hidden_new.index_select(0, source))
+            waiting, at = waiting[~done], at[~done]
+        back = self._tensor(inverse.ravel())
+        return logp.index_select(0, back), hidden.index_select(0, back)
+
+    def _plan(self, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows runnable now for uncached ``targets``: each row's deepest node and its count of new tokens.
+
+        Walking up level by level from the deepest targets, a row claims the uncached nodes above it until
+        it meets a cached node (or the root): then its past is cached and it can run. Where rows meet on an
+        uncached node, the row that started deepest claims it and the others wait for a later pass (their
+        past will then include it); a target reached by a deeper row is computed by that row.
+        """
+        targets = targets[np.argsort(-self._depth[targets], kind="stable")]
+        start = self._depth[targets]
+        ready = np.zeros(targets.size, dtype=bool)
+        top = start + 1  # depth of each row's topmost claimed node (none yet)
+        rows = nodes = np.zeros(0, dtype=np.int64)  # rows still climbing, and the node each is at
+        level = following = 0
+        while rows.size or following < targets.size:
+            if not rows.size:
+                level = int(start[following])
+            starting = following + np.flatnonzero(start[following:] == level)
+            following += starting.size
+            rows, nodes = np.concatenate([rows, starting]), np.concatenate([nodes, targets[starting]])
+            cached = self._slot[nodes] >= 0
+            ready[rows[cached]] = True
+            rows, nodes = rows[~cached], nodes[~cached]
+            order = np.lexsort((rows, nodes))
+            rows, nodes = rows[order], nodes[order]
+            first = np.ones(rows.size, dtype=bool)
+            first[1:] = nodes[1:] != nodes[:-1]
+            top[rows[first]] = level
+            rows, nodes = rows[first], self._parent[nodes[first]]
+            level -= 1
+            if level == 0:
+                ready[rows] = True
+                rows, nodes = rows[:0], nodes[:0]
+        return targets[ready], (start - top + 1)[ready]
+
+    def _run(self, leaves: np.ndarray, count: np.ndarray):
+        """One forward pass for rows ending at ``leaves`` with ``count`` new tokens each; stores what fits.
+
+        Arrays are laid out by position, then row, as the buffer of keys and values is.
+        """
+        rows, fresh = leaves.size, int(count.max())
+        new = np.zeros((fresh, rows), dtype=np.int64)  # right-padded new tokens
+        anchor = leaves.copy()  # ends at each row's deepest cached ancestor (0: none)
+        for k in range(fresh):
+            live = np.flatnonzero(count > k)
+            new[count[live] - 1 - k, live] = anchor[live]
+            anchor[live] = self._parent[anchor[live]]
+        new_mask = np.arange(fresh)[:, None] < count
+        past_length = self._depth[anchor]
+        width = int(past_length.max())
+        # each row's path by depth: the slots of its past now, those of its new nodes once stored
+        paths = np.zeros((rows, int(self._depth[leaves].max())), dtype=self._path.dtype)
+        with_past = past_length > 0
+        paths[with_past, :width] = self._path[self._slot[anchor[with_past]], :width]
+        offset = np.arange(width)[:, None] - (width - past_length)  # left-padded past
+        past_mask = offset >= 0
+        past = np.where(past_mask, paths[np.arange(rows), np.maximum(offset, 0)], 0).astype(np.int64)
+        positions = np.minimum(past_length + np.arange(fresh)[:, None], self.max_length - 1)
+        mask = np.concatenate([past_mask, new_mask]).astype(np.int64)
+        buffer, cache = self._past(past, width + fresh)
+        out = self._feed(self._tensor(self._token[new].T), self._tensor(mask.T), self._tensor(positions.T), cache)
         self.ledger.forward_passes += 1
-        self.ledger.tokens += int(mask.sum())
-        return [logp[i, : len(s)] for i, s in enumerate(seqs)], [hidden[i, : len(s)] for i, s in enumerate(seqs)]
+        self.ledger.tokens += int(count.sum())
+        kv = buffer[width:].flatten(0, 1)  # (new position and row, layer, key/value, head, head_dim)
+        logits = out.logits.transpose(0, 1).flatten(0, 1)
+        hidden = out.hidden_states[-1].transpose(0, 1).flatten(0, 1)
+        if not new_mask.all():
+            real = self._tensor(np.flatnonzero(new_mask))
+            kv, logits, hidden = kv.index_select(0, real), logits.index_select(0, real), hidden.index_select(0, real)
+        logp, hidden = torch.log_softmax(logits.float(), dim=-1), hidden.float()
+        computed = new[new_mask]
+        self._clock += 1
+        self._used[computed] = self._clock
+        self._store(computed, kv, logp, hidden)
+        step, row = np.nonzero(new_mask)
+        paths[row, past_length[row] + step] = self._slot[computed]
+        stored = np.flatnonzero(self._slot[computed] >= 0)
+        self._path[self._slot[computed[stored]], : paths.shape[1]] = paths[row[stored]]
+        return computed, logp, hidden
+
+    def _feed(self, ids, mask, positions, cache):
+        """The model call: new tokens on a past, with the padding mask and the true positions."""
+        with torch.no_grad():
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
+                              use_cache=True, output_hidden_states=True)
+
+    def _past(self, slots: np.ndarray, length: int):
+        """A buffer (position, row, layer, key/value, head, head_dim) of ``length`` positions starting with the
+        past in ``slots`` (position, row), and a cache over it that the model writes the new positions into."""
+        width, rows = slots.shape
+        buffer = torch.empty((length, rows, *self._kv_shape), dtype=self._kv.dtype, device=self.device)
+        if width:
+            torch.index_select(self._kv, 0, self._tensor(slots.ravel()), out=buffer[:width].view(-1, *self._kv_shape))
+        return buffer, Cache(layers=[_PastLayer(buffer[:, :, layer], width) for layer in range(self._kv_shape[0])])
+
+    # ---- the pool ----
+
+    def _store(self, handles: np.ndarray, kv, logp, hidden) -> None:
+        """Put computed nodes in the pool, evicting when it is full (a node that misses out stays uncached)."""
+        need = handles.size - self._free_count
+        if need > 0 and self._owner.size < self._max_slots:
+            self._grow(min(self._max_slots, max(2 * self._owner.size, self._owner.size + need, 256)))
+        keep = self._evict(handles) if handles.size > self._free_count else np.ones(handles.size, dtype=bool)
+        take = self._free[self._free_count - int(keep.sum()) : self._free_count]
+        self._free_count -= take.size
+        if take.size:
+            self._slot[handles[keep]] = take
+            self._owner[take] = handles[keep]
+            if not keep.all():
+                source = self._tensor(np.flatnonzero(keep))
+                kv, logp, hidden = kv.index_select(0, source), logp.index_select(0, source), hidden.index_select(0, source)
+            to = self._tensor(take)
+            self._kv.index_copy_(0, to, kv)
+            self._logp.index_copy_(0, to, logp)
+            self._hidden.index_copy_(0, to, hidden)
+
+    def _evict(self, incoming: np.ndarray) -> np.ndarray:
+        """Keep the most recent 7/8 of the pool among the cached and the incoming nodes; which incoming to store.
+
+        A node's recency is its last use or a cached (or incoming) descendant's, whichever is later, with the
+        deeper of two equally recent nodes older: so a kept node's ancestors are kept.
+        """
+        used = np.flatnonzero(self._owner >= 0)
+        nodes = np.concatenate([self._owner[used], incoming])
+        recency, depth = self._used[nodes], self._depth[nodes]
+        order = np.argsort(nodes)
+        parent = order[np.minimum(np.searchsorted(nodes, self._parent[nodes], sorter=order), nodes.size - 1)]
+        by_depth = np.argsort(-depth, kind="stable")
+        ends = np.flatnonzero(np.diff(depth[by_depth])) + 1
+        for level in np.split(by_depth, ends):  # deepest first; the ancestors of a node are among the nodes
+            if depth[level[0]] > 1:
+                np.maximum.at(recency, parent[level], recency[level])
+        span = self.max_length + 1
+        key = recency * span + (span - depth)
+        target = self._max_slots - self._max_slots // 8
+        kept = np.zeros(nodes.size, dtype=bool)
+        if nodes.size <= target:
+            kept[:] = True
+        elif target > 0:
+            kept[np.argpartition(key, nodes.size - target)[nodes.size - target :]] = True
+        gone = used[~kept[: used.size]]
+        self._slot[self._owner[gone]] = -1
+        self._owner[gone] = -1
+        self._free[self._free_count : self._free_count + gone.size] = gone
+        self._free_count += gone.size
+        return kept[used.size :]
+
+    def _grow(self, capacity: int) -> None:
+        old = self._owner.size
+        for name in ("_kv", "_logp", "_hidden"):
+            before = getattr(self, name)
+            grown = torch.empty((capacity, *before.shape[1:]), dtype=before.dtype, device=self.device)
+            grown[:old] = before
+            setattr(self, name, grown)
+        self._path = np.concatenate([self._path, np.zeros((capacity - old, self.max_length), dtype=np.int32)])
+        self._owner = np.concatenate([self._owner, np.full(capacity - old, -1, dtype=np.int64)])
+        free = np.concatenate([self._free[: self._free_count], np.arange(capacity - 1, old - 1, -1)])
+        self._free = np.concatenate([free, np.zeros(capacity - free.size, dtype=np.int64)])
+        self._free_count = free.size
+        self.peak_cached_bytes = max(self.peak_cached_bytes, self.cached_bytes)
+
+    # ---- helpers ----
+
+    def _allocate(self, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        ids = np.arange(self._size, self._size + parents.size)
+        if ids.size and ids[-1] >= self._parent.size:
+            grow = max(2 * self._parent.size, int(ids[-1]) + 1) - self._parent.size
+            self._parent = np.concatenate([self._parent, np.zeros(grow, dtype=np.int64)])
+            self._token = np.concatenate([self._token, np.zeros(grow, dtype=np.int64)])
+            self._depth = np.concatenate([self._depth, np.zeros(grow, dtype=np.int64)])
+            self._slot = np.concatenate([self._slot, np.full(grow, -1, dtype=np.int64)])
+            self._used = np.concatenate([self._used, np.zeros(grow, dtype=np.int64)])
+        self._parent[ids], self._token[ids], self._depth[ids] = parents, tokens, self._depth[parents] + 1
+        self._size += ids.size
+        return ids
+
+    def _checked_handles(self, handles) -> np.ndarray:
+        handles = np.asarray(handles)
+        if handles.size and handles.dtype.kind not in "iu":
+            raise ParameterError(f"handles must be integers, not {handles.dtype}")
+        handles = handles.astype(np.int64)
+        bad = (handles < 0) | (handles >= self._size)
+        if bad.any():
+            raise ParameterError(f"{int(handles[bad][0])} is not a handle of this model's trie")
+        return handles
+
+    def _prefix_handles(self, prefixes) -> np.ndarray:
+        if isinstance(prefixes, np.ndarray):
+            handles = self._checked_handles(prefixes).ravel()
+        else:
+            handles = np.array([self.handle(p) for p in prefixes], dtype=np.int64)
+        depth = self._depth[handles]
+        if (depth == 0).any():
+            raise ParameterError("a prefix needs at least one token (the prompt or <bos>)")
+        if (depth > self.max_length).any():
+            raise ParameterError(
+                f"a prefix of {int(depth.max())} tokens is longer than the model's context of {self.max_length}"
+            )
+        return handles
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+
+def _device(name: str) -> torch.device:
+    """``torch.device(name)`` after checking that it can hold a tensor here."""
+    try:
+        device = torch.device(name)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError, TypeError) as exc:
+        raise ParameterError(
+            f"device {name!r} is not available here ({exc}); use device='cpu', or 'cuda' on a machine with a GPU"
+        ) from None
+    return device
+
+
+def _kv_shape(config) -> tuple[int, int, int, int]:
+    """(layer, key/value, head, head_dim) of one position's keys and values, from a (decoder) config."""
+    config = config.get_text_config(decoder=True)
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return (config.num_hidden_layers, 2, kv_heads, head_dim)
+
+
+class _PastLayer(DynamicLayer):
+    """One layer's keys and values over a buffer with room for the new positions.
+
+    The model's update writes the new positions in place where ``DynamicLayer`` concatenates, so a forward
+    pass copies the past once (gathering it from the pool), and the new keys and values land in the buffer.
+    """
+
+    def __init__(self, kv: torch.Tensor, width: int):
+        super().__init__()
+        self.keys, self.values = kv[:, :, 0].permute(1, 2, 0, 3), kv[:, :, 1].permute(1, 2, 0, 3)  # (row, head, position, dim)
+        self.length, self.device, self.is_initialized = width, kv.device, True
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        end = self.length + key_states.shape[-2]
+        self.keys[:, :, self.length : end] = key_states
+        self.values[:, :, self.length : end] = value_states
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+    def get_seq_length(self) -> int:
+        return self.length

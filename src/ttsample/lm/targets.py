@@ -8,8 +8,9 @@ shorter responses are padded. The target is
 
     pi*(y | x) ∝ pi_ref(y | x) * tau(x, y),   tau = exp(r / beta)  or  tau = 1{r(y) > 0} (a constraint),
 
-computed exactly by enumerating every prefix with batched forward passes,
-and returned as a lab ``Target``: every sampler, oracle error model and exact
+computed exactly by enumerating the generation task's trie
+(``GenerationTask.exact_log_values``, batched forward passes), laid out on the
+complete tree and returned as a lab ``Target``: every sampler, oracle error model and exact
 law of the lab applies to it unchanged. ``log_values()`` gives
 ``log V*(v) = log E_{pi_ref}[tau | v]`` at every node.
 """
@@ -21,17 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParameterError
-from ..logspace import logsumexp
-from ..target import Target
+from ..target import Target, subtree_log_masses
 from ..trees import Tree
-from .rewards import checked
+from .task import GenerationTask
 
 
 @dataclass
 class LMTarget:
     target: Target
     log_pi_ref: np.ndarray  # log pi_ref(v | prompt) for every node, heap order
-    log_tau: np.ndarray  # log tau at the leaves
     actions: np.ndarray  # action index -> token id
     prompt: tuple[int, ...]
     lm: object
@@ -42,9 +41,12 @@ class LMTarget:
 
     def tokens(self, leaf_index: int) -> tuple[int, ...]:
         """The response at a leaf (without the prompt and the padding after <eos>)."""
-        digits = _digits(np.array([leaf_index]), self.tree.branching, self.tree.depth)[0]
+        rest, digits = int(leaf_index), []
+        for _ in range(self.tree.depth):
+            rest, a = divmod(rest, self.tree.branching)
+            digits.append(a)
         out = []
-        for a in digits:
+        for a in digits[::-1]:
             out.append(int(self.actions[a]))
             if out[-1] == self.lm.tokenizer.eos_id:
                 break
@@ -60,69 +62,34 @@ class LMTarget:
         return np.where(np.isneginf(self.log_pi_ref), -np.inf, out)
 
 
-def _digits(positions: np.ndarray, b: int, h: int) -> np.ndarray:
-    """Base-b digits (most significant first) of positions within a level of depth h."""
-    out = np.zeros((positions.size, h), dtype=np.int64)
-    rest = positions.copy()
-    for k in range(h - 1, -1, -1):
-        out[:, k] = rest % b
-        rest //= b
-    return out
-
-
-def generation_actions(tokenizer) -> np.ndarray:
-    """The tokens the generation tree branches on: every token but <bos>, in id order."""
-    return np.array([t for t in range(tokenizer.vocab_size) if t != tokenizer.bos_id])
-
-
-def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
-    if isinstance(prompt, str):
-        return (lm.tokenizer.bos_id, *lm.tokenizer.encode(prompt))
-    return tuple(int(t) for t in prompt)
-
-
 def tilted_target(lm, prompt: str | tuple, horizon: int, reward, *, beta: float | None = None,
                   max_leaves: int = 1 << 24) -> LMTarget:
-    """Exact ``pi*`` for a prompt, horizon and reward (``beta=None``: the reward is a 0/1 constraint)."""
-    if not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")
-    if beta is not None and not beta > 0:
-        raise ParameterError(f"beta must be > 0, got {beta}")
-    prompt = prompt_ids(lm, prompt)
-    if len(prompt) + horizon > lm.max_length:
-        raise ParameterError(
-            f"prompt ({len(prompt)} tokens) + horizon ({horizon}) exceed the model's context of {lm.max_length}"
-        )
-    tok = lm.tokenizer
-    actions = generation_actions(tok)
-    b = actions.size
-    eos = int(np.flatnonzero(actions == tok.eos_id)[0])
+    """Exact ``pi*`` for a prompt, horizon and reward (``beta=None``: the reward is a 0/1 constraint).
+
+    Enumerates the task's trie (``GenerationTask.exact_log_values``) and lays
+    its leaves on the complete tree, each response padded with ``<eos>``.
+    """
+    task = GenerationTask(lm, prompt, horizon, reward, beta=beta)
+    b = task.tree.branching
     if b**horizon > max_leaves:
         raise ParameterError(f"{b}**{horizon} leaves are too many to enumerate (limit {max_leaves}); lower the horizon")
+    task.exact_log_values(max_nodes=4 * max_leaves)
+    trie = task.tree
+    every = np.arange(trie.num_nodes, dtype=np.int64)
+    depth = trie.depth_of(every)
+    position = np.zeros(every.size, dtype=np.int64)  # a node's index among the complete tree's nodes of its depth
+    for h in range(1, horizon + 1):
+        level = every[depth == h]
+        position[level] = position[trie.parent(level)] * b + trie.action(level)
+    leaves = trie.leaf_nodes()
+    pad = horizon - depth[leaves]  # <eos> after <eos>, to the horizon
+    padding = np.array([sum(task.eos_action * b**j for j in range(k)) for k in range(horizon + 1)], dtype=np.int64)
+    index = position[leaves] * b**pad + padding[pad]
     tree = Tree(b, horizon)
-    levels = [np.zeros(1)]
-    ended = [np.zeros(1, dtype=bool)]
-    for h in range(horizon):
-        log_p, done = levels[-1], ended[-1]
-        child = np.full((log_p.size, b), -np.inf)
-        live = np.flatnonzero(~done & np.isfinite(log_p))
-        if live.size:
-            seqs = [prompt + tuple(int(t) for t in actions[d]) for d in _digits(live, b, h)]
-            q = lm.next_logprobs(seqs)[:, actions]
-            child[live] = log_p[live, None] + q - logsumexp(q, axis=1)[:, None]
-        stopped = np.flatnonzero(done & np.isfinite(log_p))
-        child[stopped, eos] = log_p[stopped]
-        levels.append(child.ravel())
-        ended.append((done[:, None] | (np.arange(b) == eos)[None, :]).ravel())
-    leaf_log_p = levels[-1]
-    rewarded = np.flatnonzero(np.isfinite(leaf_log_p))
-    score = checked(reward, lm.ledger)
-    texts = [tok.decode(int(t) for t in actions[d]) for d in _digits(rewarded, b, horizon)]
-    r = np.array([score(t) for t in texts])
-    log_tau = np.full(leaf_log_p.size, -np.inf)
-    if beta is None:
-        log_tau[rewarded] = np.where(r > 0, 0.0, -np.inf)
-    else:
-        log_tau[rewarded] = r / beta
-    target = Target.from_leaf_log_masses(tree, leaf_log_p + log_tau)
-    return LMTarget(target, np.concatenate(levels), log_tau, actions, prompt, lm)
+    leaf_log_pi = np.full(tree.num_leaves, -np.inf)
+    leaf_log_pi[index] = task.log_pi_ref(leaves)
+    leaf_log_tau = np.full(tree.num_leaves, -np.inf)
+    leaf_log_tau[index] = task.log_tau(leaves)
+    target = Target.from_leaf_log_masses(tree, leaf_log_pi + leaf_log_tau)
+    log_pi_ref = subtree_log_masses(tree, leaf_log_pi[None, :])[0]  # pi_ref(v) sums over the leaves below v
+    return LMTarget(target, log_pi_ref, task.actions, task.prompt, lm)

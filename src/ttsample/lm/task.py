@@ -1,0 +1,172 @@
+"""A generation task: a prompt, a horizon and a reward on one model, and its token trie.
+
+The single place for what every language-model sampler shares:
+- ``pi_ref``: the model's next-token law renormalised over the allowed tokens
+  (every token but ``<bos>``), at any node (``next_log_probs``) and along the
+  path to it (``log_pi_ref``);
+- ``tau``: ``exp(r / beta)`` for a reward tilt, or ``1{r > 0}`` for a 0/1
+  constraint (``beta=None``), on the text of a leaf (``log_tau``);
+- decoding: ``sample_suffix(nodes, rng, logits_hook)`` completes nodes to
+  leaves under ``pi_ref`` (the hook reweights each step's next-token law:
+  AISP and guided decoding use it);
+- the text of a node (``text``), with no enumeration;
+- the exact ``V*`` by enumerating the trie, for horizons small enough.
+
+Nodes are handles of ``self.tree``, a ``TokenTrie`` over the allowed tokens
+(``<eos>`` ends a branch, the horizon bounds it). Each node is tied to the
+backend's handle of ``prompt + response``, where the model's answers are
+cached. Randomness is always passed in.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..logspace import logsumexp
+from ..trees import TokenTrie
+from .rewards import checked
+
+# hook(nodes, log_probs) -> log-weights over the allowed tokens, (m, A); renormalised after it
+LogitsHook = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def generation_actions(tokenizer) -> np.ndarray:
+    """The tokens the generation tree branches on: every token but <bos>, in id order."""
+    return np.array([t for t in range(tokenizer.vocab_size) if t != tokenizer.bos_id])
+
+
+def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(prompt, str):
+        return (lm.tokenizer.bos_id, *lm.tokenizer.encode(prompt))
+    return tuple(int(t) for t in prompt)
+
+
+class GenerationTask:
+    def __init__(self, lm, prompt: str | tuple[int, ...], horizon: int, reward: Callable[[str], float], *,
+                 beta: float | None = None):
+        if not isinstance(horizon, (int, np.integer)) or horizon < 1:
+            raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")
+        if beta is not None and not beta > 0:
+            raise ParameterError(f"beta must be > 0, got {beta}")
+        self.lm = lm
+        self.prompt = prompt_ids(lm, prompt)
+        if len(self.prompt) + horizon > lm.max_length:
+            raise ParameterError(
+                f"prompt ({len(self.prompt)} tokens) + horizon ({horizon}) exceed the model's context of {lm.max_length}"
+            )
+        self.horizon, self.beta = int(horizon), beta
+        self.actions = generation_actions(lm.tokenizer)
+        self.eos_action = int(np.flatnonzero(self.actions == lm.tokenizer.eos_id)[0])
+        self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action)
+        self.reward = checked(reward, lm.ledger)
+        self._backend = np.array([lm.handle(self.prompt)], dtype=np.int64)  # trie node -> model handle
+        self._log_pi = np.zeros(1)  # log pi_ref(node | prompt); NaN until known
+
+    # ---- the model along the trie ----
+
+    def _grown(self) -> None:
+        """Extend the per-node arrays to every node the trie has handed out."""
+        n = self.tree.num_nodes
+        if n > self._backend.size:
+            new = np.arange(self._backend.size, n)
+            self._backend = np.concatenate([self._backend, np.full(new.size, -1, dtype=np.int64)])
+            self._log_pi = np.concatenate([self._log_pi, np.full(new.size, np.nan)])
+            depth = self.tree.depth_of(new)
+            for h in np.unique(depth):  # shallowest first: a new node's parent is known, or new and done before it
+                level = new[depth == h]
+                tokens = self.actions[self.tree.action(level)]
+                self._backend[level] = self.lm.extend(self._backend[self.tree.parent(level)], tokens)
+
+    def model_handles(self, nodes: np.ndarray) -> np.ndarray:
+        """The backend's handle of ``prompt + response`` for each node."""
+        self._grown()
+        return self._backend[np.asarray(nodes, dtype=np.int64)]
+
+    def next_log_probs(self, nodes: np.ndarray, logits_hook: LogitsHook | None = None) -> np.ndarray:
+        """``log pi_ref(a | node)`` over the allowed tokens, shape (len(nodes), A); one batched model call."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if self.tree.is_leaf(nodes).any():
+            raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
+        q = self.lm.next_logprobs(self.model_handles(nodes))[:, self.actions]
+        if logits_hook is not None:
+            q = logits_hook(nodes, q)
+        return q - logsumexp(q, axis=1)[:, None]
+
+    def log_pi_ref(self, nodes: np.ndarray) -> np.ndarray:
+        """``log pi_ref(response | prompt)`` for each node (one model call per depth still unknown)."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        self._grown()
+        unknown = np.unique(nodes[np.isnan(self._log_pi[nodes])])
+        if unknown.size:
+            parents = self.tree.parent(unknown)
+            self.log_pi_ref(parents)  # ancestors first
+            distinct, where = np.unique(parents, return_inverse=True)
+            q = self.next_log_probs(distinct)
+            self._log_pi[unknown] = self._log_pi[parents] + q[where, self.tree.action(unknown)]
+        return self._log_pi[nodes]
+
+    def proposal_log_prob(self, nodes: np.ndarray) -> np.ndarray:
+        """``log pi_ref(last token | parent)`` for non-root nodes."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        return self.log_pi_ref(nodes) - self.log_pi_ref(self.tree.parent(nodes))
+
+    def prelogits(self, nodes: np.ndarray) -> np.ndarray:
+        """The model's final hidden state after each node's tokens (what its LM head reads)."""
+        return self.lm.prelogits(self.model_handles(nodes))
+
+    # ---- decoding ----
+
+    def draw_children(self, nodes: np.ndarray, rng: np.random.Generator,
+                      logits_hook: LogitsHook | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One child per node from ``pi_ref`` (reweighted by the hook): child handles and their log-probabilities."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        q = self.next_log_probs(nodes, logits_hook)
+        gumbel = q - np.log(-np.log(rng.random(q.shape)))
+        actions = np.argmax(gumbel, axis=1)
+        rows = np.arange(nodes.size)
+        return self.tree.child(nodes, actions), q[rows, actions]
+
+    def sample_suffix(self, nodes: np.ndarray, rng: np.random.Generator,
+                      logits_hook: LogitsHook | None = None) -> np.ndarray:
+        """Complete each node to a leaf, one batched model call per step; returns the leaves."""
+        out = np.asarray(nodes, dtype=np.int64).copy()
+        open_ = np.flatnonzero(~self.tree.is_leaf(out))
+        while open_.size:
+            out[open_], _ = self.draw_children(out[open_], rng, logits_hook)
+            open_ = open_[~self.tree.is_leaf(out[open_])]
+        return out
+
+    # ---- reward and text ----
+
+    def tokens(self, nodes: np.ndarray) -> list[tuple[int, ...]]:
+        """The response tokens of each node (after the prompt; ``<eos>`` included where it ended)."""
+        return [tuple(int(self.actions[a]) for a in path) for path in self.tree.path(nodes)]
+
+    def text(self, nodes: np.ndarray) -> list[str]:
+        return [self.lm.tokenizer.decode(t) for t in self.tokens(nodes)]
+
+    def log_tau(self, leaves: np.ndarray) -> np.ndarray:
+        """``log tau`` at leaves: ``r / beta``, or ``0 / -inf`` for a constraint."""
+        r = np.array([self.reward(t) for t in self.text(leaves)])
+        return np.where(r > 0, 0.0, -np.inf) if self.beta is None else r / self.beta
+
+    # ---- exact values, by enumeration ----
+
+    def exact_log_values(self, max_nodes: int = 1 << 20) -> np.ndarray:
+        """``log V*(v) = log E_{pi_ref}[tau | v]`` for every node of the fully grown trie (refused beyond ``max_nodes``)."""
+        tree = self.tree
+        tree.grow_all(max_nodes)
+        every = np.arange(tree.num_nodes, dtype=np.int64)
+        leaf = tree.is_leaf(every)
+        log_v = np.full(every.size, -np.inf)
+        log_v[leaf] = self.log_tau(every[leaf])
+        depth = tree.depth_of(every)
+        log_q = np.zeros(every.size)
+        log_q[1:] = self.proposal_log_prob(every[1:])
+        for h in range(tree.depth, 0, -1):  # V*(v) = sum_a pi_ref(a | v) V*(child), deepest level first
+            kids = every[depth == h]
+            np.logaddexp.at(log_v, tree.parent(kids), log_q[kids] + log_v[kids])
+        return log_v
