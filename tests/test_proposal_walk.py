@@ -1,0 +1,126 @@
+"""The Sinclair–Jerrum walk with a proposal kernel: the dense walk's leaf law, exactly and by Monte Carlo.
+
+Statistical tests reject a correct sampler with probability at most
+FALSE_ALARM; each has a twin that must fail.
+"""
+
+import numpy as np
+import pytest
+
+from ttsample import make_oracle, random_target
+from ttsample.eval.exact_laws import leaf_marginal, total_variation, walk_output_law, walk_stationary_law
+from ttsample.lm.backend import LanguageModel
+from ttsample.lm.oracle import LMOracle
+from ttsample.lm.rewards import dyck_valid
+from ttsample.lm.task import GenerationTask
+from ttsample.lm.values import ExactValues
+from ttsample.oracles import with_error
+from ttsample.oracles.protocol import Oracle
+from ttsample.samplers.walk import ProposalWalk, SinclairJerrumWalk, sample_walk_proposal
+
+from conftest import FALSE_ALARM
+from test_monte_carlo import chi_square_p_value
+
+
+def leaf_law(walk, oracle) -> np.ndarray:
+    leaf = leaf_marginal(walk, walk_stationary_law(walk, oracle))
+    return leaf / leaf.sum()
+
+
+class SymmetricRuleWalk(ProposalWalk):
+    """Broken on purpose: accepts a proposed child by min(1, pi(c) / pi(v)), as if the proposal were symmetric."""
+
+    def kernel(self, oracle, ids):
+        candidates, probs = super().kernel(oracle, ids)
+        b = self.tree.branching
+        inner = np.flatnonzero(~self.tree.is_leaf(ids))
+        kids, log_w = oracle.children(ids[inner])
+        log_q = oracle.proposal_log_prob(kids)
+        with np.errstate(invalid="ignore"):
+            log_ratio = self._log_pi(kids, log_w) - self._log_pi(ids[inner], oracle.log_weight(ids[inner]))[:, None]
+        probs[1 : b + 1, inner] = (0.5 * np.exp(log_q + np.minimum(0.0, log_ratio))).T
+        probs[b + 1] = np.maximum(0.0, 1.0 - probs[: b + 1].sum(axis=0))
+        return candidates, probs
+
+
+@pytest.mark.parametrize("kind", ["exact", "random", "decoy", "delayed"])
+def test_proposal_and_dense_kernels_share_the_leaf_law_on_lab_targets(kind):
+    target = random_target(4, 3, concentration=0.5, seed=4)
+    oracle = make_oracle(target, kind, 2.0, seed=1)
+    proposal = leaf_law(ProposalWalk(target.tree, 8.0), oracle)
+    assert total_variation(proposal, leaf_law(SinclairJerrumWalk(target.tree, 8.0), oracle)) < 1e-9
+    assert total_variation(proposal, target.leaf_probs()) < 1e-9
+    assert total_variation(leaf_law(SymmetricRuleWalk(target.tree, 8.0), oracle), target.leaf_probs()) > 1e-3  # twin
+
+
+@pytest.fixture(scope="module")
+def dyck_oracles():
+    """The Dyck task at horizon 4, its trie fully grown: exact values, and values within a factor 2 of V*."""
+    task = GenerationTask(LanguageModel.load("dyck"), "(", 4, dyck_valid)
+    exact = LMOracle(task, ExactValues(task))
+    return task, {"exact": exact, "noisy": with_error(exact, "random", 2.0, seed=3)}
+
+
+@pytest.mark.parametrize("values", ["exact", "noisy"])
+def test_proposal_and_dense_kernels_share_the_leaf_law_on_the_dyck_model(dyck_oracles, values):
+    """Transition matrices on the model's generation trie, proposals from pi_ref: the stationary leaf laws agree to 1e-9."""
+    task, oracles = dyck_oracles
+    oracle = oracles[values]
+    proposal = leaf_law(ProposalWalk(task.tree, 8.0), oracle)
+    dense = leaf_law(SinclairJerrumWalk(task.tree, 8.0), oracle)
+    leaves = task.tree.leaf_nodes()
+    pi_star = np.zeros(task.tree.num_nodes)
+    pi_star[leaves] = np.exp(oracle.log_weight(leaves))
+    pi_star /= pi_star.sum()
+    assert total_variation(proposal, dense) < 1e-9 and total_variation(proposal, pi_star) < 1e-9
+    assert all(dyck_valid(t) for t in task.text(np.flatnonzero(proposal > 0)))
+    twin = leaf_law(SymmetricRuleWalk(task.tree, 8.0), oracle)
+    assert total_variation(twin, pi_star) > 1e-3
+
+
+class SquareRootProposal(Oracle):
+    """Proposes children in proportion to sqrt(mu_hat): a proposal far from uniform, its probabilities reported."""
+
+    def __init__(self, oracle, honest=True):
+        self.oracle, self.tree, self.name, self.log_rho = oracle, oracle.tree, "sqrt-proposal", oracle.log_rho
+        self.honest = honest
+
+    def log_weight(self, ids):
+        return self.oracle.log_weight(ids)
+
+    def proposal_log_prob(self, ids):
+        siblings = self.tree.children(self.tree.parent(ids))
+        half = 0.5 * self.oracle.log_weight(siblings)
+        top = half.max(axis=-1)
+        return 0.5 * self.oracle.log_weight(ids) - top - np.log(np.exp(half - top[..., None]).sum(axis=-1))
+
+    def propose_child(self, ids, rng):
+        kids, log_w = self.oracle.children(ids)
+        p = np.exp(0.5 * (log_w - log_w.max(axis=1, keepdims=True)))
+        pick = (p.cumsum(axis=1) > rng.random((ids.size, 1)) * p.sum(axis=1, keepdims=True)).argmax(axis=1)
+        chosen = kids[np.arange(ids.size), pick]
+        # the twin lies: it reports the uniform proposal's probability for what it drew from sqrt(mu_hat)
+        return chosen, self.proposal_log_prob(chosen) if self.honest else np.full(ids.size, -np.log(self.tree.branching))
+
+
+def test_proposal_walk_samples_its_exact_law_and_a_lying_proposal_is_caught():
+    """Chi-square of 4000 samples against the exact T-step law of the kernel: false-alarm rate FALSE_ALARM."""
+    target = random_target(4, 3, concentration=0.5, seed=4)
+    oracle = SquareRootProposal(make_oracle(target, "random", 2.0, seed=1))
+    walk, steps = ProposalWalk(target.tree, 8.0), 120
+    law = walk_output_law(walk, oracle, steps)[0]
+    assert total_variation(leaf_law(walk, oracle), target.leaf_probs()) < 1e-9
+    result = sample_walk_proposal(oracle, 4000, np.random.default_rng(0), steps=steps, leaf_boost=8.0)
+    assert result.info["kernel"] == "proposal"
+    assert chi_square_p_value(result.samples, law) > FALSE_ALARM
+    lying = SquareRootProposal(oracle.oracle, honest=False)
+    twin = sample_walk_proposal(lying, 4000, np.random.default_rng(0), steps=steps, leaf_boost=8.0)
+    assert chi_square_p_value(twin.samples, law) < FALSE_ALARM
+
+
+def test_proposal_walk_asks_few_weights_per_step():
+    """The point of the kernel: about 2 weights per step (the node and the proposed one), not b + 1."""
+    target = random_target(3, 8, seed=0)
+    oracle = make_oracle(target, "exact")
+    result = sample_walk_proposal(oracle, 50, np.random.default_rng(0), steps=100)
+    assert result.ledger.queries_total <= 2 * result.ledger.steps
