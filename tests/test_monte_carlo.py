@@ -23,7 +23,7 @@ from ttsample import (
 )
 from ttsample.errors import NoLeafReachedError
 from ttsample.oracles import CountedOracle, Ledger
-from ttsample.run import exact_output_law
+from ttsample.sampling import exact_output_law
 from ttsample.samplers.chains import sample_with_restarts
 from ttsample.samplers.jvv import descend
 from ttsample.samplers.lifted import default_lifted_steps

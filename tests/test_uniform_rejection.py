@@ -10,9 +10,9 @@ import pytest
 
 from ttsample import Target, bounded_tilt_target, make_oracle, random_target
 from ttsample.errors import BudgetExhaustedError, OracleBoundError
-from ttsample.experiments.runner import run_task
+from ttsample.experiments.runner import execute_task
 from ttsample.experiments.spec import parse_spec
-from ttsample.run import sample_once
+from ttsample.sampling import sample_once
 from ttsample.samplers import SAMPLERS
 from ttsample.samplers.uniform_rejection import log_acceptance_bound, propose, sample_uniform_rejection
 
@@ -125,6 +125,6 @@ def test_a_spec_runs_it_on_the_bounded_tilt_family():
         "max_queries": 1e6, "families": [{"kind": "bounded_tilt", "rho": 1.5, "oracles": [{"kind": "flat"}]}],
     })
     for task in spec.tasks():
-        outcome = run_task(task)
+        outcome = execute_task(task)
         assert outcome["status"] == "ok" and outcome["delivered"] == 50, outcome
         assert outcome["tv_output_law"] < 1e-9 and outcome["first_sample_queries"] >= 1

@@ -24,9 +24,9 @@ from rich.table import Table
 from .errors import ParameterError, TtsampleError
 from .oracles import ORACLES
 from .display import summary_table
-from .run import sample_once
+from .sampling import sample_once
 from .problems.classes import make_class
-from .samplers import CLASS_SAMPLERS, FLAT_PROMISE_SAMPLERS, SAMPLERS
+from .samplers import CLASS_SAMPLERS, FLAT_PROMISE_SAMPLERS, SAMPLERS, WALK_SAMPLERS
 from .target import Target, random_target
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time sampling from approximate density oracles.")
@@ -91,7 +91,7 @@ def sample(
     sampler: str = typer.Option(..., help=f"Sampler: {', '.join([*SAMPLERS, *CLASS_SAMPLERS])} ({', '.join(sorted(FLAT_PROMISE_SAMPLERS))} needs --oracle flat)."),
     n: int = typer.Option(..., "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the oracle's noise and --random-target."),
-    steps: Optional[int] = typer.Option(None, help="Walk length T for walk, walk-boosted, lifted (default: our calibrated schedule)."),
+    steps: Optional[int] = typer.Option(None, help=f"Walk length T for {', '.join(sorted(WALK_SAMPLERS))} (default: our calibrated schedule)."),
     max_queries: float = typer.Option(1e10, help="Stop with an error once a run has made this many queries."),
     out: Path = typer.Option(..., "--out", help="Output folder for samples.npy and ledger.json."),
 ) -> None:
@@ -165,7 +165,7 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
     from .experiments.store import ResultStore
 
     if not (out / "results.sqlite").exists():
-        raise ParameterError(f"{out} holds no results.sqlite; run `ttsample run SPEC.toml --out {out}` first")
+        raise ParameterError(f"{out} holds no results.sqlite; run `ttsample sweep SPEC.toml --out {out}` first")
     store = ResultStore(out / "results.sqlite")
     rows = store.rows()
     store.close()
@@ -185,7 +185,7 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
 
 
 @app.command()
-def run(
+def sweep(
     spec_file: Path = typer.Argument(..., help="Experiment spec (TOML)."),
     out: Path = typer.Option(..., "--out", help="Folder for results.sqlite (resumable: run again to continue)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
@@ -205,8 +205,11 @@ def run(
     console.print(f"done: `ttsample report {out}` writes the report")
 
 
+app.command("run", hidden=True, help="The former name of `sweep` (kept for scripts that use it).")(sweep)
+
+
 @app.command()
-def report(out: Path = typer.Argument(..., help="A folder written by `ttsample run` or `ttsample reproduce`.")) -> None:
+def report(out: Path = typer.Argument(..., help="A folder written by `ttsample sweep` or `ttsample reproduce`.")) -> None:
     """Write DIR/report.md, PNG plots, DIR/table.csv and DIR/summary.json from DIR/results.sqlite."""
     try:
         marker = out / "reproduction.txt"

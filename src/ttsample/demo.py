@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .display import summary_table
-from .run import sample_once
+from .sampling import sample_once
 from .samplers import FLAT_PROMISE_SAMPLERS, SAMPLERS
 from .target import bounded_tilt_target, random_target
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .run import Run
+from .sampling import SamplingRun
 
 
-def summary_table(runs: list[Run], title: str) -> Table:
+def summary_table(runs: list[SamplingRun], title: str) -> Table:
     """One row per run: costs per delivered sample and distances to mu*."""
     table = Table(title=title)
     table.add_column("sampler", no_wrap=True, min_width=12)

@@ -13,7 +13,8 @@ from typing import Callable, Iterable
 
 from ..errors import BudgetExhaustedError, ParameterError, TtsampleError
 from ..eval.exact_laws import MAX_ENUMERABLE_LEAVES, walk_best_cost
-from ..run import sample_once, walk_of
+from ..samplers import sampler_entry
+from ..sampling import sample_once
 from ..problems.classes import make_class
 from ..target import bounded_tilt_target, random_target
 from .spec import Spec, Task
@@ -34,15 +35,15 @@ def build_problem(task: Task):
     return cls.truth, cls
 
 
-def run_task(task: Task) -> dict:
-    """Run one task; a run over budget is censored (with what it spent), one that fails is stored as an error."""
+def execute_task(task: Task) -> dict:
+    """Execute one task; a run over budget is censored (with what it spent), one that fails is stored as an error."""
     try:
-        return _run(task)
+        return _execute(task)
     except TtsampleError as exc:  # one bad grid point must not take the rest of the sweep with it
         return {"status": "error", "delivered": 0, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _run(task: Task) -> dict:
+def _execute(task: Task) -> dict:
     target, cls = build_problem(task)
     exact = target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES
     try:
@@ -61,8 +62,9 @@ def _run(task: Task) -> dict:
         "first_sample_queries": run.result.info.get("first_sample_queries"),
         "first_sample_distinct": run.result.info.get("first_sample_distinct"),
     }
-    if exact and task.sampler in ("walk", "walk-boosted", "lifted"):
-        best = walk_best_cost(walk_of(task.sampler, target.tree, run.result.info), run.oracle, DELTA,
+    walk_of = sampler_entry(task.sampler).walk
+    if exact and walk_of is not None:
+        best = walk_best_cost(walk_of(target.tree, run.result.info), run.oracle, DELTA,
                               BEST_T_RANGE * run.result.info["steps"])
         if best is not None:
             outcome["best_walk_steps"], outcome["best_steps_per_sample"] = best
@@ -104,10 +106,10 @@ def run_spec(
 def _run_processes(todo: list[Task], workers: int) -> Iterable[tuple[Task, dict]]:
     if workers == 1:
         for task in todo:
-            yield task, run_task(task)
+            yield task, execute_task(task)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_task, task): task for task in todo}
+        futures = {pool.submit(execute_task, task): task for task in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
@@ -124,7 +126,7 @@ def _run_ray(todo: list[Task], workers: int, address: str | None) -> Iterable[tu
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(run_task)
+        remote = ray.remote(execute_task)
         futures = {remote.remote(task): task for task in todo}
         while futures:
             done, _ = ray.wait(list(futures), num_returns=1)

@@ -43,6 +43,12 @@ class Ledger:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def record_tries(self, tries: int, successes: int, kept: int) -> None:
+        """``tries`` attempts of which ``successes`` produced a sample and ``kept`` were delivered."""
+        self.tries += tries
+        self.restarts += tries - successes
+        self.surplus += successes - kept
+
     @contextmanager
     def timed(self):
         start = time.perf_counter()

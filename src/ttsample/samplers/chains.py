@@ -105,15 +105,13 @@ def sample_with_restarts(
         nodes = walk.node_of(states)
         found = nodes[oracle.tree.is_leaf(nodes)]
         ledger.steps += m * steps
-        ledger.tries += m
-        ledger.restarts += m - found.size
         tries += m
         leaves += found.size
         if m == 1 and found.size and not first:
             first = {"first_sample_queries": ledger.queries_total, "first_sample_distinct": ledger.queries_distinct}
         out.append(found[:need])
         got += out[-1].size
-        ledger.surplus += found.size - out[-1].size
+        ledger.record_tries(m, found.size, out[-1].size)
         if progress is not None:
             progress(got, n_samples)
     return np.concatenate(out), first

@@ -63,9 +63,7 @@ def sample_by_rejection(
         out.append(take)
         got += take.size
         ledger.steps += m * steps_per_try
-        ledger.tries += m
-        ledger.restarts += m - accepted.size
-        ledger.surplus += accepted.size - take.size
+        ledger.record_tries(m, accepted.size, take.size)
         check_budget(ledger, max_queries, name)
         if progress is not None:
             progress(got, n_samples)

@@ -192,9 +192,7 @@ def _sample_class(
                 take = x[:k][accept][: n_samples - got]
                 out.append(take)
                 got += take.size
-                ledger.tries += k
-                ledger.restarts += k - int(accept.sum())
-                ledger.surplus += int(accept.sum()) - take.size
+                ledger.record_tries(k, int(accept.sum()), take.size)
                 if not changes.any():
                     break
                 changed = True

@@ -1,4 +1,4 @@
-"""One sampling run from names: target, oracle, sampler -> samples, ledger and exact distances.
+"""Sampling from names: target, oracle, sampler -> samples, ledger and exact distances.
 
 Shared by the command line and the demo; nothing here prints or writes files.
 """
@@ -10,22 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ParameterError
-from .eval.exact_laws import (
-    MAX_ENUMERABLE_LEAVES,
-    jvv_output_law,
-    total_variation,
-    uniform_rejection_output_law,
-    walk_output_law,
-)
+from .eval.exact_laws import MAX_ENUMERABLE_LEAVES, total_variation, walk_output_law
 from .oracles import make_oracle
-from .samplers import CLASS_SAMPLERS, SAMPLERS, SampleResult
-from .samplers.lifted import LiftedWalk
-from .samplers.walk import SinclairJerrumWalk
+from .samplers import SampleResult, sampler_entry
 from .target import Target
 
 
 @dataclass
-class Run:
+class SamplingRun:
     target: Target
     oracle: object
     sampler: str
@@ -49,20 +41,12 @@ class Run:
         }
 
 
-def walk_of(sampler: str, tree, info: dict):
-    """The walk a walk sampler ran, rebuilt from the parameters it reported in ``info``."""
-    if sampler in ("walk", "walk-boosted"):
-        return SinclairJerrumWalk(tree, info["leaf_boost"])
-    return LiftedWalk(tree, info["leaf_hold"])
-
-
-def exact_output_law(sampler: str, oracle, info: dict) -> np.ndarray:
-    """The exact law of what ``sampler`` outputs with the parameters it reported in ``info``."""
-    if sampler == "jvv":
-        return jvv_output_law(oracle)[0]
-    if sampler == "uniform-rejection":
-        return uniform_rejection_output_law(oracle)[0]
-    return walk_output_law(walk_of(sampler, oracle.tree, info), oracle, info["steps"])[0]
+def exact_output_law(sampler: str, oracle, info: dict) -> np.ndarray | None:
+    """The exact law of what ``sampler`` outputs with the parameters it reported in ``info`` (None: it has none)."""
+    entry = sampler_entry(sampler)
+    if entry.walk is not None:
+        return walk_output_law(entry.walk(oracle.tree, info), oracle, info["steps"])[0]
+    return entry.exact_law(oracle, info) if entry.exact_law is not None else None
 
 
 def sample_once(
@@ -78,30 +62,30 @@ def sample_once(
     progress=None,
     exact: bool = True,
     target_class=None,
-) -> Run:
+) -> SamplingRun:
     """Sample ``target`` (or, for the class samplers, the true member of ``target_class``)."""
-    if sampler not in SAMPLERS and sampler not in CLASS_SAMPLERS:
-        raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}")
-    if steps is not None and sampler not in ("walk", "walk-boosted", "lifted"):
+    entry = sampler_entry(sampler)
+    if steps is not None and entry.walk is None:
         raise ParameterError(f"steps applies to the walk samplers only, not to {sampler}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
-    if sampler in CLASS_SAMPLERS and target_class is None:
+    if entry.needs_class and target_class is None:
         raise ParameterError(f"{sampler} needs the class F the target belongs to (a TargetClass)")
     orc = make_oracle(target, oracle, rho, seed)
     kwargs = {"max_queries": max_queries, "progress": progress}
     if steps is not None:
         kwargs["steps"] = steps
     rng = np.random.default_rng([seed, 1])  # the sampler's own stream: not the one that drew the target
-    if sampler in CLASS_SAMPLERS:
-        result = CLASS_SAMPLERS[sampler](target_class, orc, n_samples, rng, **kwargs)
+    if entry.needs_class:
+        result = entry.sample(target_class, orc, n_samples, rng, **kwargs)
     else:
-        result = SAMPLERS[sampler](orc, n_samples, rng, **kwargs)
+        result = entry.sample(orc, n_samples, rng, **kwargs)
     tv_law = tv_emp = None
     if exact and target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES:
         mu = target.leaf_probs()
-        if sampler in SAMPLERS:  # the class samplers are exact by proof; tested by Monte Carlo
-            tv_law = total_variation(exact_output_law(sampler, orc, result.info), mu)
+        law = exact_output_law(sampler, orc, result.info)  # none for the class samplers: exact by proof, tested by Monte Carlo
+        if law is not None:
+            tv_law = total_variation(law, mu)
         counts = np.bincount(result.samples, minlength=mu.size)
         tv_emp = total_variation(counts / counts.sum(), mu)
-    return Run(target, orc, sampler, result, tv_law, tv_emp)
+    return SamplingRun(target, orc, sampler, result, tv_law, tv_emp)
