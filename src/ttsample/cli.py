@@ -242,20 +242,21 @@ def reproduce(
 
 @app.command("train-tiny")
 def train_tiny_cmd(
-    task: str = typer.Option("dyck", help="dyck (Dyck words with 10% noise) or text (characters of local license texts)."),
-    out: Path = typer.Option(..., "--out", help="Folder for config.json, model.safetensors, tokenizer.json, training.json."),
-    steps: int = typer.Option(1500, help="Training steps (batch 64)."),
+    task: str = typer.Option("dyck", help="dyck (Dyck words with 10% noise), text (characters of local license "
+                             "texts) or subword (byte-level BPE of 4,096 tokens, context 256, on 4 MB of local license texts)."),
+    out: Path = typer.Option(..., "--out", help="Folder for config.json, model.safetensors, tokenizer files, training.json."),
+    steps: Optional[int] = typer.Option(None, help="Training steps (default 1500 for dyck and text, 1000 for subword)."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Train a tiny GPT-2-style model on CPU (the Dyck model shipped in the package came from this)."""
-    from .lm.tiny import train_tiny
+    """Train a tiny GPT-2-style model on CPU (the three models shipped in the package came from this)."""
+    from .lm.tiny import DEFAULT_STEPS, train_tiny
 
     try:
-        if steps < 1:
+        if steps is not None and steps < 1:
             raise ParameterError("steps must be >= 1")
         with Progress(TextColumn(f"training {task}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                       TimeElapsedColumn(), console=err_console, transient=True) as bar:
-            job = bar.add_task(task, total=steps)
+            job = bar.add_task(task, total=steps if steps is not None else DEFAULT_STEPS.get(task, 1))
             record = train_tiny(task, out, steps=steps, seed=seed, progress=lambda done, total: bar.update(job, completed=done))
     except TtsampleError as exc:
         _fail(exc)
@@ -265,7 +266,7 @@ def train_tiny_cmd(
 
 @app.command("lm-exact")
 def lm_exact(
-    model: str = typer.Option("dyck", help="Embedded model (dyck, text) or a local model folder."),
+    model: str = typer.Option("dyck", help="Embedded model (dyck, text, subword) or a local model folder."),
     prompt: str = typer.Option("", help="Prompt text (after <bos>)."),
     horizon: int = typer.Option(8, help="Response length H (responses are padded after <eos>)."),
     reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),

@@ -56,6 +56,12 @@ EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", 
 
 
 class LanguageModel:
+    """A Hugging Face causal LM ``model`` and its ``tokenizer`` behind the trie cache.
+
+    ``cache_bytes`` bounds the pool (``node_bytes`` is what one cached node takes), ``batch_size`` the rows of
+    a forward pass, ``device`` is where the model and the pool live; ``ledger`` tallies what the answers cost.
+    """
+
     def __init__(self, model, tokenizer, *, cache_bytes: int = 2 * 2**30, batch_size: int = 512,
                  device: str = "cpu", ledger: Ledger | None = None):
         if not isinstance(cache_bytes, (int, np.integer)) or cache_bytes < 0:
@@ -195,7 +201,8 @@ class LanguageModel:
         """The LM head's weight (vocab, hidden) and bias (vocab,), zeros when it has none."""
         layer = self.model.get_output_embeddings()
         weight = layer.weight.detach().float().cpu().numpy().copy()
-        bias = layer.bias.detach().float().cpu().numpy().copy() if getattr(layer, "bias", None) is not None else np.zeros(weight.shape[0])
+        bias = getattr(layer, "bias", None)
+        bias = bias.detach().float().cpu().numpy().copy() if bias is not None else np.zeros(weight.shape[0])
         return weight, bias
 
     def uncached_next_logprobs(self, prefixes) -> np.ndarray:
@@ -314,7 +321,7 @@ class LanguageModel:
         hidden = out.hidden_states[-1].transpose(0, 1).flatten(0, 1)
         if not new_mask.all():
             real = self._tensor(np.flatnonzero(new_mask))
-            kv, logits, hidden = kv.index_select(0, real), logits.index_select(0, real), hidden.index_select(0, real)
+            kv, logits, hidden = (x.index_select(0, real) for x in (kv, logits, hidden))
         logp, hidden = torch.log_softmax(logits.float(), dim=-1), hidden.float()
         computed = new[new_mask]
         self._clock += 1
@@ -356,7 +363,7 @@ class LanguageModel:
             self._owner[take] = handles[keep]
             if not keep.all():
                 source = self._tensor(np.flatnonzero(keep))
-                kv, logp, hidden = kv.index_select(0, source), logp.index_select(0, source), hidden.index_select(0, source)
+                kv, logp, hidden = (x.index_select(0, source) for x in (kv, logp, hidden))
             to = self._tensor(take)
             self._kv.index_copy_(0, to, kv)
             self._logp.index_copy_(0, to, logp)
@@ -480,7 +487,8 @@ class _PastLayer(DynamicLayer):
 
     def __init__(self, kv: torch.Tensor, width: int):
         super().__init__()
-        self.keys, self.values = kv[:, :, 0].permute(1, 2, 0, 3), kv[:, :, 1].permute(1, 2, 0, 3)  # (row, head, position, dim)
+        # (row, head, position, head_dim) views of the buffer's (position, row, key/value, head, head_dim)
+        self.keys, self.values = kv[:, :, 0].permute(1, 2, 0, 3), kv[:, :, 1].permute(1, 2, 0, 3)
         self.length, self.device, self.is_initialized = width, kv.device, True
 
     def update(self, key_states, value_states, *args, **kwargs):

@@ -1,9 +1,15 @@
-"""Tiny GPT-2-style models trained by the project on CPU: Dyck words, or characters of local text.
+"""Tiny GPT-2-style models trained by the project on CPU: Dyck words, characters or subwords of local text.
 
 ``ttsample train-tiny --task dyck --out DIR`` trains in about a minute and
 writes ``config.json``, ``model.safetensors``, ``tokenizer.json`` and
 ``training.json`` (the command, seed, steps, final loss and the weights'
-SHA-256). The Dyck model that ships inside the package was made this way.
+SHA-256). The models that ship inside the package were made this way.
+
+``--task subword`` trains a byte-level BPE tokenizer (4,096 tokens, with
+``<eos>`` and ``<bos>``) on a few MB of the operating system's license texts
+and a GPT-2 with a context of 256 tokens on them (a few minutes on two
+cores); its tokenizer is saved the Hugging Face way (``tokenizer.json`` and
+``tokenizer_config.json``) and loads through ``AutoTokenizer``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError
-from .tokenizer import CharTokenizer
+from .tokenizer import CharTokenizer, HFTokenizer
 
 DYCK_SYMBOLS = ("(", ")", "[", "]", "<eos>", "<bos>")
 PAIRS = {"(": ")", "[": "]"}
@@ -51,24 +57,34 @@ def dyck_corpus(n: int, max_len: int, noise: float, seed: int) -> list[str]:
     return words
 
 
-def text_corpus(max_chars: int = 400_000) -> str:
-    """Local text that ships with the operating system (license texts), lower-cased."""
+def text_documents(max_chars: int = 400_000, *, lower: bool = True) -> list[str]:
+    """Local texts that ship with the operating system (license texts), in sorted file order.
+
+    One string per file, at most ``max_chars`` characters in all (the last one cut short).
+    """
     roots = [Path("/usr/share/common-licenses"), Path("/usr/share/doc")]
-    chunks, total = [], 0
+    docs, total = [], 0
     for root in roots:
         for path in sorted(root.rglob("*")) if root.exists() else []:
             if path.is_file() and path.stat().st_size < 200_000 and (root.name == "common-licenses" or path.name == "copyright"):
                 try:
-                    text = path.read_text(errors="ignore").lower()
+                    text = path.read_text(errors="ignore")
                 except OSError:
                     continue
-                chunks.append(text)
+                text = text.lower() if lower else text
+                if total + len(text) >= max_chars:
+                    docs.append(text[: max_chars - total])
+                    return docs
+                docs.append(text)
                 total += len(text)
-                if total >= max_chars:
-                    return "".join(chunks)[:max_chars]
-    if not chunks:
+    if not docs:
         raise ParameterError("no local text found under /usr/share/common-licenses or /usr/share/doc")
-    return "".join(chunks)
+    return docs
+
+
+def text_corpus(max_chars: int = 400_000) -> str:
+    """Local text that ships with the operating system (license texts), lower-cased."""
+    return "".join(text_documents(max_chars, lower=True))
 
 
 def _config(vocab: int, n_positions: int, width: int, layers: int):
@@ -78,9 +94,38 @@ def _config(vocab: int, n_positions: int, width: int, layers: int):
                       bos_token_id=vocab - 1, eos_token_id=vocab - 2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 
-def train_tiny(task: str, out: Path, *, steps: int = 1500, seed: int = 0, width: int = 64, layers: int = 2,
-               batch: int = 64, progress=None) -> dict:
-    """Train a tiny model for ``task`` (dyck or text) and save it to ``out``; returns the training record."""
+DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000}
+# the subword model: corpus, tokenizer, model and optimiser settings (the shipped model was made with these)
+SUBWORD = {"corpus_chars": 4_000_000, "vocab_size": 4096, "context": 256, "width": 96, "layers": 3, "batch": 16,
+           "lr": 3e-3, "warmup": 50, "heldout_fraction": 0.02}
+
+
+def bpe_tokenizer(docs: list[str], vocab_size: int, context: int):
+    """A byte-level BPE trained on ``docs``: ``vocab_size`` tokens, the last two ``<eos>`` and ``<bos>``.
+
+    Returns the ``HFTokenizer`` (whose ``hf.save_pretrained`` writes ``tokenizer.json`` and
+    ``tokenizer_config.json``, loaded back by ``load_tokenizer``) and the raw ``tokenizers.Tokenizer``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < 260:
+        raise ParameterError(f"a byte-level BPE needs at least 260 tokens (256 bytes, merges, <eos>, <bos>); "
+                             f"got {vocab_size}")
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size - 2, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=[], show_progress=False)
+    raw.train_from_iterator(docs, trainer=trainer)
+    raw.add_special_tokens(["<eos>", "<bos>"])
+    hf = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<bos>", eos_token="<eos>",
+                                 clean_up_tokenization_spaces=False, model_max_length=context)
+    return HFTokenizer(hf), raw
+
+
+def _train_chars(task: str, steps: int, seed: int, width: int, layers: int, batch: int, progress):
+    """The dyck and text models (character tokenizers, context 32)."""
     import torch
     from transformers import GPT2LMHeadModel
 
@@ -91,7 +136,7 @@ def train_tiny(task: str, out: Path, *, steps: int = 1500, seed: int = 0, width:
         words = dyck_corpus(20_000, 16, noise=0.1, seed=seed)
         seqs = [[tokenizer.bos_id] + tokenizer.encode(w) + [tokenizer.eos_id] for w in words]
         length = 18
-    elif task == "text":
+    else:
         text = text_corpus()
         corpus = {"corpus_chars": len(text), "corpus_sha256": hashlib.sha256(text.encode()).hexdigest()}
         symbols = tuple(sorted(set(text) - {"\r"})) + ("<eos>", "<bos>")
@@ -99,8 +144,6 @@ def train_tiny(task: str, out: Path, *, steps: int = 1500, seed: int = 0, width:
         ids = tokenizer.encode(text.replace("\r", ""))
         length = 32
         seqs = [[tokenizer.bos_id] + ids[i : i + length - 1] for i in range(0, len(ids) - length, length // 2)]
-    else:
-        raise ParameterError(f"unknown task {task!r}; choose dyck or text")
     pad = tokenizer.eos_id
     data = torch.full((len(seqs), length), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), length), dtype=torch.bool)
@@ -122,11 +165,108 @@ def train_tiny(task: str, out: Path, *, steps: int = 1500, seed: int = 0, width:
         opt.step()
         if progress is not None:
             progress(step + 1, steps)
+    return model, tokenizer, loss, start, corpus
+
+
+def _train_subword(steps: int, seed: int, width: int, layers: int, batch: int, progress, corpus_chars: int,
+                   vocab_size: int):
+    """A byte-level BPE, and a GPT-2 trained on windows ``<bos>`` + 255 tokens of the token stream.
+
+    Every document ends in ``<eos>``; a window starts anywhere, so ``<bos>`` means "start of a window".
+
+    The last ``heldout_fraction`` of the stream is never trained on; the record gives the loss there.
+    """
+    import math
+
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    context, lr, warmup = SUBWORD["context"], SUBWORD["lr"], SUBWORD["warmup"]
+    docs = [d.replace("\r", "") for d in text_documents(corpus_chars, lower=False)]
+    text = "".join(docs)
+    tokenizer, raw = bpe_tokenizer(docs, vocab_size, context)
+    eos, bos = tokenizer.eos_id, tokenizer.bos_id
+    assert (eos, bos) == (tokenizer.vocab_size - 2, tokenizer.vocab_size - 1)  # what _config declares
+    stream = torch.tensor([t for enc in raw.encode_batch(docs, add_special_tokens=False) for t in enc.ids + [eos]],
+                          dtype=torch.long)
+    held = max(context, int(len(stream) * SUBWORD["heldout_fraction"]))
+    train, heldout = stream[:-held], stream[-held:]
+    if len(train) < 4 * context:
+        raise ParameterError(f"the corpus gives only {len(stream)} tokens; too few for windows of {context}")
+    model = GPT2LMHeadModel(_config(tokenizer.vocab_size, context, width, layers))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(seed)
+    window = torch.arange(context - 1)
+    starts = torch.full((batch, 1), bos, dtype=torch.long)
+    loss = None
+    for step in range(steps):
+        # linear warm-up, then cosine decay to a tenth of the peak rate
+        rate = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
+        for group in opt.param_groups:
+            group["lr"] = rate
+        offsets = torch.randint(len(train) - context + 2, (batch, 1), generator=gen)
+        x = torch.cat([starts, train[offsets + window]], dim=1)
+        loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if progress is not None:
+            progress(step + 1, steps)
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        pieces = [heldout[i : i + context - 1] for i in range(0, len(heldout) - 1, context - 1)]
+        pieces = [p for p in pieces if len(p) > 1]
+        for p in pieces:
+            x = torch.cat([torch.tensor([bos]), p])[None]
+            n = len(p)  # targets: every token of the piece (the model predicts p[0] from <bos>)
+            total += float(model(input_ids=x, labels=x).loss) * n
+            count += n
+    record = {"corpus_chars": len(text), "corpus_sha256": hashlib.sha256(text.encode()).hexdigest(),
+              "corpus_documents": len(docs), "corpus_tokens": len(stream), "vocab_size": tokenizer.vocab_size,
+              "context": context, "width": width, "layers": layers, "batch": batch, "lr": lr, "warmup": warmup,
+              "heldout_tokens": count, "heldout_loss": total / count}
+    return model, tokenizer, loss, start, record
+
+
+def train_tiny(task: str, out: Path, *, steps: int | None = None, seed: int = 0, width: int | None = None,
+               layers: int | None = None, batch: int | None = None, progress=None, corpus_chars: int | None = None,
+               vocab_size: int | None = None) -> dict:
+    """Train a tiny model for ``task`` (dyck, text or subword) and save it to ``out``; returns the training record.
+
+    ``steps``, ``width``, ``layers`` and ``batch`` default per task (``DEFAULT_STEPS``; 64, 2, 64 for dyck and
+    text; ``SUBWORD`` for subword). ``corpus_chars`` and ``vocab_size`` apply to subword only (for quick tests;
+    the shipped model uses the defaults in ``SUBWORD``).
+    """
+    if task not in DEFAULT_STEPS:
+        raise ParameterError(f"unknown task {task!r}; choose dyck, text or subword")
+    steps = DEFAULT_STEPS[task] if steps is None else steps
+    if steps < 1:
+        raise ParameterError("steps must be >= 1")
+    if task == "subword":
+        model, tokenizer, loss, start, corpus = _train_subword(
+            steps, seed, SUBWORD["width"] if width is None else width, SUBWORD["layers"] if layers is None else layers,
+            SUBWORD["batch"] if batch is None else batch, progress,
+            SUBWORD["corpus_chars"] if corpus_chars is None else corpus_chars,
+            SUBWORD["vocab_size"] if vocab_size is None else vocab_size)
+    else:
+        if corpus_chars is not None or vocab_size is not None:
+            raise ParameterError("corpus_chars and vocab_size apply to the subword task only")
+        model, tokenizer, loss, start, corpus = _train_chars(
+            task, steps, seed, 64 if width is None else width, 2 if layers is None else layers,
+            64 if batch is None else batch, progress)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # nothing half-written at ``out``
     model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save(tmp)
+    if isinstance(tokenizer, HFTokenizer):
+        tokenizer.hf.save_pretrained(tmp)
+        corpus["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
+    else:
+        tokenizer.save(tmp)
     digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
     record = {"command": f"ttsample train-tiny --task {task} --out DIR --steps {steps} --seed {seed}",
               "task": task, "seed": seed, "steps": steps, "final_loss": float(loss.detach()), "seconds": time.perf_counter() - start,
