@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +22,7 @@ from .errors import ParameterError, TtsampleError
 from .oracles import ORACLES
 from .display import summary_table
 from .sampling import sample_once
+from .staging import staged_folder
 from .problems.classes import make_class
 from .samplers import CLASS_SAMPLERS, FLAT_PROMISE_SAMPLERS, SAMPLERS, WALK_SAMPLERS
 from .target import Target, random_target
@@ -61,20 +59,11 @@ def write_outputs(out: Path, files: dict[str, callable]) -> None:
     """Write every file into a temporary folder first, so a failure leaves nothing partial."""
     check_output_folder(out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        with staged_folder(out) as tmp:
+            for name, write in files.items():
+                write(tmp / name)
     except OSError as exc:
-        raise ParameterError(f"cannot create the output folder {out}: {exc}") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for name, write in files.items():
-            write(tmp / name)
-        if not out.exists():
-            tmp.rename(out)
-            return
-        for name in files:
-            os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        raise ParameterError(f"cannot write the output folder {out}: {exc}") from None
 
 
 @app.command()

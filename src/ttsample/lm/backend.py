@@ -103,7 +103,7 @@ class LanguageModel:
 
     @classmethod
     def load(cls, name_or_path: str | Path, **kwargs) -> "LanguageModel":
-        """Load a causal LM: ``"dyck"`` or ``"text"`` (embedded), a local folder, or a hub name (needs network).
+        """Load a causal LM: ``"dyck"``, ``"text"`` or ``"subword"`` (embedded), a local folder, or a hub name (needs network).
 
         ``kwargs`` (``device``, ``cache_bytes``, ``batch_size``, ``ledger``) go to the constructor.
         """
@@ -188,6 +188,10 @@ class LanguageModel:
     def next_logprobs(self, prefixes) -> np.ndarray:
         """``log pi_ref(a | prefix)`` for every token ``a``, shape (len(prefixes), vocab); handles or token tuples."""
         return self.next_logprobs_tensor(prefixes).cpu().numpy()
+
+    def torch_index(self, values: np.ndarray) -> torch.Tensor:
+        """An int64 index tensor on the model's device."""
+        return torch.as_tensor(np.asarray(values, dtype=np.int64), device=self.device)
 
     def next_logprobs_tensor(self, prefixes) -> torch.Tensor:
         """The same as ``next_logprobs``, as a float32 tensor left on the model's device."""

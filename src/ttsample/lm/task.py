@@ -25,17 +25,21 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ParameterError
-from ..logspace import logsumexp
 from ..trees import TokenTrie
 from .rewards import checked
 
-# hook(nodes, log_probs) -> log-weights over the allowed tokens, (m, A); renormalised after it
-LogitsHook = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# hook(nodes, log_probs) -> log-weights over the allowed tokens: torch tensors (m, A) on the model's device;
+# the task renormalises what it returns
+LogitsHook = Callable[[np.ndarray, "torch.Tensor"], "torch.Tensor"]
 
 
 def generation_actions(tokenizer) -> np.ndarray:
-    """The tokens the generation tree branches on: every token but <bos>, in id order."""
-    return np.array([t for t in range(tokenizer.vocab_size) if t != tokenizer.bos_id])
+    """The tokens the generation tree branches on: every token but <bos>, in id order.
+
+    A tokenizer whose <bos> is its <eos> (GPT-2's) keeps it: it ends responses.
+    """
+    bos = tokenizer.bos_id if tokenizer.bos_id != tokenizer.eos_id else None
+    return np.array([t for t in range(tokenizer.vocab_size) if t != bos])
 
 
 def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
@@ -59,6 +63,8 @@ class GenerationTask:
             )
         self.horizon, self.beta = int(horizon), beta
         self.actions = generation_actions(lm.tokenizer)
+        contiguous = bool(np.all(np.diff(self.actions) == 1)) and self.actions[0] == 0
+        self._columns = slice(0, self.actions.size) if contiguous else lm.torch_index(self.actions)  # a view when it can
         self.eos_action = int(np.flatnonzero(self.actions == lm.tokenizer.eos_id)[0])
         self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action)
         self.reward = checked(reward, lm.ledger)
@@ -85,15 +91,21 @@ class GenerationTask:
         self._grown()
         return self._backend[np.asarray(nodes, dtype=np.int64)]
 
-    def next_log_probs(self, nodes: np.ndarray, logits_hook: LogitsHook | None = None) -> np.ndarray:
-        """``log pi_ref(a | node)`` over the allowed tokens, shape (len(nodes), A); one batched model call."""
+    def next_log_probs_tensor(self, nodes: np.ndarray, logits_hook: LogitsHook | None = None):
+        """``log pi_ref(a | node)`` over the allowed tokens, a (len(nodes), A) tensor on the model's device."""
+        import torch
+
         nodes = np.asarray(nodes, dtype=np.int64)
         if self.tree.is_leaf(nodes).any():
             raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
-        q = self.lm.next_logprobs(self.model_handles(nodes))[:, self.actions]
+        q = self.lm.next_logprobs_tensor(self.model_handles(nodes))[:, self._columns]
         if logits_hook is not None:
             q = logits_hook(nodes, q)
-        return q - logsumexp(q, axis=1)[:, None]
+        return torch.log_softmax(q, dim=1)
+
+    def next_log_probs(self, nodes: np.ndarray, logits_hook: LogitsHook | None = None) -> np.ndarray:
+        """``log pi_ref(a | node)`` over the allowed tokens, shape (len(nodes), A); one batched model call."""
+        return self.next_log_probs_tensor(nodes, logits_hook).cpu().numpy()
 
     def log_pi_ref(self, nodes: np.ndarray) -> np.ndarray:
         """``log pi_ref(response | prompt)`` for each node (one model call per depth still unknown)."""
@@ -104,8 +116,9 @@ class GenerationTask:
             parents = self.tree.parent(unknown)
             self.log_pi_ref(parents)  # ancestors first
             distinct, where = np.unique(parents, return_inverse=True)
-            q = self.next_log_probs(distinct)
-            self._log_pi[unknown] = self._log_pi[parents] + q[where, self.tree.action(unknown)]
+            q = self.next_log_probs_tensor(distinct)
+            picked = q[self.lm.torch_index(where), self.lm.torch_index(self.tree.action(unknown))].cpu().numpy()
+            self._log_pi[unknown] = self._log_pi[parents] + picked
         return self._log_pi[nodes]
 
     def proposal_log_prob(self, nodes: np.ndarray) -> np.ndarray:
@@ -121,13 +134,22 @@ class GenerationTask:
 
     def draw_children(self, nodes: np.ndarray, rng: np.random.Generator,
                       logits_hook: LogitsHook | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One child per node from ``pi_ref`` (reweighted by the hook): child handles and their log-probabilities."""
+        """One child per node from ``pi_ref`` (reweighted by the hook): child handles and their log-probabilities.
+
+        Drawn on the model's device by a torch generator seeded from ``rng``;
+        only the chosen tokens and their log-probabilities leave it.
+        """
+        import torch
+
         nodes = np.asarray(nodes, dtype=np.int64)
-        q = self.next_log_probs(nodes, logits_hook)
-        gumbel = q - np.log(-np.log(rng.random(q.shape)))
-        actions = np.argmax(gumbel, axis=1)
-        rows = np.arange(nodes.size)
-        return self.tree.child(nodes, actions), q[rows, actions]
+        q = self.next_log_probs_tensor(nodes, logits_hook)
+        generator = torch.Generator(device=q.device).manual_seed(int(rng.integers(2**63 - 1)))
+        # inverse transform: far faster than torch.multinomial on wide rows; u in (0, total] never picks a zero
+        cdf = torch.cumsum(q.exp(), dim=1, dtype=torch.float64)
+        u = (1.0 - torch.rand((nodes.size, 1), generator=generator, device=q.device, dtype=torch.float64)) * cdf[:, -1:]
+        actions = torch.searchsorted(cdf, u).clamp_(max=q.shape[1] - 1)
+        log_q = q.gather(1, actions)[:, 0].double().cpu().numpy()
+        return self.tree.child(nodes, actions[:, 0].cpu().numpy()), log_q
 
     def sample_suffix(self, nodes: np.ndarray, rng: np.random.Generator,
                       logits_hook: LogitsHook | None = None) -> np.ndarray:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ParameterError
+from ..staging import staged_folder
 from .tokenizer import CharTokenizer, HFTokenizer
 
 DYCK_SYMBOLS = ("(", ")", "[", "]", "<eos>", "<bos>")
@@ -258,21 +257,17 @@ def train_tiny(task: str, out: Path, *, steps: int | None = None, seed: int = 0,
         model, tokenizer, loss, start, corpus = _train_chars(
             task, steps, seed, 64 if width is None else width, 2 if layers is None else layers,
             64 if batch is None else batch, progress)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # nothing half-written at ``out``
-    model.save_pretrained(tmp, safe_serialization=True)
-    if isinstance(tokenizer, HFTokenizer):
-        tokenizer.hf.save_pretrained(tmp)
-        corpus["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
-    else:
-        tokenizer.save(tmp)
-    digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
-    record = {"command": f"ttsample train-tiny --task {task} --out DIR --steps {steps} --seed {seed}",
-              "task": task, "seed": seed, "steps": steps, "final_loss": float(loss.detach()), "seconds": time.perf_counter() - start,
-              "parameters": sum(p.numel() for p in model.parameters()), "sha256": digest, **corpus}
-    (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    with staged_folder(Path(out), replace_folder=True) as tmp:  # nothing half-written at ``out``
+        model.save_pretrained(tmp, safe_serialization=True)
+        if isinstance(tokenizer, HFTokenizer):
+            tokenizer.hf.save_pretrained(tmp)
+            corpus["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
+        else:
+            tokenizer.save(tmp)
+        digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
+        record = {"command": f"ttsample train-tiny --task {task} --out DIR --steps {steps} --seed {seed}",
+                  "task": task, "seed": seed, "steps": steps, "final_loss": float(loss.detach()),
+                  "seconds": time.perf_counter() - start, "parameters": sum(p.numel() for p in model.parameters()),
+                  "sha256": digest, **corpus}
+        (tmp / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
