@@ -59,7 +59,7 @@ def gpt2_sized(cache_bytes: int) -> LanguageModel:
 def record_requests(lm: LanguageModel) -> dict:
     """Counts what a backend without a cache would compute: one pass per request over the whole prefix."""
     seen = {"requests": 0, "tokens": 0, "distinct": set()}
-    answer = lm.next_logprobs
+    answer = lm.next_logprobs_tensor  # what the generation task asks
 
     def recorded(prefixes):
         handles = np.asarray(prefixes, dtype=np.int64)
@@ -68,7 +68,7 @@ def record_requests(lm: LanguageModel) -> dict:
         seen["distinct"].update(handles.tolist())
         return answer(prefixes)
 
-    lm.next_logprobs = recorded
+    lm.next_logprobs_tensor = recorded
     return seen
 
 

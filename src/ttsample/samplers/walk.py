@@ -27,18 +27,15 @@ from .base import Progress, SampleResult
 from .chains import run_walk_sampler, schedule_rho
 
 
-class SinclairJerrumWalk:
-    laziness = 0.5
+class NodeWalk:
+    """What the walks on tree nodes share: states are node handles, the chain starts at the root, leaves are boosted by K."""
 
     def __init__(self, tree, leaf_boost: float = 1.0):
         if not np.isfinite(leaf_boost) or leaf_boost < 1:
             raise ParameterError(f"leaf_boost must be a finite number >= 1, got {leaf_boost}")
         self.tree = tree
         self.leaf_boost = float(leaf_boost)
-        self.name = "walk" if leaf_boost == 1 else "walk-boosted"
         self.start = 0
-        # stationary leaf mass is K / (K + 2 S + 1) with S = sum of internal non-root weights ~ n - 1
-        self.leaf_fraction_guess = self.leaf_boost / (self.leaf_boost + 2 * tree.depth - 1)
 
     @property
     def num_states(self) -> int:
@@ -46,6 +43,16 @@ class SinclairJerrumWalk:
 
     def node_of(self, states: np.ndarray) -> np.ndarray:
         return states
+
+
+class SinclairJerrumWalk(NodeWalk):
+    laziness = 0.5
+
+    def __init__(self, tree, leaf_boost: float = 1.0):
+        super().__init__(tree, leaf_boost)
+        self.name = "walk" if leaf_boost == 1 else "walk-boosted"
+        # stationary leaf mass is K / (K + 2 S + 1) with S = sum of internal non-root weights ~ n - 1
+        self.leaf_fraction_guess = self.leaf_boost / (self.leaf_boost + 2 * tree.depth - 1)
 
     def kernel(self, oracle, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows: parent, children 0..b-1, self; one column per chain."""
@@ -75,7 +82,7 @@ class SinclairJerrumWalk:
         return candidates, np.exp(log_w - top)
 
 
-class ProposalWalk:
+class ProposalWalk(NodeWalk):
     """The Sinclair–Jerrum walk with a proposal kernel, for trees too wide to list every child.
 
     Our construction (ALGORITHMS.md §4, "Large vocabularies"): from ``v``,
@@ -93,28 +100,17 @@ class ProposalWalk:
     ``∝ w(x) = mu*(x)`` whatever the internal errors: the same as the dense
     kernel's, whose internal law differs (``w(v) + sum_c w(c)``). Not lazy:
     rejections make it aperiodic. Cost per step: the proposal (one model
-    answer at ``v``) and three weights (``v``, and the proposed node), not ``b + 1``.
+    answer at ``v``) and two weights (``v`` and the proposed node), not ``b + 1``.
     """
 
     laziness = 0.0
 
     def __init__(self, tree, leaf_boost: float = 1.0):
-        if not np.isfinite(leaf_boost) or leaf_boost < 1:
-            raise ParameterError(f"leaf_boost must be a finite number >= 1, got {leaf_boost}")
-        self.tree = tree
-        self.leaf_boost = float(leaf_boost)
+        super().__init__(tree, leaf_boost)
         self.log_boost = float(np.log(leaf_boost))
         self.name = "walk-proposal"
-        self.start = 0
         # stationary leaf mass is K / (K + S) with S = sum of internal weights ~ n (each level sums to ~1)
         self.leaf_fraction_guess = self.leaf_boost / (self.leaf_boost + tree.depth)
-
-    @property
-    def num_states(self) -> int:
-        return self.tree.num_nodes
-
-    def node_of(self, states: np.ndarray) -> np.ndarray:
-        return states
 
     def _log_pi(self, ids: np.ndarray, log_w: np.ndarray) -> np.ndarray:
         return np.where(self.tree.is_leaf(ids), log_w + self.log_boost, log_w)
