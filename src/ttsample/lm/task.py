@@ -68,6 +68,7 @@ class GenerationTask:
         self.eos_action = int(np.flatnonzero(self.actions == lm.tokenizer.eos_id)[0])
         self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action)
         self.reward = checked(reward, lm.ledger)
+        self._known = 1  # trie nodes the arrays below describe
         self._backend = np.array([lm.handle(self.prompt)], dtype=np.int64)  # trie node -> model handle
         self._log_pi = np.zeros(1)  # log pi_ref(node | prompt); NaN until known
 
@@ -76,10 +77,13 @@ class GenerationTask:
     def _grown(self) -> None:
         """Extend the per-node arrays to every node the trie has handed out."""
         n = self.tree.num_nodes
-        if n > self._backend.size:
-            new = np.arange(self._backend.size, n)
-            self._backend = np.concatenate([self._backend, np.full(new.size, -1, dtype=np.int64)])
-            self._log_pi = np.concatenate([self._log_pi, np.full(new.size, np.nan)])
+        if n > self._known:
+            if n > self._backend.size:  # capacity doubles: growing one node at a time stays linear overall
+                extra = max(n, 2 * self._backend.size) - self._backend.size
+                self._backend = np.concatenate([self._backend, np.full(extra, -1, dtype=np.int64)])
+                self._log_pi = np.concatenate([self._log_pi, np.full(extra, np.nan)])
+            new = np.arange(self._known, n)
+            self._known = n
             depth = self.tree.depth_of(new)
             for h in np.unique(depth):  # shallowest first: a new node's parent is known, or new and done before it
                 level = new[depth == h]
