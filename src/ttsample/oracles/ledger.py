@@ -61,14 +61,15 @@ class Ledger:
 class CountedOracle(Oracle):
     """Counts and caches the queries made to ``oracle``; proposals pass through, their model costs counted."""
 
-    def __init__(self, oracle, ledger: Ledger):
+    def __init__(self, oracle, ledger: Ledger, *, model_costs: bool = True):
+        """``model_costs=False``: leave the model's costs to the caller (a sampler that also decodes counts them once)."""
         self.oracle = oracle
         self.tree = oracle.tree
         self.name = oracle.name
         self.log_rho = oracle.log_rho
         self.normalised = getattr(oracle, "normalised", True)
         self.ledger = ledger
-        self._costs = getattr(oracle, "costs", None)  # a model's own ledger (forward passes, tokens, ...)
+        self._costs = getattr(oracle, "costs", None) if model_costs else None  # a model's ledger (forward passes, ...)
         self._cache = np.full(self.tree.num_nodes, np.nan)  # grows with a tree that grows
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:

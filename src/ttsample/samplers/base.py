@@ -16,9 +16,10 @@ Progress = Callable[[float, float], None]
 
 @dataclass
 class SampleResult:
-    samples: np.ndarray  # leaf indices in lexicographic order, int64
+    samples: np.ndarray  # leaves, by tree.leaf_index (lexicographic order on a complete tree; handles on a trie), int64
     ledger: Ledger
     info: dict = field(default_factory=dict)  # the parameters the sampler actually used
+    log_weights: np.ndarray | None = None  # importance weights of the samples, where the sampler weights its output
 
 
 def categorical(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
