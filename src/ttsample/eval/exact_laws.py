@@ -45,6 +45,27 @@ def jvv_proposal_log_probs(oracle) -> np.ndarray:
     return log_p
 
 
+def descent_leaf_law(oracle) -> np.ndarray:
+    """Law of the leaf reached by descending from the root, each step to a child in proportion to its weight.
+
+    Guided decoding (ActionLevelRS) and JVV's proposal; on any enumerable tree
+    (a trie fully grown), indexed by ``tree.leaf_index``.
+    """
+    tree = oracle.tree
+    check_enumerable(tree)
+    law = np.zeros(tree.num_leaf_indices)
+    nodes, log_p = np.zeros(1, dtype=np.int64), np.zeros(1)
+    while nodes.size:
+        leaf = tree.is_leaf(nodes)
+        law[tree.leaf_index(nodes[leaf])] += np.exp(log_p[leaf])
+        nodes, log_p = nodes[~leaf], log_p[~leaf]
+        if not nodes.size:
+            break
+        kids, log_w = oracle.children(nodes)
+        nodes, log_p = kids.ravel(), (log_p[:, None] + log_normalize(log_w, axis=1)).ravel()
+    return law
+
+
 def rejection_output_law(log_p: np.ndarray, log_mu: np.ndarray, log_bound: float) -> tuple[np.ndarray, float]:
     """Leaf law of accepted tries, and the acceptance probability of one try.
 
