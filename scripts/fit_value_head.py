@@ -19,22 +19,7 @@ import numpy as np
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.rewards import dyck_valid
 from ttsample.lm.task import GenerationTask
-from ttsample.lm.values import ExactValues, RolloutValues, ValueHead
-
-
-def partial_generations(task: GenerationTask, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Distinct internal nodes: pi_ref rollouts cut at a uniform depth (ones that ended are skipped)."""
-    found: list[int] = []
-    while len(found) < count:
-        nodes = np.zeros(count, dtype=np.int64)
-        cut = rng.integers(1, task.horizon, size=count)
-        for h in range(task.horizon - 1):
-            going = np.flatnonzero((cut > h) & ~task.tree.is_leaf(nodes))
-            if going.size:
-                nodes[going], _ = task.draw_children(nodes[going], rng)
-        fresh = nodes[~task.tree.is_leaf(nodes) & (nodes != 0)]
-        found = list(dict.fromkeys(found + fresh.tolist()))
-    return np.array(found[:count], dtype=np.int64)
+from ttsample.lm.values import ExactValues, RolloutValues, ValueHead, partial_generations
 
 
 def main() -> None:

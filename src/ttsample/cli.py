@@ -253,6 +253,72 @@ def train_tiny_cmd(
                   f"{record['final_loss']:.3f}; wrote {out} (sha256 {record['sha256'][:12]}…)")
 
 
+@app.command()
+def generate(
+    model: str = typer.Option("dyck", help="Embedded model (dyck, text, subword) or a folder saved with save_pretrained."),
+    prompt: str = typer.Option("", help="Prompt text (after <bos>)."),
+    horizon: int = typer.Option(8, help="Longest response H in tokens (<eos> ends one earlier)."),
+    reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
+    beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
+    sampler: str = typer.Option(..., help="vgb, action-rs, outcome-rs, best-of-n, smc, twisted-smc or mh."),
+    values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic or head."),
+    rho: float = typer.Option(1.0, help="Put the lab's random error model on the values: a fixed factor in [1/rho, rho] per node."),
+    n: int = typer.Option(10, "-n", help="Number of samples."),
+    seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    out: Path = typer.Option(..., "--out", help="Folder for samples.jsonl and ledger.json."),
+) -> None:
+    """Sample N responses from pi*(y|x) ∝ pi_ref(y|x) tau(x,y); write DIR/samples.jsonl and DIR/ledger.json."""
+    from .lm.generate import generate as run_generation
+
+    try:
+        check_output_folder(out)
+        if rho < 1 or not np.isfinite(rho):
+            raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
+        with _progress_bar() as bar:
+            job = bar.add_task(sampler, total=n)
+            run = run_generation(model, prompt, horizon, reward, sampler=sampler, values=values, rho=rho, beta=beta,
+                                 n=n, seed=seed, device=device,
+                                 progress=lambda done, total: bar.update(job, completed=done))
+        texts, rewards = run.texts(), run.rewards()
+        tokens = run.task.tokens(run.result.samples)
+        weights = run.result.log_weights
+        lines = [json.dumps({"text": t, "tokens": list(k), "reward": float(r),
+                             **({"log_weight": float(weights[i])} if weights is not None else {})})
+                 for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
+        record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta, "sampler": sampler,
+                  "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device,
+                  **run.result.ledger.as_dict(), "info": _jsonable(run.result.info)}
+        write_outputs(out, {"samples.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
+                            "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n")})
+    except TtsampleError as exc:
+        _fail(exc)
+    led = run.result.ledger
+    table = Table(title=f"{sampler} on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}"
+                        + (f", values {run.values}" + (f" within rho = {rho}" if rho > 1 else "") if run.values else ""))
+    for column in ("samples", "distinct", "mean reward", "forward passes", "tokens", "reward calls", "queries", "seconds"):
+        table.add_column(column, justify="right")
+    table.add_row(str(len(texts)), str(len(set(texts))), f"{np.mean(rewards):.3f}", f"{led.forward_passes:,}",
+                  f"{led.tokens:,}", f"{led.reward_calls:,}", f"{led.queries_total:,}", f"{led.seconds:.2f}")
+    console.print(table)
+    for t in texts[:3]:
+        console.print(repr(t), markup=False)
+    console.print(f"wrote {out / 'samples.jsonl'} and {out / 'ledger.json'}")
+
+
+def _jsonable(value):
+    """``value`` with numpy scalars and arrays turned into plain Python (for ledger.json)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 @app.command("lm-exact")
 def lm_exact(
     model: str = typer.Option("dyck", help="Embedded model (dyck, text, subword) or a local model folder."),
@@ -261,7 +327,7 @@ def lm_exact(
     reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
     top: int = typer.Option(10, help="How many of the most likely responses to print."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write pi_star.npy (leaf probabilities) and summary.json here."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write pi_star.npy (leaf probabilities), pi_star.jsonl (every response in the support: text, tokens, p) and summary.json here."),
 ) -> None:
     """Compute pi*(y|x) ∝ pi_ref(y|x) tau(x,y) exactly by enumerating every response."""
     from .lm.backend import LanguageModel
@@ -290,7 +356,11 @@ def lm_exact(
                   f"{lm.ledger.forward_passes} forward passes, {lm.ledger.tokens:,} tokens", markup=False)
     if out is not None:
         try:
+            support = np.flatnonzero(probs > 0)
+            lines = [json.dumps({"text": exact.text(int(i)), "tokens": list(exact.tokens(int(i))), "p": float(probs[i])})
+                     for i in support[np.argsort(probs[support])[::-1]]]
             write_outputs(out, {"pi_star.npy": lambda p: np.save(p, probs),
+                                "pi_star.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
                                 "summary.json": lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")})
         except TtsampleError as exc:
             _fail(exc)

@@ -8,7 +8,8 @@ counted in the task's model ledger; randomness is passed in.
 - ``RolloutValues``: the mean of ``tau`` over ``k`` completions drawn from ``pi_ref``.
 - ``HeuristicValues``: the untrained ``alpha**(H - h) * r(prefix)`` of the VGB paper.
 - ``ValueHead``: a small MLP on the model's pre-logits, fitted at test time
-  on value estimates for the current prompt; ``fit`` reports its held-out error.
+  on value estimates for the current prompt; ``fit`` reports its held-out error;
+  ``fitted_head`` pays for the rollouts and fits one in a call.
 """
 
 from __future__ import annotations
@@ -96,3 +97,29 @@ class ValueHead:
         with self.torch.no_grad():
             v = self.torch.sigmoid(self.net(self._features(np.asarray(nodes, dtype=np.int64)))).numpy()[:, 0]
         return np.log(np.maximum(v, 1e-6))  # a floor keeps every reachable subtree reachable
+
+
+def partial_generations(task, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct internal nodes met the way a sampler meets them: pi_ref rollouts cut at a uniform depth."""
+    found: list[int] = []
+    for _ in range(100):
+        nodes = np.zeros(count, dtype=np.int64)
+        cut = rng.integers(1, max(task.horizon, 2), size=count)
+        for h in range(task.horizon - 1):
+            going = np.flatnonzero((cut > h) & ~task.tree.is_leaf(nodes))
+            if going.size:
+                nodes[going], _ = task.draw_children(nodes[going], rng)
+        fresh = nodes[~task.tree.is_leaf(nodes) & (nodes != 0)]
+        found = list(dict.fromkeys(found + fresh.tolist()))
+        if len(found) >= count:
+            break
+    return np.array(found[:count], dtype=np.int64)
+
+
+def fitted_head(task, rng: np.random.Generator, *, prefixes: int = 200, k: int = 8) -> ValueHead:
+    """A value head fitted at test time on ``k``-rollout labels of ``prefixes`` partial generations (costs in the model ledger)."""
+    nodes = partial_generations(task, prefixes, rng)
+    labels = RolloutValues(task, rng, k=k).estimate(nodes)
+    head = ValueHead(task, rng)
+    head.fit(nodes, labels, rng)
+    return head

@@ -109,6 +109,9 @@ class TokenTrie:
                 f"listing all {self.branching} children of a node is for small vocabularies (at most "
                 f"{MAX_CHILDREN_BRANCHING}); draw children from a proposal instead (the walk's proposal kernel)"
             )
+        return self._all_children(ids)
+
+    def _all_children(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
         actions = np.broadcast_to(np.arange(self.branching), ids.shape + (self.branching,))
         return self.child(np.repeat(ids[..., None], self.branching, axis=-1), actions)
@@ -130,9 +133,10 @@ class TokenTrie:
             inner = frontier[~self.is_leaf(frontier)]
             if self._size + inner.size * self.branching > max_nodes:
                 raise TreeShapeError(
-                    f"the tree has more than {max_nodes} nodes, too many to enumerate; lower the horizon"
+                    f"the tree has more than {max_nodes:,} nodes, too many to enumerate ({self.branching:,} tokens, "
+                    f"horizon {self.depth}); lower the horizon or use values that need no enumeration"
                 )
-            frontier = self.children(inner).ravel() if inner.size else inner
+            frontier = self._all_children(inner).ravel() if inner.size else inner
 
     def _grow(self, codes: np.ndarray) -> np.ndarray:
         parents, actions = codes // self.branching, codes % self.branching

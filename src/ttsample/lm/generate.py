@@ -1,0 +1,110 @@
+"""Generation from names: model, prompt, horizon, reward, sampler, values -> samples with their ledger.
+
+Shared by ``ttsample generate`` and the Python API; nothing here prints or writes files.
+
+    from ttsample.lm.generate import generate
+    run = generate("subword", "this license", 16, "no-e", sampler="vgb", values="heuristic", n=10, seed=0)
+    print(run.texts()[:3], run.result.ledger)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..oracles import with_error
+from ..oracles.ledger import MODEL_COSTS, Ledger
+from ..samplers.base import SampleResult
+from .backend import LanguageModel
+from .oracle import LMOracle
+from .rewards import REWARDS
+from .samplers.action_rs import sample_action_rs
+from .samplers.best_of_n import sample_best_of_n
+from .samplers.mh import sample_mh
+from .samplers.outcome_rs import sample_outcome_rs
+from .samplers.smc import sample_smc
+from .samplers.vgb import sample_vgb
+from .task import GenerationTask
+from .values import ExactValues, HeuristicValues, RolloutValues, fitted_head
+
+
+@dataclass(frozen=True)
+class LMSampler:
+    sample: object  # sampler(task, oracle, n, rng, **options)
+    uses_values: bool
+
+
+LM_SAMPLERS = {
+    "vgb": LMSampler(sample_vgb, True),
+    "action-rs": LMSampler(sample_action_rs, True),
+    "outcome-rs": LMSampler(sample_outcome_rs, False),
+    "best-of-n": LMSampler(sample_best_of_n, False),
+    "smc": LMSampler(partial(sample_smc, twist=False), False),
+    "twisted-smc": LMSampler(partial(sample_smc, twist=True), True),
+    "mh": LMSampler(sample_mh, False),
+}
+VALUES = ("exact", "rollout", "heuristic", "head")
+
+
+def make_values(task, kind: str, rng: np.random.Generator):
+    """The value estimator ``kind`` for ``task`` (exact enumerates the trie; head is fitted here, on rollouts)."""
+    if kind == "exact":
+        return ExactValues(task)
+    if kind == "rollout":
+        return RolloutValues(task, rng)
+    if kind == "heuristic":
+        return HeuristicValues(task)
+    if kind == "head":
+        return fitted_head(task, rng)
+    raise ParameterError(f"unknown values {kind!r}; choose one of {', '.join(VALUES)}")
+
+
+@dataclass
+class Generation:
+    task: GenerationTask
+    sampler: str
+    values: str | None
+    rho: float
+    result: SampleResult
+
+    def texts(self) -> list[str]:
+        return self.task.text(self.result.samples)
+
+    def rewards(self) -> np.ndarray:
+        """The reward of each sample's text (for reporting; after the run, so not in its ledger)."""
+        return np.array([self.task.reward(t) for t in self.texts()])
+
+
+def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str, *, sampler: str, values: str = "heuristic",
+             rho: float = 1.0, beta: float | None = None, n: int = 10, seed: int = 0, device: str = "cpu",
+             progress=None, **options) -> Generation:
+    """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values."""
+    if sampler not in LM_SAMPLERS:
+        raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join(LM_SAMPLERS)}")
+    if reward not in REWARDS:
+        raise ParameterError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
+    if values not in VALUES:
+        raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
+    lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device)
+    task = GenerationTask(lm, prompt, horizon, REWARDS[reward], beta=beta)
+    rng = np.random.default_rng(seed)
+    entry = LM_SAMPLERS[sampler]
+    oracle, setup = None, Ledger()
+    if entry.uses_values:
+        before = lm.ledger.as_dict()
+        with setup.timed():
+            estimator = make_values(task, values, rng)
+        after = lm.ledger.as_dict()
+        for name in MODEL_COSTS:  # what the values cost before sampling (enumeration, the head's rollouts)
+            setattr(setup, name, after[name] - before[name])
+        oracle = with_error(LMOracle(task, estimator), "random" if rho > 1 else "exact", rho, seed)
+    result = entry.sample(task, oracle, n, rng, progress=progress, **options)
+    for name in (*MODEL_COSTS, "seconds"):
+        setattr(result.ledger, name, getattr(result.ledger, name) + getattr(setup, name))
+    result.info["values_setup"] = {k: v for k, v in setup.as_dict().items() if v}
+    return Generation(task, sampler, values if entry.uses_values else None, rho, result)

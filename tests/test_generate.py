@@ -1,0 +1,85 @@
+"""``ttsample generate``: every sampler on the embedded models and on a saved model folder; bad input exits 2."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ttsample.cli import app
+from ttsample.lm import rewards
+from ttsample.lm.backend import LanguageModel
+from ttsample.lm.generate import LM_SAMPLERS
+
+SAMPLER_NAMES = list(LM_SAMPLERS)
+
+
+def run(args, tmp_path, name="out"):
+    out = tmp_path / name
+    result = CliRunner().invoke(app, ["generate", *args, "--out", str(out)])
+    return result, out
+
+
+@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+def test_every_sampler_writes_samples_and_ledger(tmp_path, sampler):
+    args = ["--model", "dyck", "--horizon", "4", "--reward", "dyck", "--sampler", sampler, "--values", "exact",
+            "--rho", "1.5", "-n", "6", "--seed", "1"]
+    result, out = run(args, tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and all({"text", "tokens", "reward"} <= set(line) for line in lines)
+    assert ("log_weight" in lines[0]) == sampler.endswith("smc")
+    ledger = json.loads((out / "ledger.json").read_text())
+    assert ledger["sampler"] == sampler and ledger["forward_passes"] > 0 and ledger["seconds"] > 0
+    if sampler in ("vgb", "outcome-rs", "mh"):  # exact samplers of the constraint: every sample satisfies it
+        assert all(line["reward"] == 1.0 for line in lines)
+    again, out2 = run(args, tmp_path, "again")
+    assert (out2 / "samples.jsonl").read_text() == (out / "samples.jsonl").read_text()  # seeded
+
+
+@pytest.mark.parametrize("model, prompt, reward", [("text", "the ", "no-e"), ("subword", "this license", "no-e")])
+def test_vgb_on_the_text_and_subword_models(tmp_path, model, prompt, reward):
+    result, out = run(["--model", model, "--prompt", prompt, "--horizon", "6", "--reward", reward, "--sampler", "vgb",
+                       "--values", "heuristic", "-n", "4"], tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert all("e" not in line["text"] for line in lines)
+
+
+def test_a_model_folder_saved_with_save_pretrained(tmp_path):
+    lm = LanguageModel.load("subword")
+    lm.model.save_pretrained(tmp_path / "mine")
+    lm.tokenizer.hf.save_pretrained(tmp_path / "mine")
+    result, out = run(["--model", str(tmp_path / "mine"), "--prompt", "this", "--horizon", "4", "--reward", "length",
+                       "--beta", "2", "--sampler", "best-of-n", "-n", "3"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sampler", "magic"], "unknown sampler"),
+    (["--sampler", "vgb", "--reward", "magic"], "unknown reward"),
+    (["--sampler", "vgb", "--values", "magic"], "unknown values"),
+    (["--sampler", "vgb", "--model", "subword", "--values", "exact", "--horizon", "3"], "too many"),
+    (["--sampler", "vgb", "--horizon", "40"], "context"),
+    (["--sampler", "vgb", "--rho", "0.5"], "rho"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
+    result, out = run(args, tmp_path)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not out.exists()
+
+
+def test_a_reward_that_raises_exits_2_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setitem(rewards.REWARDS, "broken", lambda text: 1 / 0)
+    result, out = run(["--sampler", "best-of-n", "--reward", "broken", "-n", "2"], tmp_path)
+    assert result.exit_code == 2 and "raised ZeroDivisionError" in result.output
+    assert not out.exists()
+
+
+def test_lm_exact_writes_pi_star_jsonl(tmp_path):
+    result = CliRunner().invoke(app, ["lm-exact", "--horizon", "4", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (tmp_path / "e" / "pi_star.jsonl").read_text().splitlines()]
+    assert np.isclose(sum(line["p"] for line in lines), 1.0) and all(rewards.dyck_valid(line["text"]) for line in lines)
+    assert lines[0]["p"] >= lines[-1]["p"]
