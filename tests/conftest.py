@@ -6,6 +6,20 @@ from ttsample import Target, random_target
 FALSE_ALARM = 1e-6  # every Monte-Carlo test rejects a correct sampler with probability <= 1e-6
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The test models are tiny: they gain nothing from threads, and on a busy 2-core machine spinning threads cost many times over."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def target_with_zeros(depth: int, branching: int, seed: int) -> Target:
     """A random target where about a third of the leaves, and whole subtrees, have mass zero."""
     rng = np.random.default_rng(seed)

@@ -29,15 +29,6 @@ def tiny_model(kind: str):
                                         initializer_range=0.2, bos_token_id=BOS, eos_token_id=TOKENIZER.eos_id))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small gain nothing from threads, and on a busy machine spinning threads cost many times over."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module", params=["gpt2", "llama"])
 def model(request):
     return tiny_model(request.param)

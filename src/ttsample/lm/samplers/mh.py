@@ -74,7 +74,7 @@ def _initial_states(task, chains: int, rng, ledger, cache: dict, max_tries: int)
     need = np.arange(chains)
     while need.size:
         rate = (valid + 1) / (tries + 1)
-        m = min(max_tries - tries, int(math.ceil(1.2 * need.size / rate)), 1 << 14)
+        m = min(max_tries - tries, need.size if not tries else int(math.ceil(1.2 * need.size / rate)), 1 << 14)
         if m <= 0:
             raise BudgetExhaustedError(
                 f"MH needs a start with tau > 0 for each of its {chains} chains: {tries} responses from pi_ref gave "

@@ -89,11 +89,13 @@ def sample_outcome_rs(task, oracle, n: int, rng: np.random.Generator, *, max_log
             m = int(min(MAX_BATCH, max(1, math.ceil(1.2 * (n - got) / rate))))
             if max_tries is not None:
                 if tried >= max_tries:
+                    rate_seen = accepted_total / tried
+                    need = (f"about {math.ceil(n / rate_seen)} tries would be needed" if accepted_total
+                            else "none was accepted")
                     raise BudgetExhaustedError(
-                        f"OutcomeLevelRS drew {tried} responses (max_tries = {max_tries}) and accepted {got} of the "
-                        f"{n} asked: an acceptance rate of {got / tried:.3g}, so about {n / max(got / tried, 1 / tried):.3g} "
-                        "tries would be needed; raise max_tries, lower max_log_tau to the true max of log tau, "
-                        "or use a value-guided sampler",
+                        f"OutcomeLevelRS drew max_tries = {max_tries} responses and accepted {got} of the {n} asked: "
+                        f"an acceptance rate of {rate_seen:.3g} ({need}); raise max_tries, lower max_log_tau to the "
+                        "true max of log tau, or use a value-guided sampler",
                         ledger,
                     )
                 m = min(m, max_tries - tried)

@@ -71,7 +71,8 @@ def _check_options(n, particles, twist, oracle, task, resampling, ess_threshold)
         particles = n
     if not isinstance(particles, (int, np.integer)) or particles < n:
         raise ParameterError(
-            f"particles must be an integer >= n = {n} (the draws returned come from one run's particles), got {particles!r}"
+            f"particles must be an integer >= n = {n} (the draws returned come from one run's particles), "
+            f"got {particles!r}"
         )
     if resampling not in RESAMPLING:
         raise ParameterError(f"resampling must be one of {', '.join(RESAMPLING)}, got {resampling!r}")
