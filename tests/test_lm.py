@@ -300,3 +300,27 @@ def test_cli_lm_exact_and_train_tiny(tmp_path):
     written = {p.name for p in (tmp_path / "m").iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= written
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]  # no temporary folder left behind
+
+
+def test_learned_values_switch_from_rollouts_to_a_head_and_keep_vgb_exact():
+    """Answers are fixed per node (VGB's leaf law stays pi* exactly, by transition matrix) and the head takes over."""
+    from ttsample.lm.values import LearnedValues
+
+    task = GenerationTask(LanguageModel.load("dyck"), "", 4, dyck_valid)
+    exact = ExactValues(task)  # grows the trie: the learned values answer every node once, in handle order
+    learned = LearnedValues(task, np.random.default_rng(0), k=4, warmup=40, explore=0.5, refit_every=10)
+    every = np.arange(task.tree.num_nodes)
+    inner = every[~task.tree.is_leaf(every)]
+    answers = np.concatenate([learned(inner[i : i + 20]) for i in range(0, inner.size, 20)])
+    assert learned.head is not None and len(learned.fits) >= 2  # fitted after the warm-up, refitted as labels came
+    assert 40 <= len(learned.labels) < inner.size  # the head answered the rest, bar the explored share
+    assert np.all(np.isfinite(learned.fits[-1]["held_out_error"]))
+    table = np.full(every.size, -np.inf)
+    table[inner] = answers
+    oracle = LMOracle(task, lambda nodes: table[nodes])
+    walk = SinclairJerrumWalk(task.tree, 8.0)
+    leaf = leaf_marginal(walk, walk_stationary_law(walk, oracle))
+    leaves = task.tree.leaf_nodes()
+    pi_star = np.zeros(every.size)
+    pi_star[leaves] = np.exp(LMOracle(task, exact).log_weight(leaves))
+    assert total_variation(leaf / leaf.sum(), pi_star / pi_star.sum()) < 1e-9

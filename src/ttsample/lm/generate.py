@@ -28,7 +28,7 @@ from .samplers.outcome_rs import sample_outcome_rs
 from .samplers.smc import sample_smc
 from .samplers.vgb import sample_vgb
 from .task import GenerationTask
-from .values import ExactValues, HeuristicValues, RolloutValues, fitted_head
+from .values import ExactValues, HeuristicValues, LearnedValues, RolloutValues
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ VALUES = ("exact", "rollout", "heuristic", "head")
 
 
 def make_values(task, kind: str, rng: np.random.Generator):
-    """The value estimator ``kind`` for ``task`` (exact enumerates the trie; head is fitted here, on rollouts)."""
+    """The value estimator ``kind`` for ``task`` (exact enumerates the trie; head learns while the sampler runs)."""
     if kind == "exact":
         return ExactValues(task)
     if kind == "rollout":
@@ -58,7 +58,7 @@ def make_values(task, kind: str, rng: np.random.Generator):
     if kind == "heuristic":
         return HeuristicValues(task)
     if kind == "head":
-        return fitted_head(task, rng)
+        return LearnedValues(task, rng)
     raise ParameterError(f"unknown values {kind!r}; choose one of {', '.join(VALUES)}")
 
 
@@ -107,4 +107,6 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     for name in (*MODEL_COSTS, "seconds"):
         setattr(result.ledger, name, getattr(result.ledger, name) + getattr(setup, name))
     result.info["values_setup"] = {k: v for k, v in setup.as_dict().items() if v}
+    if entry.uses_values and isinstance(estimator, LearnedValues):
+        result.info["head_fits"] = estimator.fits  # labels used and held-out error of each fit
     return Generation(task, sampler, values if entry.uses_values else None, rho, result)

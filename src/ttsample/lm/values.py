@@ -8,8 +8,11 @@ counted in the task's model ledger; randomness is passed in.
 - ``RolloutValues``: the mean of ``tau`` over ``k`` completions drawn from ``pi_ref``.
 - ``HeuristicValues``: the untrained ``alpha**(H - h) * r(prefix)`` of the VGB paper.
 - ``ValueHead``: a small MLP on the model's pre-logits, fitted at test time
-  on value estimates for the current prompt; ``fit`` reports its held-out error;
-  ``fitted_head`` pays for the rollouts and fits one in a call.
+  on value estimates for the current prompt; ``fit`` reports its held-out error.
+- ``LearnedValues``: test-time training during sampling: rollouts answer the
+  first nodes a sampler asks (paid for anyway), their estimates train the
+  head, the head answers from then on, and a share of later nodes still gets
+  rollouts whose labels refit it as they arrive.
 """
 
 from __future__ import annotations
@@ -29,8 +32,16 @@ class ExactValues:
 
 
 class RolloutValues:
-    def __init__(self, task, rng: np.random.Generator, k: int = 16):
+    """The mean of ``tau`` over ``k`` completions from ``pi_ref``, floored at ``floor`` (default ``1 / (2k)``).
+
+    A node whose ``k`` rollouts all failed gets the floor, not zero: zero
+    would cut its subtree off, and VGB's exactness needs every subtree that
+    holds mass to stay reachable.
+    """
+
+    def __init__(self, task, rng: np.random.Generator, k: int = 16, floor: float | None = None):
         self.task, self.rng, self.k = task, rng, int(k)
+        self.floor = 0.5 / self.k if floor is None else float(floor)
 
     def estimate(self, nodes) -> np.ndarray:
         """Mean tau over k completions of each node, drawn from pi_ref to a leaf."""
@@ -39,7 +50,7 @@ class RolloutValues:
         return np.exp(self.task.log_tau(leaves)).reshape(nodes.size, self.k).mean(axis=1)
 
     def __call__(self, nodes) -> np.ndarray:
-        return log_of(self.estimate(nodes))
+        return np.log(np.maximum(self.estimate(nodes), self.floor))
 
 
 class HeuristicValues:
@@ -116,10 +127,51 @@ def partial_generations(task, count: int, rng: np.random.Generator) -> np.ndarra
     return np.array(found[:count], dtype=np.int64)
 
 
-def fitted_head(task, rng: np.random.Generator, *, prefixes: int = 200, k: int = 8) -> ValueHead:
-    """A value head fitted at test time on ``k``-rollout labels of ``prefixes`` partial generations (costs in the model ledger)."""
-    nodes = partial_generations(task, prefixes, rng)
-    labels = RolloutValues(task, rng, k=k).estimate(nodes)
-    head = ValueHead(task, rng)
-    head.fit(nodes, labels, rng)
-    return head
+class LearnedValues:
+    """Values learned while sampling: rollouts first, then a value head trained on what they paid for.
+
+    The first ``warmup`` distinct nodes asked get ``k``-rollout estimates; the
+    head is then fitted on them and answers every later node, except a share
+    ``explore`` that still gets rollouts; every ``refit_every`` new labels the
+    head is refitted on all of them. Each node is answered once (the oracle's
+    counter caches it), so the answers are a fixed function of the node, which
+    is all VGB's exactness needs. ``fits`` records each fit's size and held-out
+    error.
+    """
+
+    def __init__(self, task, rng: np.random.Generator, *, k: int = 8, warmup: int = 200, explore: float = 0.1,
+                 refit_every: int = 100):
+        self.task, self.rng = task, rng
+        self.rollouts = RolloutValues(task, rng, k=k)
+        self.warmup, self.explore, self.refit_every = int(warmup), float(explore), int(refit_every)
+        self.nodes: list[int] = []
+        self.labels: list[float] = []
+        self.head: ValueHead | None = None
+        self.fits: list[dict] = []
+        self._since_fit = 0
+
+    def _fit(self) -> None:
+        if self.head is None:
+            self.head = ValueHead(self.task, self.rng)
+        error = self.head.fit(np.array(self.nodes), np.array(self.labels), self.rng)
+        self.fits.append({"labels": len(self.labels), "held_out_error": error})
+        self._since_fit = 0
+
+    def __call__(self, nodes) -> np.ndarray:
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if self.head is None:
+            labelled = np.ones(nodes.size, dtype=bool)
+        else:
+            labelled = self.rng.random(nodes.size) < self.explore
+        out = np.empty(nodes.size)
+        if labelled.any():
+            estimate = self.rollouts.estimate(nodes[labelled])
+            self.nodes += nodes[labelled].tolist()
+            self.labels += estimate.tolist()
+            self._since_fit += int(labelled.sum())
+            out[labelled] = np.log(np.maximum(estimate, self.rollouts.floor))
+        if (~labelled).any():
+            out[~labelled] = self.head(nodes[~labelled])
+        if (self.head is None and len(self.labels) >= self.warmup) or (self.head is not None and self._since_fit >= self.refit_every):
+            self._fit()
+        return out
