@@ -8,7 +8,6 @@ standard errors (false-alarm rate FALSE_ALARM under the CLT). Each has a twin,
 a deliberately broken sampler that must fail the same check.
 """
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -293,9 +292,3 @@ def test_bad_parameters_are_refused(constraint, sampler, options):
     n = options.pop("n")
     with pytest.raises(ParameterError):
         sampler(constraint.task, None, n, np.random.default_rng(0), **options)
-
-
-def test_twisted_smc_refuses_a_vocabulary_too_large_to_list():
-    wide = SimpleNamespace(tree=SimpleNamespace(branching=50_000), horizon=4, beta=None)
-    with pytest.raises(ParameterError, match="vocabularies of at most"):
-        sample_smc(wide, object(), 4, np.random.default_rng(0), twist=True)

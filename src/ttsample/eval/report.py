@@ -55,16 +55,21 @@ class Expectation:
     alternative: Callable[[dict], float] | None = None  # the value the claim is told apart from
     alternative_name: str = ""
     upper_bound: bool = False  # the claim is "at most expected", not "about expected"
+    lower_bound: bool = False  # the claim is "at least expected" (band: from halfway to the alternative, upwards)
 
     def __post_init__(self) -> None:
         if self.provenance not in PROVENANCE:
             raise ValueError(f"unknown provenance {self.provenance!r}")
-        if self.alternative is None and not self.upper_bound:
+        if self.upper_bound and self.lower_bound:
+            raise ValueError(f"{self.claim!r}: a claim is an upper bound, a lower bound or a value, not both bounds")
+        if self.alternative is None and not (self.upper_bound or self.lower_bound):
             raise ValueError(f"{self.claim!r}: a claim about a value needs an alternative to be told apart from")
 
     def band(self, fitted: dict) -> tuple[float, float]:
         want = self.expected(fitted)
         half = 0.0 if self.alternative is None else abs(self.alternative(fitted) - want) / 2
+        if self.lower_bound:
+            return want - half, math.inf
         return (-math.inf if self.upper_bound else want - half), want + half
 
     def verdict(self, fitted: dict) -> dict:
@@ -76,6 +81,8 @@ class Expectation:
                "to_decide": ""}
         if value is None:
             return {**out, "verdict": "not measured"}
+        if not fm["deterministic"] and out["ci95"] is None:  # one seed: no interval
+            return {**out, "verdict": "inconclusive", "to_decide": "one seed: no interval; run two or more seeds"}
         lo, hi = (value, value) if fm["deterministic"] else out["ci95"]
         low, high = out["band"]
         if low <= lo and hi <= high:
@@ -243,15 +250,18 @@ def _judge(expectations: list[Expectation], fitted: list[dict]) -> list[dict]:
     for exp in expectations:
         for f in fitted:
             if exp.applies(f) and exp.metric in f:
+                name = lm_point_name(f) if f.get("kind") == "lm" else series_name(f)
                 verdicts.append({"claim": exp.claim, "provenance": exp.provenance, "source": exp.source,
-                                 "series": series_name(f), "metric": exp.metric, "quantity": exp.quantity,
+                                 "series": name, "metric": exp.metric, "quantity": exp.quantity,
                                  "axis": f["axis"], "alternative_name": exp.alternative_name,
-                                 "upper_bound": exp.upper_bound, **exp.verdict(f)})
+                                 "upper_bound": exp.upper_bound, "lower_bound": exp.lower_bound, **exp.verdict(f)})
     return verdicts
 
 
 def _band_text(v: dict) -> str:
     low, high = v["band"]
+    if v.get("lower_bound"):
+        return f">= {_fmt(v['expected'])} (band >= {_fmt(low)})"
     if v["upper_bound"]:
         return f"<= {_fmt(v['expected'])} (band <= {_fmt(high)})"
     return f"{_fmt(v['expected'])} (band {_fmt(low)} to {_fmt(high)})"
@@ -268,8 +278,10 @@ def _verdict_table(verdicts: list[dict]) -> list[str]:
         else:
             measured = f"{v['measured']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
         alt = "–" if v["alternative"] is None else f"{v['alternative_name']} ({v['alternative']:.2f})"
+        fitted = (f"{v['quantity']} of {v['metric']} over seeds" if v["axis"] == "seeds"
+                  else f"{v['quantity']} of {v['metric']} vs {v['axis']}")
         lines.append(f"| {_cell(v['claim'])} | {v['provenance']} | {_cell(v['source'])} | {_cell(v['series'])} | "
-                     f"{v['quantity']} of {v['metric']} vs {v['axis']} | {_band_text(v)} | {_cell(alt)} | {measured} | "
+                     f"{fitted} | {_band_text(v)} | {_cell(alt)} | {measured} | "
                      f"**{v['verdict']}** | {v['to_decide'] or '–'} |")
     counts = {k: sum(v["verdict"] == k for v in verdicts) for k in VERDICTS}
     return lines + ["", "Verdicts: " + ", ".join(f"{counts[k]} {k}" for k in VERDICTS) + ".", ""]

@@ -168,3 +168,124 @@ def worst_cases(rows: list[dict], metric: str, oracles: tuple[str, ...]) -> list
                     "slope": float(np.polyfit(log_n, log_v, 1)[0]),
                     "last_slope": float((log_v[-1] - log_v[-2]) / (log_n[-1] - log_n[-2]))})
     return out
+
+
+# ---- language-model runs: one point per (task, sampler, values, n), and series against n ----
+
+LM_FIELDS = ("lm_task", "model", "prompt", "horizon", "reward", "reference", "beta", "exact", "sampler", "value_kind",
+             "rho", "options", "samples")
+LM_TASK_CONSTANTS = ("z", "z_exact", "base_reward", "pistar_reward", "kl_base_pistar")
+
+
+def _per_sample(name: str):
+    return lambda row: row[name] / row["delivered"] if row.get(name) is not None else None
+
+
+def _difference(a: str, b: str):
+    return lambda row: row[a] - row[b] if row.get(a) is not None and row.get(b) is not None else None
+
+
+LM_METRICS = {
+    **{name: (lambda name: lambda row: row.get(name))(name) for name in (
+        "tv_pistar", "tv_ratio", "tv_output_law", "tv_law_ratio", "kl_pistar", "kl_pistar_law", "kl_base",
+        "kl_base_law", "accuracy", "mean_reward", "distinct_share", "distinct_2", "off_support")},
+    "reward_gain": _difference("mean_reward", "base_reward"),  # over the base model's mean reward
+    "ess_share": lambda row: row["ess"] / row["delivered"] if row.get("weighted") and row.get("ess") is not None else None,
+    # OutcomeLevelRS: responses drawn per accepted one (1 / acceptance rate), times Z: 1 if draws ~ 1/Z
+    "draws_times_z": lambda row: (row["z"] / row["acceptance_rate"] if row["sampler"] == "outcome-rs" and row.get("z_exact")
+                                  and row.get("acceptance_rate") else None),
+    "forward_passes": _per_sample("forward_passes"),
+    "tokens": _per_sample("tokens"),
+    "reward_calls": _per_sample("reward_calls"),
+    "queries": _per_sample("queries_total"),
+    "seconds": _per_sample("seconds"),
+}
+LM_COSTS = ("forward_passes", "tokens", "reward_calls", "queries", "seconds")
+
+
+def _t_interval(v: np.ndarray) -> list[float] | None:
+    if v.size < 2:
+        return None
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    return [float(v.mean()) - half, float(v.mean()) + half]
+
+
+def _summarise(values: list[float]) -> dict:
+    """Mean over seeds with a t 95% interval, median and quartiles; deterministic when every seed gives one value."""
+    v = np.asarray(values, dtype=np.float64)
+    if not v.size:
+        return {"seeds": 0, "deterministic": False, "mean": None, "mean_ci95": None, "median": None, "q25": None,
+                "q75": None, "values": []}
+    det = v.size > 1 and np.ptp(v) <= DETERMINISTIC_RTOL * max(np.abs(v).max(), 1e-300)
+    q = np.percentile(v, [25, 50, 75])
+    return {"seeds": int(v.size), "deterministic": bool(det), "mean": float(v.mean()),
+            "mean_ci95": None if det else _t_interval(v), "median": float(q[1]), "q25": float(q[0]),
+            "q75": float(q[2]), "values": [float(x) for x in v]}
+
+
+def collect_lm(rows: list[dict]) -> list[dict]:
+    """One point per (task, sampler, values, rho, options, n): every metric summarised over its seeds.
+
+    Runs that failed (status error) or ran out of budget are counted, with their first error, not summarised.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(f) for f in LM_FIELDS), []).append(row)
+    points = []
+    for key, members in sorted(groups.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        ok = [r for r in members if r["status"] == "ok" and r["delivered"]]
+        failed = [r for r in members if r not in ok]
+        label = dict(zip(LM_FIELDS, key))
+        for name in LM_TASK_CONSTANTS:
+            label[name] = next((r.get(name) for r in ok if r.get(name) is not None), None)
+        point = {"kind": "lm", "axis": "seeds", **label, "options": _options(label["options"]),
+                 "values": _values_label(label["value_kind"], label["rho"]), "seeds_ok": len(ok),
+                 "seeds_failed": len(failed), "errors": sorted({str(r.get("error") or r["status"]) for r in failed})}
+        for metric, value_of in LM_METRICS.items():
+            point[metric] = _summarise([x for x in (value_of(r) for r in ok) if x is not None])
+        points.append(point)
+    return points
+
+
+def _options(text) -> dict:
+    import json
+
+    return json.loads(text) if text else {}
+
+
+def _values_label(kind, rho) -> str:
+    if not kind:
+        return "-"
+    return kind if rho in (None, 1.0) else f"{kind} x{rho:g}"
+
+
+def lm_series(rows: list[dict]) -> list[dict]:
+    """Each configuration run at two or more sample sizes n: every metric fitted against n (``fit_metric``)."""
+    by: dict[tuple, Series] = {}
+    fields = [f for f in LM_FIELDS if f != "samples"]
+    for row in rows:
+        key = tuple(row.get(f) for f in fields)
+        s = by.setdefault(key, Series("samples", key, {m: {} for m in LM_METRICS}))
+        if row["status"] != "ok" or not row["delivered"]:
+            s.censored[row["samples"]] = s.censored.get(row["samples"], 0) + 1
+            continue
+        for metric, value_of in LM_METRICS.items():
+            value = value_of(row)
+            if value is not None:
+                s.values[metric].setdefault(row["samples"], []).append(value)
+    out = []
+    for key, s in sorted(by.items(), key=lambda kv: tuple(str(k) for k in kv[0])):
+        xs = sorted(set().union(*(set(v) for v in s.values.values())) | set(s.censored))
+        if len(xs) < 2:
+            continue
+        label = dict(zip(fields, key))
+        fitted = {"kind": "lm", "axis": "samples", **label, "options": _options(label["options"]),
+                  "values": _values_label(label["value_kind"], label["rho"]), "xs": xs}
+        for metric in LM_METRICS:
+            positive = all(x > 0 for v in s.values[metric].values() for x in v)
+            fitted[metric] = fit_metric(s, metric) if positive and s.values[metric] else fit_metric(
+                Series("samples", key, {metric: {}}), metric)
+        out.append(fitted)
+    return out

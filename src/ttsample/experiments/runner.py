@@ -1,5 +1,6 @@
 """Run the tasks of a spec that the store does not hold yet, in parallel, writing each as it finishes.
 
+Language-model tasks run in the same pool (``lm_runs.execute_lm``).
 Executors: ``process`` (default; one worker process per core on this machine)
 and ``ray`` (optional extra ``ttsample[ray]``; pass an address to use a
 cluster, none for a local Ray instance).
@@ -17,7 +18,7 @@ from ..samplers import sampler_entry
 from ..sampling import sample_once
 from ..problems.classes import make_class
 from ..target import bounded_tilt_target, random_target
-from .spec import Spec, Task
+from .spec import LMTask, Spec, Task
 from .store import ResultStore
 
 DELTA = 0.01  # the accuracy at which the walks' best restart-rule cost is computed
@@ -35,9 +36,16 @@ def build_problem(task: Task):
     return cls.truth, cls
 
 
-def execute_task(task: Task) -> dict:
-    """Execute one task; a run over budget is censored (with what it spent), one that fails is stored as an error."""
+def execute_task(task: Task | LMTask) -> dict:
+    """Execute one task; a run over budget is censored (with what it spent), one that fails is stored as an error.
+
+    Dispatches on the task's kind: the lab's (a target and an oracle) or a language model's (``lm_runs``).
+    """
     try:
+        if getattr(task, "kind", "lab") == "lm":
+            from .lm_runs import execute_lm
+
+            return execute_lm(task)
         return _execute(task)
     except TtsampleError as exc:  # one bad grid point must not take the rest of the sweep with it
         return {"status": "error", "delivered": 0, "error": f"{type(exc).__name__}: {exc}"}

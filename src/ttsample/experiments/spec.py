@@ -28,11 +28,34 @@ Example (the shipped ``specs/scaling.toml`` is a full one)::
     kind = "random"
     rho = "1+1/n"             # a number >= 1, or "1+c/n"
     # seeds = 2               # optional: this oracle's own number of seeds
+
+Language-model tasks (``specs/lm.toml`` is a full one) are tables of their own;
+a spec may hold only these (then ``samplers`` and ``depths`` may be left out)::
+
+    [[lm_tasks]]
+    name = "dyck"             # the task's label in the store and the report
+    model = "dyck"            # dyck, text, subword (embedded) or a local model folder
+    prompt = ""
+    horizon = 6
+    reward = "dyck"           # a name of ttsample.lm.rewards.REWARDS, or "minilm" (with reference = "...")
+    # beta = 0.1              # a tilt tau = exp(r / beta); leave out for a 0/1 constraint (tau = 1{r > 0})
+    exact = true              # enumerate pi* (small vocabularies and horizons): TV and KL to pi*
+    samplers = ["vgb", "action-rs", "outcome-rs", "best-of-n", "smc", "twisted-smc", "mh"]
+    values = ["exact", { kind = "exact", rho = 1.5 }, "rollout", "head"]  # for vgb, action-rs, twisted-smc
+    samples = [200]           # an integer or a list (several: a series against n); default: the spec's samples
+    seeds = 3                 # default: the spec's seeds
+    # [lm_tasks.options]      # keyword options of a sampler, e.g.
+    # best-of-n = { candidates = 8 }
+    # [lm_tasks.sampler_values]   # optional: a sampler's own values (drawn from the list above)
+    # action-rs = ["exact"]
+    # [lm_tasks.sampler_samples]  # optional: a sampler's own sample sizes
+    # smc = [50, 200, 800]
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -43,6 +66,12 @@ from ..oracles import ORACLES
 from ..samplers import CLASS_SAMPLERS, SAMPLERS
 
 FAMILIES = ("random", "bounded_tilt", "class")
+# the language-model samplers and value estimators by name (ttsample.lm.generate holds them; naming them here keeps
+# parsing a spec free of torch; tests/test_reproduce_lm.py checks that the lists agree)
+LM_SAMPLER_NAMES = ("vgb", "action-rs", "outcome-rs", "best-of-n", "smc", "twisted-smc", "mh")
+LM_VALUE_SAMPLERS = ("vgb", "action-rs", "twisted-smc")  # the samplers that read V_hat
+LM_VALUE_KINDS = ("exact", "rollout", "heuristic", "head")
+LM_EXTRA_REWARDS = ("minilm",)  # rewards registered by the runner (ttsample.experiments.lm_runs)
 CLASS_KINDS = ("independent", "local", "tilt")
 _RHO_OVER_N = re.compile(r"^\s*1\s*\+\s*([0-9.]+)\s*/\s*n\s*$")
 
@@ -88,6 +117,73 @@ class Task:
 
 
 @dataclass(frozen=True)
+class LMTask:
+    """One language-model run: a task (model, prompt, horizon, reward), a sampler, its values and a seed."""
+
+    lm_task: str  # the task's label
+    model: str
+    prompt: str
+    horizon: int
+    reward: str
+    reference: str  # the reference text of the minilm reward ("" otherwise)
+    beta: float | None  # None: a 0/1 constraint
+    exact: bool  # pi* enumerated for the metrics
+    sampler: str
+    value_kind: str  # "" for samplers that read no values
+    rho: float  # the lab's random error model on the values (1: none)
+    seed: int
+    samples: int
+    options: str  # the sampler's keyword options, JSON with sorted keys
+    kind: str = "lm"
+
+    @property
+    def key(self) -> str:
+        return "|".join(str(x) for x in ("lm", self.lm_task, self.model, json.dumps(self.prompt), self.horizon,
+                                         self.reward, json.dumps(self.reference), self.beta, self.exact,
+                                         self.sampler, self.value_kind, self.rho, self.seed, self.samples,
+                                         self.options))
+
+    @property
+    def rho_label(self) -> str:
+        return str(self.rho)
+
+    @property
+    def values_label(self) -> str:
+        """``exact``, ``exact x1.5`` (within rho = 1.5), ..., or ``-`` for samplers without values."""
+        if not self.value_kind:
+            return "-"
+        return self.value_kind if self.rho == 1.0 else f"{self.value_kind} x{self.rho:g}"
+
+
+def _lm_tasks(table: dict, seeds: int, samples: int) -> list[LMTask]:
+    out = []
+    values = [_value_entry(v) for v in table.get("values", ["heuristic"])]
+    options = table.get("options", {})
+    for sampler in table["samplers"]:
+        if sampler in LM_VALUE_SAMPLERS:
+            names = table.get("sampler_values", {}).get(sampler)
+            mine = values if names is None else [_value_entry(v) for v in names]
+        else:
+            mine = [("", 1.0)]
+        sizes = table.get("sampler_samples", {}).get(sampler, table.get("samples", samples))
+        opts = json.dumps(options.get(sampler, {}), sort_keys=True)
+        for (kind, rho), n in itertools.product(mine, sizes if isinstance(sizes, list) else [sizes]):
+            for seed in range(table.get("seeds", seeds)):
+                out.append(LMTask(str(table["name"]), str(table["model"]), str(table.get("prompt", "")),
+                                  int(table["horizon"]), str(table["reward"]), str(table.get("reference", "")),
+                                  None if table.get("beta") is None else float(table["beta"]),
+                                  bool(table.get("exact", False)), sampler, kind, rho, seed, int(n), opts))
+    return out
+
+
+def _value_entry(entry) -> tuple[str, float]:
+    """A values entry: a kind, or a table {kind, rho}."""
+    if isinstance(entry, str):
+        return entry, 1.0
+    return str(entry.get("kind")), float(entry.get("rho", 1.0))
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     samplers: tuple[str, ...]
@@ -99,8 +195,16 @@ class Spec:
     families: tuple[dict, ...]
     oracles: tuple[dict, ...]
     sampler_depths: dict  # optional per-sampler depth lists (e.g. JVV only where it can finish)
+    lm_tasks: tuple[dict, ...] = ()  # language-model tasks ([[lm_tasks]] tables)
 
-    def tasks(self) -> list[Task]:
+    def tasks(self) -> list[Task | LMTask]:
+        """Every run of the spec: the lab's grid, then each language-model task's."""
+        out = self._lab_tasks()
+        for table in self.lm_tasks:
+            out.extend(_lm_tasks(table, self.seeds, self.samples))
+        return out
+
+    def _lab_tasks(self) -> list[Task]:
         out = []
         triples = [(fam, orc, sampler) for fam in self.families for orc in fam.get("oracles", self.oracles)
                    for sampler in fam.get("samplers", self.samplers)]
@@ -130,7 +234,13 @@ def _int_list(value, name: str) -> None:
 
 
 def parse_spec(data: dict) -> Spec:
-    _require(isinstance(data.get("samplers"), list) and data["samplers"], "spec needs a non-empty list 'samplers'")
+    lm_tables = data.get("lm_tasks", [])
+    _require(isinstance(lm_tables, list) and all(isinstance(t, dict) for t in lm_tables),
+             "'lm_tasks' must be a list of tables ([[lm_tasks]])")
+    if lm_tables and "samplers" not in data and "depths" not in data:  # a spec of language-model tasks only
+        data = {**data, "samplers": [], "depths": [1], "families": []}
+    else:
+        _require(isinstance(data.get("samplers"), list) and data["samplers"], "spec needs a non-empty list 'samplers'")
     for s in data["samplers"]:
         _require(s in SAMPLERS or s in CLASS_SAMPLERS,
                  f"unknown sampler {s!r} in spec; choose from {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}")
@@ -176,6 +286,10 @@ def parse_spec(data: dict) -> Spec:
     seeds, samples = data.get("seeds", 3), data.get("samples", 100)
     _require(isinstance(seeds, int) and seeds >= 1, "'seeds' must be an integer >= 1")
     _require(isinstance(samples, int) and samples >= 1, "'samples' must be an integer >= 1")
+    names = [t.get("name") for t in lm_tables]
+    _require(len(set(names)) == len(names), f"every [[lm_tasks]] table needs its own name, got {names!r}")
+    for table in lm_tables:
+        _check_lm_table(table)
     return Spec(
         name=str(data.get("name", "experiment")),
         samplers=tuple(data["samplers"]),
@@ -187,7 +301,52 @@ def parse_spec(data: dict) -> Spec:
         families=tuple(fams),
         oracles=tuple(orcs),
         sampler_depths={k: tuple(v) for k, v in per_sampler.items()},
+        lm_tasks=tuple(lm_tables),
     )
+
+
+def _check_lm_table(t: dict) -> None:
+    from ..lm.rewards import REWARDS  # light: no model is loaded
+
+    where = f"[[lm_tasks]] {t.get('name')!r}"
+    _require(isinstance(t.get("name"), str) and t["name"], "every [[lm_tasks]] table needs a name")
+    _require(isinstance(t.get("model"), str) and t["model"], f"{where} needs a model (dyck, text, subword or a folder)")
+    _require(isinstance(t.get("prompt", ""), str), f"{where}: prompt must be text")
+    horizon = t.get("horizon")
+    _require(isinstance(horizon, int) and not isinstance(horizon, bool) and horizon >= 1,
+             f"{where}: horizon must be an integer >= 1")
+    reward = t.get("reward")
+    _require(reward in REWARDS or reward in LM_EXTRA_REWARDS,
+             f"{where}: unknown reward {reward!r}; choose one of {', '.join([*REWARDS, *LM_EXTRA_REWARDS])}")
+    _require(reward != "minilm" or (isinstance(t.get("reference"), str) and t["reference"]),
+             f"{where}: the minilm reward needs reference = \"a text\" whose similarity is rewarded")
+    beta = t.get("beta")
+    _require(beta is None or (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta > 0),
+             f"{where}: beta must be a number > 0 (leave it out for a 0/1 constraint)")
+    _require(isinstance(t.get("exact", False), bool), f"{where}: exact must be true or false")
+    samplers = t.get("samplers")
+    _require(isinstance(samplers, list) and samplers and all(s in LM_SAMPLER_NAMES for s in samplers),
+             f"{where}: samplers must be a non-empty list drawn from {', '.join(LM_SAMPLER_NAMES)}, got {samplers!r}")
+    entries = list(t.get("values", ["heuristic"]))
+    for sub in t.get("sampler_values", {}).values():
+        _require(isinstance(sub, list) and sub, f"{where}: sampler_values must map samplers to non-empty lists")
+        entries += sub
+    for entry in entries:
+        _require(isinstance(entry, (str, dict)), f"{where}: a values entry is a kind or a table {{kind, rho}}")
+        kind = entry if isinstance(entry, str) else entry.get("kind")
+        _require(kind in LM_VALUE_KINDS, f"{where}: unknown values {kind!r}; choose from {', '.join(LM_VALUE_KINDS)}")
+        rho = 1.0 if isinstance(entry, str) else entry.get("rho", 1.0)
+        _require(isinstance(rho, (int, float)) and not isinstance(rho, bool) and rho >= 1,
+                 f"{where}: the values' rho must be a number >= 1, got {rho!r}")
+    for field in ("options", "sampler_values", "sampler_samples"):
+        table = t.get(field, {})
+        _require(isinstance(table, dict) and set(table) <= set(samplers),
+                 f"{where}: {field} must be a table keyed by samplers of the task, got {table!r}")
+    _require(all(isinstance(o, dict) for o in t.get("options", {}).values()), f"{where}: options are tables")
+    for sizes in [t.get("samples", 1), *t.get("sampler_samples", {}).values()]:
+        _int_list(sizes if isinstance(sizes, list) else [sizes], f"samples (of {where})")
+    seeds = t.get("seeds", 1)
+    _require(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"{where}: seeds must be >= 1")
 
 
 def load_spec(path: str | Path) -> Spec:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..errors import ResultStoreError
-from .spec import Task
+from .spec import LMTask, Task
 
 COLUMNS = {
     "key": "TEXT PRIMARY KEY",
@@ -31,6 +31,16 @@ COLUMNS = {
     "first_sample_queries": "INTEGER", "first_sample_distinct": "INTEGER",
     # walks on enumerable trees: the restart rule at its best T for TV <= 0.01, computed exactly
     "best_walk_steps": "INTEGER", "best_steps_per_sample": "REAL",
+    # language-model runs (NULL on the lab's rows; kind NULL means a lab row): the task, then the metrics of
+    # ttsample.experiments.lm_runs
+    "kind": "TEXT", "lm_task": "TEXT", "model": "TEXT", "prompt": "TEXT", "horizon": "INTEGER", "reward": "TEXT",
+    "reference": "TEXT", "beta": "REAL", "exact": "INTEGER", "value_kind": "TEXT", "options": "TEXT",
+    "weighted": "INTEGER", "ess": "REAL", "log_z_hat": "REAL", "acceptance_rate": "REAL", "setup_seconds": "REAL",
+    "z": "REAL", "z_exact": "INTEGER", "base_reward": "REAL", "pistar_reward": "REAL",
+    "mean_reward": "REAL", "accuracy": "REAL", "distinct_share": "REAL", "distinct_2": "REAL",
+    "off_support": "REAL", "tv_pistar": "REAL", "kl_pistar": "REAL", "kl_base": "REAL", "kl_base_pistar": "REAL",
+    "tv_floor": "REAL", "tv_floor_q95": "REAL", "kl_floor": "REAL", "tv_ratio": "REAL",
+    "law_dead_mass": "REAL", "tv_law_ratio": "REAL", "kl_pistar_law": "REAL", "kl_base_law": "REAL",
 }
 
 
@@ -80,8 +90,8 @@ class ResultStore:
     def done_keys(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT key FROM results")}
 
-    def add(self, task: Task, outcome: dict) -> None:
-        row = {"key": task.key, **asdict(task), "rho": task.rho, **outcome}
+    def add(self, task: Task | LMTask, outcome: dict) -> None:
+        row = {"key": task.key, **asdict(task), "rho": task.rho, "rho_label": task.rho_label, **outcome}
         row = {k: row.get(k) for k in COLUMNS}
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)

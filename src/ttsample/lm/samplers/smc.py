@@ -11,10 +11,12 @@ and keeps its weight. With a twist ``psi`` the intermediate targets are
   oracle, ``psi(v) = exp(oracle.log_weight(v) - log pi_ref(v))``; propose
   ``a ∝ pi_ref(a|v) psi(v,a)``, incremental weight
   ``sum_a pi_ref(a|v) psi(v,a) / psi(v)``, times ``tau(y) / psi(y)`` on reaching
-  a leaf (1 when the oracle is exact at leaves, as the protocol asks). A twisted
-  step lists every child of each particle (``oracle.children``), so it is for
-  vocabularies of at most ``MAX_CHILDREN_BRANCHING`` tokens; the initial weight
-  is ``psi(root)``.
+  a leaf (1 when the oracle is exact at leaves, as the protocol asks). This
+  step lists every child of each particle (``oracle.children``): vocabularies
+  of at most ``MAX_CHILDREN_BRANCHING`` tokens. Beyond, the twist stays in the
+  targets and the proposal is ``pi_ref`` (``oracle.propose_child``): the
+  incremental weight is ``psi(v, a) / psi(v)``, which at a leaf already holds
+  ``tau``. The initial weight is ``psi(root)`` either way.
 
 After each step, if the effective sample size ``ESS = (sum w)^2 / sum w^2``
 falls below ``ess_threshold * N`` while particles are still unfinished, the
@@ -42,7 +44,7 @@ import numpy as np
 from ...errors import ParameterError
 from ...logspace import logsumexp
 from ...samplers.base import Progress, SampleResult, check_sample_count
-from ...trees.trie import MAX_CHILDREN_BRANCHING
+from ...trees import trie
 from .base import lm_ledger
 from .outcome_rs import leaf_log_tau
 
@@ -83,12 +85,6 @@ def _check_options(n, particles, twist, oracle, task, resampling, ess_threshold)
     if twist:
         if oracle is None:
             raise ParameterError("twisted SMC reads its twist psi = V_hat from the oracle: pass an LMOracle")
-        if task.tree.branching > MAX_CHILDREN_BRANCHING:
-            raise ParameterError(
-                f"a twisted SMC step weighs every child of each particle, which is for vocabularies of at most "
-                f"{MAX_CHILDREN_BRANCHING} tokens; this one has {task.tree.branching}: use twist=False or a "
-                "proposal-based sampler"
-            )
     return int(particles)
 
 
@@ -123,7 +119,11 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
             step += 1
             v = nodes[active]
             incr = np.zeros(active.size)
-            if twist:
+            if twist and tree.branching > trie.MAX_CHILDREN_BRANCHING:  # the twist in the targets, proposals from pi_ref
+                child, log_q = counted.propose_child(v, rng)
+                with np.errstate(invalid="ignore"):
+                    incr += counted.log_weight(child) - counted.log_weight(v) - log_q
+            elif twist:
                 kids, log_wk = counted.children(v)  # log pi_ref(v, a) + log psi(v, a), shape (m, b)
                 total = logsumexp(log_wk, axis=1)
                 dead = np.isneginf(total)  # no child with psi > 0: move anywhere, the weight is zero already
@@ -143,7 +143,7 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
             done = np.flatnonzero(tree.is_leaf(child))
             if done.size:
                 log_tau = leaf_log_tau(task, child[done], cache)
-                if twist:  # the final factor tau / psi, psi(y) = w(y) / pi_ref(y)
+                if twist and tree.branching <= trie.MAX_CHILDREN_BRANCHING:  # the final factor tau / psi, psi(y) = w(y) / pi_ref(y)
                     with np.errstate(invalid="ignore"):
                         incr[done] += log_tau - (log_w_child[done] - task.log_pi_ref(child[done]))
                 else:

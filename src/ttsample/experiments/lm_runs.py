@@ -1,0 +1,351 @@
+"""One language-model run of a spec: ``generate`` on a fresh model, then its metrics, computed in the worker.
+
+The run goes through ``ttsample.lm.generate.generate`` (the path of ``ttsample
+generate``) on a model with an empty cache and ledger, so its costs do not
+depend on which runs the worker did before. Metrics (stored beside the costs):
+
+- ``accuracy``: the share of samples whose reward is > 0 (constraints only);
+  ``mean_reward``: the mean reward. Weighted samplers (SMC: samples with
+  ``log_weights``) give self-normalised weighted means; ``ess`` is their
+  effective sample size.
+- ``distinct_share``: distinct responses / n; ``distinct_2``: distinct token
+  bigrams / bigrams over all samples (EVALUATION.md's distinct n-grams).
+- Where ``pi*`` is exact (``exact = true``: the task's trie is enumerated on a
+  separate model, ``GenerationTask.exact_log_values``):
+  ``tv_pistar``: TV between the (weighted) empirical law of the samples and
+  ``pi*`` (finite); ``kl_pistar``: the plug-in KL(empirical || pi*), finite
+  unless a sample lies outside the support of ``pi*`` (then NULL, and
+  ``off_support`` holds the empirical mass outside; KL(pi* || empirical) is
+  infinite whenever a response goes unseen, so it is not used);
+  ``tv_floor`` / ``kl_floor``: the mean of the same statistics over 200 sets
+  of n exact draws from ``pi*`` (the noise floor at this n; ``tv_floor_q95``
+  its 95% quantile), and ``tv_ratio = tv_pistar / tv_floor``;
+  ``kl_base``: KL(empirical || pi_ref) with the Miller–Madow correction of
+  the empirical entropy (``+ (K - 1) / 2n``, K distinct responses);
+  ``kl_base_pistar``: KL(pi* || pi_ref), exact; ``z``: ``Z = E_pi_ref[tau]``.
+  The exact output law of the sampler where it has one in closed form:
+  best-of-n (the response chosen is the first of the highest reward level
+  among k draws: ``P(y) = pi_ref(y) / F_= ((F_< + F_=)^k - F_<^k)``) and
+  ActionLevelRS with deterministic values (exact, within rho, heuristic:
+  the product of its normalised child weights, read from the same oracle):
+  ``tv_output_law``, ``kl_pistar_law`` (NULL where infinite) and
+  ``kl_base_law``; ``law_dead_mass``: the probability that ActionLevelRS
+  reaches a node whose children all weigh zero (where the run stops with an
+  error).
+- Where ``pi*`` is not enumerable: ``z`` is estimated from
+  ``reference_draws`` responses drawn from ``pi_ref`` (a fixed seed, not
+  charged to the run), and ``kl_base`` is the identity
+  ``KL(pi* || pi_ref) = E_pi*[log tau] - log Z`` evaluated on the samples
+  (``mean log tau(y) - log Z_hat``): unbiased for an exact sampler, NULL when
+  a sample has ``tau = 0``; it does not separate samplers whose samples all
+  satisfy a constraint (then it is ``-log Z_hat`` for each).
+- ``base_reward``: the mean reward under ``pi_ref`` (exact, or from the
+  reference draws); ``pistar_reward``: under ``pi*`` (exact, or
+  self-normalised importance weights ``tau`` on the reference draws).
+
+Torch runs on one thread per run (restored after): parallel workers do not
+fight over cores, and serial and parallel sweeps compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import BudgetExhaustedError
+from .spec import LMTask
+
+FLOOR_REPEATS = 200  # exact-draw sets behind the noise floor
+FLOOR_SEED = 20_251_001
+REFERENCE_SEED = 7_919
+DEFAULT_REFERENCE_DRAWS = 512
+
+
+@contextmanager
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@lru_cache(maxsize=None)
+def _loaded(model: str):
+    from ..lm.backend import LanguageModel
+
+    return LanguageModel.load(model)
+
+
+def fresh_model(model: str):
+    """The model with an empty cache and ledger (the weights are loaded once per process)."""
+    from ..lm.backend import LanguageModel
+
+    base = _loaded(model)
+    return LanguageModel(base.model, base.tokenizer)
+
+
+def reward_name(task: LMTask) -> str:
+    """The name under which the task's reward is in ``REWARDS``; the minilm reward is registered here, per reference."""
+    from ..lm.rewards import REWARDS
+
+    if task.reward != "minilm":
+        return task.reward
+    name = f"minilm:{task.reference}"
+    if name not in REWARDS:
+        from ..lm.embedding import EmbeddingSimilarity
+
+        REWARDS[name] = EmbeddingSimilarity(task.reference)
+    return name
+
+
+@dataclass
+class Reference:
+    """What the metrics compare with, per task (model, prompt, horizon, reward, beta)."""
+
+    exact: bool
+    log_z: float
+    base_reward: float
+    pistar_reward: float
+    # exact only: per response (token tuple) its index; per index log pi_ref, log tau, reward, pi*
+    index: dict | None = None
+    log_pi: np.ndarray | None = None
+    log_tau: np.ndarray | None = None
+    reward: np.ndarray | None = None
+    pi_star: np.ndarray | None = None
+    kl_base_pistar: float | None = None
+
+
+def _task_key(task: LMTask, draws: int) -> tuple:
+    return (task.model, task.prompt, task.horizon, task.reward, task.reference, task.beta, task.exact, draws)
+
+
+_REFERENCES: dict[tuple, Reference] = {}
+_FLOORS: dict[tuple, tuple[float, float, float]] = {}
+
+
+def reference(task: LMTask, draws: int) -> Reference:
+    key = _task_key(task, draws)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = _build_reference(task, draws)
+    return _REFERENCES[key]
+
+
+def _build_reference(task: LMTask, draws: int) -> Reference:
+    from ..lm.rewards import REWARDS
+    from ..lm.task import GenerationTask
+    from ..logspace import logsumexp
+
+    gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, REWARDS[reward_name(task)], beta=task.beta)
+    if task.exact:
+        log_v = gen.exact_log_values()
+        leaves = gen.tree.leaf_nodes()
+        log_pi = gen.log_pi_ref(leaves)
+        texts = gen.text(leaves)
+        reward = np.array([gen.reward(t) for t in texts])
+        log_tau = _log_tau(reward, task.beta)
+        log_z = float(log_v[0])
+        with np.errstate(invalid="ignore"):
+            pi_star = np.where(np.isfinite(log_tau), np.exp(log_pi + log_tau - log_z), 0.0)
+        p_ref = np.exp(log_pi)
+        on = pi_star > 0
+        kl = float(np.sum(pi_star[on] * (np.log(pi_star[on]) - log_pi[on])))
+        index = {tok: i for i, tok in enumerate(gen.tokens(leaves))}
+        return Reference(True, log_z, float(p_ref @ reward), float(pi_star @ reward), index, log_pi, log_tau, reward,
+                         pi_star, kl)
+    rng = np.random.default_rng(REFERENCE_SEED)
+    leaves = gen.sample_suffix(np.zeros(draws, dtype=np.int64), rng)
+    reward = np.array([gen.reward(t) for t in gen.text(leaves)])
+    log_tau = _log_tau(reward, task.beta)
+    log_z = float(logsumexp(log_tau) - math.log(draws))
+    w = np.exp(log_tau - np.max(log_tau)) if np.isfinite(log_tau).any() else np.zeros(draws)
+    pistar_reward = float(w @ reward / w.sum()) if w.sum() > 0 else float("nan")
+    return Reference(False, log_z, float(reward.mean()), pistar_reward)
+
+
+def _log_tau(reward: np.ndarray, beta: float | None) -> np.ndarray:
+    return np.where(reward > 0, 0.0, -np.inf) if beta is None else reward / beta
+
+
+def noise_floor(task: LMTask, ref: Reference, n: int, draws: int) -> tuple[float, float, float]:
+    """Mean and 95% quantile of the TV, and mean plug-in KL, of the empirical law of n exact draws from pi*."""
+    key = (*_task_key(task, draws), n)
+    if key not in _FLOORS:
+        rng = np.random.default_rng(FLOOR_SEED + n)
+        support = ref.pi_star[ref.pi_star > 0]
+        counts = rng.multinomial(n, support / support.sum(), size=FLOOR_REPEATS) / n
+        tv = 0.5 * np.abs(counts - support).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kl = np.where(counts > 0, counts * np.log(counts / support), 0.0).sum(axis=1)
+        _FLOORS[key] = (float(tv.mean()), float(np.quantile(tv, 0.95)), float(kl.mean()))
+    return _FLOORS[key]
+
+
+def execute_lm(task: LMTask) -> dict:
+    """Run one language-model task and measure it (TtsampleErrors propagate: the runner stores them as errors)."""
+    from ..lm.generate import generate
+
+    options = json.loads(task.options)
+    draws = int(options.pop("reference_draws", DEFAULT_REFERENCE_DRAWS))
+    with one_thread():
+        name = reward_name(task)
+        lm = fresh_model(task.model)
+        try:
+            run = generate(lm, task.prompt, task.horizon, name, sampler=task.sampler,
+                           values=task.value_kind or "heuristic", rho=task.rho, beta=task.beta, n=task.samples,
+                           seed=task.seed, **options)
+        except BudgetExhaustedError as exc:
+            spent = exc.ledger.as_dict() if exc.ledger is not None else {}
+            return {"status": "budget", "delivered": 0, **spent}
+        outcome = {"status": "ok", "delivered": int(run.result.samples.size), **run.result.ledger.as_dict()}
+        outcome.update(_metrics(task, run, reference(task, draws), draws, options))
+    return outcome
+
+
+def _weights(log_weights) -> np.ndarray | None:
+    if log_weights is None:
+        return None
+    lw = np.asarray(log_weights, dtype=np.float64)
+    if not np.isfinite(lw).any():
+        return np.zeros(lw.size)
+    w = np.exp(lw - np.max(lw[np.isfinite(lw)]))
+    w[~np.isfinite(lw)] = 0.0
+    return w / w.sum()
+
+
+def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> dict:
+    leaves = run.result.samples
+    n = int(leaves.size)
+    tokens = run.task.tokens(leaves)
+    texts = run.task.text(leaves)
+    scored: dict[str, float] = {}
+    for t in texts:  # once per distinct text
+        if t not in scored:
+            scored[t] = run.task.reward(t)
+    reward = np.array([scored[t] for t in texts])
+    w = _weights(run.result.log_weights)
+    weighted = w is not None
+    if w is None:
+        w = np.full(n, 1.0 / n)
+    info = run.result.info
+    out = {
+        "weighted": int(weighted),
+        "ess": float(1.0 / np.sum(w**2)) if w.sum() > 0 else 0.0,
+        "log_z_hat": _finite(info.get("log_z")),
+        "acceptance_rate": _finite(info.get("acceptance_rate")),
+        "setup_seconds": float(info.get("values_setup", {}).get("seconds", 0.0)),
+        "z": math.exp(ref.log_z),
+        "z_exact": int(ref.exact),
+        "base_reward": ref.base_reward,
+        "pistar_reward": _finite(ref.pistar_reward),
+    }
+    if w.sum() <= 0:  # every weight is zero: no weighted metric exists
+        return out
+    live = w > 0
+    out["mean_reward"] = float(w @ reward)
+    out["accuracy"] = float(w @ (reward > 0)) if task.beta is None else None
+    distinct = {tokens[i] for i in np.flatnonzero(live)}
+    out["distinct_share"] = len(distinct) / n
+    bigrams = [tuple(tokens[i][j:j + 2]) for i in np.flatnonzero(live) for j in range(len(tokens[i]) - 1)]
+    out["distinct_2"] = len(set(bigrams)) / len(bigrams) if bigrams else None
+    law: dict[tuple, float] = {}
+    for tok, weight in zip(tokens, w):
+        if weight > 0:
+            law[tok] = law.get(tok, 0.0) + float(weight)
+    log_tau = _log_tau(reward, task.beta)
+    if not ref.exact:
+        ok = np.isfinite(log_tau[live]).all()
+        out["kl_base"] = float(w[live] @ log_tau[live] - ref.log_z) if ok else None
+        return out
+    idx = np.array([ref.index[tok] for tok in law])
+    p = np.array(list(law.values()))
+    q = ref.pi_star[idx]
+    out["off_support"] = float(p[q == 0].sum())
+    out["tv_pistar"] = float(0.5 * (np.abs(p - q).sum() + (1.0 - q.sum())))
+    out["kl_pistar"] = float(np.sum(p * np.log(p / q))) if out["off_support"] == 0 else None
+    out["kl_base"] = float(np.sum(p * (np.log(p) - ref.log_pi[idx])) - (p.size - 1) / (2 * n))
+    out["kl_base_pistar"] = ref.kl_base_pistar
+    tv_floor, tv_q95, kl_floor = noise_floor(task, ref, n, draws)
+    out.update(tv_floor=tv_floor, tv_floor_q95=tv_q95, kl_floor=kl_floor, tv_ratio=out["tv_pistar"] / tv_floor)
+    exact_law = _output_law(task, run, ref, options)
+    if exact_law is not None:
+        law_p, dead = exact_law
+        out["law_dead_mass"] = dead
+        if dead == 0:
+            on = law_p > 0
+            out["tv_output_law"] = float(0.5 * np.abs(law_p - ref.pi_star).sum())
+            out["tv_law_ratio"] = out["tv_output_law"] / tv_floor
+            off = float(law_p[ref.pi_star == 0].sum())
+            out["kl_pistar_law"] = (float(np.sum(law_p[on] * np.log(law_p[on] / ref.pi_star[on]))) if off == 0
+                                    else None)
+            out["kl_base_law"] = float(np.sum(law_p[on] * (np.log(law_p[on]) - ref.log_pi[on])))
+    return out
+
+
+def _finite(x):
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _output_law(task: LMTask, run, ref: Reference, options: dict):
+    """The sampler's exact output law over the reference's responses, with the mass lost at dead ends; or None."""
+    if task.sampler == "best-of-n":
+        return best_of_n_law(ref, task.beta, int(options.get("candidates", 8))), 0.0
+    if task.sampler == "action-rs" and task.value_kind in ("exact", "heuristic"):
+        return _action_rs_law(task, run, ref)
+    return None
+
+
+def best_of_n_law(ref: Reference, beta: float | None, k: int) -> np.ndarray:
+    """Best of k draws from pi_ref by the compared reward (tau for a constraint, r for a tilt), ties to the first."""
+    score = np.exp(ref.log_tau) if beta is None else ref.reward
+    p_ref = np.exp(ref.log_pi)
+    levels, level_of = np.unique(score, return_inverse=True)
+    mass = np.bincount(level_of, weights=p_ref, minlength=levels.size)
+    below = np.concatenate([[0.0], np.cumsum(mass)[:-1]])
+    chosen = (below + mass) ** k - below**k  # P(the best of k draws is at this level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.where(mass > 0, chosen / mass, 0.0)
+    return p_ref * per[level_of]
+
+
+def _action_rs_law(task: LMTask, run, ref: Reference):
+    from ..lm.oracle import LMOracle
+    from ..lm.values import ExactValues, HeuristicValues
+    from ..oracles import with_error
+
+    gt = run.task
+    values = ExactValues(gt) if task.value_kind == "exact" else HeuristicValues(gt)
+    oracle = with_error(LMOracle(gt, values), "random" if task.rho > 1 else "exact", task.rho, task.seed)
+    tree = gt.tree
+    tree.grow_all(1 << 20)
+    every = np.arange(tree.num_nodes, dtype=np.int64)
+    depth = tree.depth_of(every)
+    mass = np.zeros(every.size)
+    mass[0] = 1.0
+    dead = 0.0
+    for h in range(tree.depth):
+        nodes = every[(depth == h) & ~tree.is_leaf(every)]
+        nodes = nodes[mass[nodes] > 0]
+        if not nodes.size:
+            continue
+        kids, log_w = oracle.children(nodes)
+        top = log_w.max(axis=1, keepdims=True)
+        stuck = np.isneginf(top[:, 0])
+        dead += float(mass[nodes[stuck]].sum())
+        with np.errstate(invalid="ignore"):
+            prob = np.where(stuck[:, None], 0.0, np.exp(log_w - np.where(stuck[:, None], 0.0, top)))
+        prob /= np.maximum(prob.sum(axis=1, keepdims=True), 1e-300)
+        np.add.at(mass, kids.ravel(), (mass[nodes][:, None] * prob).ravel())
+    leaves = tree.leaf_nodes()
+    law = np.zeros(ref.pi_star.size)
+    for tok, m in zip(gt.tokens(leaves), mass[leaves]):
+        law[ref.index[tok]] += m
+    return law, dead
