@@ -40,7 +40,7 @@ def test_sample_suffix_follows_pi_ref_and_a_tilted_hook_is_caught(lm):
     assert task.tree.is_leaf(leaves).all()
     assert chi_square_p_value(leaves, law) > FALSE_ALARM
 
-    def likes_eos(nodes, log_probs):  # twin: <eos> twice as likely at every step
+    def likes_eos(rows, nodes, log_probs):  # twin: <eos> twice as likely at every step
         boost = torch.zeros(log_probs.shape[1], dtype=log_probs.dtype)
         boost[task.eos_action] = np.log(2.0)
         return log_probs + boost
@@ -53,10 +53,10 @@ def test_hooks_reweight_each_step(lm):
     task = GenerationTask(lm, "", 4, dyck_valid)
     start = np.zeros(200, dtype=np.int64)
     plain = task.sample_suffix(start, np.random.default_rng(3))
-    same = task.sample_suffix(start, np.random.default_rng(3), logits_hook=lambda nodes, q: q)
+    same = task.sample_suffix(start, np.random.default_rng(3), logits_hook=lambda rows, nodes, q: q)
     assert np.array_equal(plain, same)  # the identity hook changes nothing, draw for draw
 
-    def no_eos(nodes, log_probs):
+    def no_eos(rows, nodes, log_probs):
         out = log_probs.clone()
         out[:, task.eos_action] = -np.inf
         return out
@@ -64,6 +64,14 @@ def test_hooks_reweight_each_step(lm):
     long = task.sample_suffix(start, np.random.default_rng(3), logits_hook=no_eos)
     assert np.all(task.tree.depth_of(long) == 4) and not any(t[-1] == lm.tokenizer.eos_id for t in task.tokens(long))
     assert np.any(task.tree.depth_of(plain) < 4)  # without the hook some responses end early
+
+    def per_row(rows, nodes, log_probs):  # rows name the responses of the batch: even ones may not end early
+        out = log_probs.clone()
+        out[torch.as_tensor(rows % 2 == 0), task.eos_action] = -np.inf
+        return out
+
+    mixed = task.sample_suffix(start, np.random.default_rng(3), logits_hook=per_row)
+    assert np.all(task.tree.depth_of(mixed[::2]) == 4) and np.any(task.tree.depth_of(mixed[1::2]) < 4)
 
 
 def test_text_tokens_and_exact_values(lm):

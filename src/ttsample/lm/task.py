@@ -8,6 +8,7 @@ The single place for what every language-model sampler shares:
   constraint (``beta=None``), on the text of a leaf (``log_tau``);
 - decoding: ``sample_suffix(nodes, rng, logits_hook)`` completes nodes to
   leaves under ``pi_ref`` (the hook reweights each step's next-token law:
+  with the row of each response, so each can carry its own perturbation:
   AISP and guided decoding use it);
 - the text of a node (``text``), with no enumeration;
 - the exact ``V*`` by enumerating the trie, for horizons small enough.
@@ -28,9 +29,10 @@ from ..errors import ParameterError
 from ..trees import TokenTrie
 from .rewards import checked
 
-# hook(nodes, log_probs) -> log-weights over the allowed tokens: torch tensors (m, A) on the model's device;
-# the task renormalises what it returns
-LogitsHook = Callable[[np.ndarray, "torch.Tensor"], "torch.Tensor"]
+# hook(rows, nodes, log_probs) -> log-weights over the allowed tokens, (m, A) torch tensors on the model's device;
+# rows: which of the batch the caller passed each node is (in sample_suffix, the row of the response being
+# decoded, so that each response can carry its own perturbation, as AISP's do); the task renormalises the result
+LogitsHook = Callable[[np.ndarray, np.ndarray, "torch.Tensor"], "torch.Tensor"]
 
 
 def generation_actions(tokenizer) -> np.ndarray:
@@ -95,7 +97,8 @@ class GenerationTask:
         self._grown()
         return self._backend[np.asarray(nodes, dtype=np.int64)]
 
-    def next_log_probs_tensor(self, nodes: np.ndarray, logits_hook: LogitsHook | None = None):
+    def next_log_probs_tensor(self, nodes: np.ndarray, logits_hook: LogitsHook | None = None,
+                              rows: np.ndarray | None = None):
         """``log pi_ref(a | node)`` over the allowed tokens, a (len(nodes), A) tensor on the model's device."""
         import torch
 
@@ -104,7 +107,7 @@ class GenerationTask:
             raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
         q = self.lm.next_logprobs_tensor(self.model_handles(nodes))[:, self._columns]
         if logits_hook is not None:
-            q = logits_hook(nodes, q)
+            q = logits_hook(np.arange(nodes.size) if rows is None else rows, nodes, q)
         return torch.log_softmax(q, dim=1)
 
     def next_log_probs(self, nodes: np.ndarray, logits_hook: LogitsHook | None = None) -> np.ndarray:
@@ -136,8 +139,8 @@ class GenerationTask:
 
     # ---- decoding ----
 
-    def draw_children(self, nodes: np.ndarray, rng: np.random.Generator,
-                      logits_hook: LogitsHook | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def draw_children(self, nodes: np.ndarray, rng: np.random.Generator, logits_hook: LogitsHook | None = None,
+                      rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """One child per node from ``pi_ref`` (reweighted by the hook): child handles and their log-probabilities.
 
         Drawn on the model's device by a torch generator seeded from ``rng``;
@@ -146,7 +149,7 @@ class GenerationTask:
         import torch
 
         nodes = np.asarray(nodes, dtype=np.int64)
-        q = self.next_log_probs_tensor(nodes, logits_hook)
+        q = self.next_log_probs_tensor(nodes, logits_hook, rows)
         generator = torch.Generator(device=q.device).manual_seed(int(rng.integers(2**63 - 1)))
         # inverse transform: far faster than torch.multinomial on wide rows; u in (0, total] never picks a zero
         cdf = torch.cumsum(q.exp(), dim=1, dtype=torch.float64)
@@ -161,7 +164,7 @@ class GenerationTask:
         out = np.asarray(nodes, dtype=np.int64).copy()
         open_ = np.flatnonzero(~self.tree.is_leaf(out))
         while open_.size:
-            out[open_], _ = self.draw_children(out[open_], rng, logits_hook)
+            out[open_], _ = self.draw_children(out[open_], rng, logits_hook, rows=open_)
             open_ = open_[~self.tree.is_leaf(out[open_])]
         return out
 
