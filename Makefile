@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench clean
+.PHONY: run demo test bench bench-genlm clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -25,6 +25,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/walk_throughput.py
+
+# the peer benchmark: installs the optional genlm-control extra (about 0.4 GB) into .venv first
+bench-genlm: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[genlm]"
+	$(PY) benchmarks/vs_genlm.py
 
 clean:
 	rm -rf $(VENV)
