@@ -145,6 +145,8 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
     from .eval.report import VERDICTS, write_report
     from .experiments.reproductions import (
         ADVERSARY_ORACLES,
+        LM_CAVEATS,
+        LM_EXPECTATIONS,
         SCALING_CAVEATS,
         SCALING_EXPECTATIONS,
         TTT_CAVEATS,
@@ -162,15 +164,22 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
         rep = get_reproduction(reproduction)
         title, intro, expectations, caveats = rep.title, rep.intro, rep.expectations, rep.caveats
         axes, extra, adversary = rep.axes, rep.extra_sections, rep.adversary_oracles
+        lm_expectations = rep.lm_expectations
     else:
         title, intro = f"Sweep report: {out.name}", "Cost per sample against depth and class size for every series."
         expectations, caveats = SCALING_EXPECTATIONS + TTT_EXPECTATIONS, SCALING_CAVEATS + TTT_CAVEATS
         axes, extra, adversary = ("depth", "class_size"), None, ADVERSARY_ORACLES
+        lm_expectations = LM_EXPECTATIONS
+        if any(r.get("kind") == "lm" for r in rows):
+            caveats = caveats + LM_CAVEATS if any(r.get("kind") != "lm" for r in rows) else LM_CAVEATS
     summary = write_report(rows, out, title=title, intro=intro, expectations=expectations, caveats=caveats,
-                           command=command, axes=axes, extra_sections=extra, adversary_oracles=adversary)
+                           command=command, axes=axes, extra_sections=extra, adversary_oracles=adversary,
+                           lm_expectations=lm_expectations)
     verdicts = [v["verdict"] for v in summary["expectations"]]
     counts = ", ".join(f"{verdicts.count(k)} {k}" for k in VERDICTS)
-    console.print(f"wrote {out / 'report.md'} ({len(summary['series'])} series; expectations: {counts})")
+    shown = f"{len(summary['series'])} series" if summary["series"] or "lm_points" not in summary else (
+        f"{len(summary['lm_points'])} configurations")
+    console.print(f"wrote {out / 'report.md'} ({shown}; expectations: {counts})")
 
 
 @app.command()
@@ -210,19 +219,24 @@ def report(out: Path = typer.Argument(..., help="A folder written by `ttsample s
 
 @app.command()
 def reproduce(
-    name: str = typer.Argument(..., help="Which reproduction: scaling or ttt."),
+    name: str = typer.Argument(..., help="Which reproduction: scaling, ttt or lm (language-model samplers)."),
     out: Path = typer.Option(..., "--out", help="Output folder (resumable)."),
     quick: bool = typer.Option(False, "--quick", help="A small grid that runs in about a minute."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
+    executor: str = typer.Option("process", help="process, or ray (optional extra ttsample[ray])."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a local Ray instance)."),
 ) -> None:
-    """Run a shipped reproduction and write its report (report.md, plots, table.csv, summary.json)."""
+    """Run a shipped reproduction and write its report (report.md, plots, table.csv, summary.json).
+
+    Resumable: a killed run continues where it stopped when run again with the same --out.
+    """
     from .experiments.reproductions import get_reproduction
 
     try:
         rep = get_reproduction(name)
         out.mkdir(parents=True, exist_ok=True)
         (out / "reproduction.txt").write_text(name + "\n")
-        _sweep(rep.spec(quick), out, workers, "process", None)
+        _sweep(rep.spec(quick), out, workers, executor, address)
         _report(out, name, f"ttsample reproduce {name} --out {out}" + (" --quick" if quick else ""))
     except TtsampleError as exc:
         _fail(exc)
@@ -260,12 +274,15 @@ def generate(
     horizon: int = typer.Option(8, help="Longest response H in tokens (<eos> ends one earlier)."),
     reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
-    sampler: str = typer.Option(..., help="vgb, action-rs, outcome-rs, best-of-n, smc, twisted-smc or mh."),
+    sampler: str = typer.Option(..., help="vgb, action-rs, outcome-rs, best-of-n, smc, twisted-smc, mh or aisp."),
     values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic or head."),
     rho: float = typer.Option(1.0, help="Put the lab's random error model on the values: a fixed factor in [1/rho, rho] per node."),
     n: int = typer.Option(10, "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    option: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                     help="A sampler option, repeatable: e.g. --set particles=64 (smc), --set candidates=16 "
+                                          "(best-of-n, aisp), --set sigma=0.7 --set lam=0.3 --set window=8 (aisp)."),
     out: Path = typer.Option(..., "--out", help="Folder for samples.jsonl and ledger.json."),
 ) -> None:
     """Sample N responses from pi*(y|x) ∝ pi_ref(y|x) tau(x,y); write DIR/samples.jsonl and DIR/ledger.json."""
@@ -273,13 +290,14 @@ def generate(
 
     try:
         check_output_folder(out)
+        options = _sampler_options(option)
         if rho < 1 or not np.isfinite(rho):
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
         with _progress_bar() as bar:
             job = bar.add_task(sampler, total=n)
             run = run_generation(model, prompt, horizon, reward, sampler=sampler, values=values, rho=rho, beta=beta,
                                  n=n, seed=seed, device=device,
-                                 progress=lambda done, total: bar.update(job, completed=done))
+                                 progress=lambda done, total: bar.update(job, completed=done), **options)
         texts, rewards = run.texts(), run.rewards()
         tokens = run.task.tokens(run.result.samples)
         weights = run.result.log_weights
@@ -287,7 +305,7 @@ def generate(
                              **({"log_weight": float(weights[i])} if weights is not None else {})})
                  for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
         record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta, "sampler": sampler,
-                  "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device,
+                  "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device, "options": options,
                   **run.result.ledger.as_dict(), "info": _jsonable(run.result.info)}
         write_outputs(out, {"samples.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
                             "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n")})
@@ -304,6 +322,24 @@ def generate(
     for t in texts[:3]:
         console.print(repr(t), markup=False)
     console.print(f"wrote {out / 'samples.jsonl'} and {out / 'ledger.json'}")
+
+
+def _sampler_options(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings as keyword arguments: numbers where they parse as numbers, text otherwise."""
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ParameterError(f"--set takes KEY=VALUE (e.g. --set particles=64), got {pair!r}")
+        for parse in (int, float):
+            try:
+                options[key.strip()] = parse(text)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key.strip()] = text
+    return options
 
 
 def _jsonable(value):

@@ -9,6 +9,7 @@ Shared by ``ttsample generate`` and the Python API; nothing here prints or write
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from functools import partial
 
@@ -22,6 +23,7 @@ from .backend import LanguageModel
 from .oracle import LMOracle
 from .rewards import REWARDS
 from .samplers.action_rs import sample_action_rs
+from .samplers.aisp import sample_aisp
 from .samplers.best_of_n import sample_best_of_n
 from .samplers.mh import sample_mh
 from .samplers.outcome_rs import sample_outcome_rs
@@ -45,6 +47,7 @@ LM_SAMPLERS = {
     "smc": LMSampler(partial(sample_smc, twist=False), False),
     "twisted-smc": LMSampler(partial(sample_smc, twist=True), True),
     "mh": LMSampler(sample_mh, False),
+    "aisp": LMSampler(sample_aisp, False),
 }
 VALUES = ("exact", "rollout", "heuristic", "head")
 
@@ -90,10 +93,15 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
         raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
+    entry = LM_SAMPLERS[sampler]
+    accepted = [name for name, p in inspect.signature(entry.sample).parameters.items()
+                if p.kind == p.KEYWORD_ONLY and name not in ("progress", "twist")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ParameterError(f"{sampler} has no option {', '.join(unknown)}; its options: {', '.join(accepted)}")
     lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device)
     task = GenerationTask(lm, prompt, horizon, REWARDS[reward], beta=beta)
     rng = np.random.default_rng(seed)
-    entry = LM_SAMPLERS[sampler]
     oracle, setup = None, Ledger()
     if entry.uses_values:
         before = lm.ledger.as_dict()

@@ -1,0 +1,132 @@
+"""AISP: adaptive importance sampling on pre-logits (Kanai et al., arXiv 2510.26219), on a generation task.
+
+A test-time aligner, not an exact sampler of ``pi*`` (ALGORITHMS.md §7). For
+the first ``window`` generated positions it adds a Gaussian perturbation
+``v_t ~ N(u_t, sigma^2 I)`` to the pre-logits ``z_t`` (the final hidden state
+the LM head reads) and decodes from ``softmax(W (z_t + v_t) + b)``, that is,
+the model's logits plus ``W v_t``; later positions decode normally. The means
+``U = (u_1 .. u_window)`` adapt over ``iterations`` rounds of ``candidates``
+responses: with rewards ``r_i``,
+
+    s_i = r_i / lambda - ((1 - alpha) / sigma^2) sum_t <u_t, v_{i,t}>,   w = softmax(s),   U <- sum_i w_i V_i,
+
+and the best-reward response over all rounds is kept. ``decode="sample"``
+draws each token from the perturbed law (the candidates differ by their
+perturbation and their draws); ``decode="argmax"`` takes its most likely
+token (the candidates differ by their perturbation only, as in the paper's
+greedy variant). As ``lambda -> 0`` the weights put all their mass on the best
+candidate of each round: best-of-n with a moving proposal.
+
+Every round's candidates of every chain are decoded in one batch through the
+task's decoding hook (no second decoding loop); ``n`` chains (independent
+AISP runs on the same prompt) run side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import ParameterError
+from ...logspace import logsumexp
+from ...samplers.base import Progress, SampleResult, check_sample_count
+from .base import lm_ledger
+
+DECODE = ("sample", "argmax")
+
+
+def aisp_update(u: np.ndarray, v: np.ndarray, rewards: np.ndarray, sigma: float, lam: float, alpha: float):
+    """One mean update: ``u`` (window, d), ``v`` (n, window, d), rewards (n,) -> new ``u`` and the log-weights."""
+    s = np.asarray(rewards, dtype=np.float64) / lam - ((1.0 - alpha) / sigma**2) * np.einsum("td,ntd->n", u, v)
+    log_w = s - logsumexp(s)  # a softmax that survives rewards of any scale
+    return np.einsum("n,ntd->td", np.exp(log_w), v), log_w
+
+
+def perturbation_hook(task, perturbations: np.ndarray, decode: str = "sample", kl: np.ndarray | None = None):
+    """A decoding hook adding ``W v`` to the logits of row ``r`` at position ``t < window`` (``perturbations`` (rows, window, d)).
+
+    With ``decode="argmax"`` the hook leaves only each row's most likely token.
+    ``kl``: per-row running sum of the token-level KL(perturbed || base), updated in place.
+    """
+    import torch
+
+    weight, _ = task.lm.head()
+    device = task.lm.device
+    w_allowed = torch.as_tensor(weight[task.actions], device=device)  # (A, d): the head's rows for the allowed tokens
+    pert = torch.as_tensor(perturbations, dtype=w_allowed.dtype, device=device)
+    window = perturbations.shape[1]
+
+    def hook(rows, nodes, log_probs):
+        depth = task.tree.depth_of(nodes)
+        out = log_probs.clone()
+        inside = np.flatnonzero(depth < window)
+        if inside.size:
+            shift = torch.einsum("rd,ad->ra", pert[rows[inside], depth[inside]], w_allowed)
+            out[inside] = log_probs[inside] + shift.to(log_probs.dtype)
+        if kl is not None:
+            new = torch.log_softmax(out, dim=1)
+            kl[rows] += (new.exp() * (new - torch.log_softmax(log_probs, dim=1))).sum(dim=1).double().cpu().numpy()
+        if decode == "argmax":
+            best = out.argmax(dim=1, keepdim=True)
+            out = torch.full_like(out, -np.inf).scatter_(1, best, 0.0)
+        return out
+
+    return hook
+
+
+def sample_aisp(task, oracle, n: int, rng: np.random.Generator, *, window: int = 8, candidates: int = 8,
+                iterations: int = 8, sigma: float = float(np.sqrt(0.5)), lam: float = 0.3, alpha: float = 0.999,
+                decode: str = "sample", progress: Progress | None = None) -> SampleResult:
+    """``n`` independent AISP chains; each returns its best response. ``oracle`` is not used (rewards only)."""
+    n = check_sample_count(n)
+    if not isinstance(window, (int, np.integer)) or window < 1:
+        raise ParameterError(f"the control window tau must be an integer >= 1, got {window!r}")
+    if not isinstance(candidates, (int, np.integer)) or candidates < 2:
+        raise ParameterError(f"AISP needs at least 2 candidates per iteration to weigh, got {candidates!r}")
+    if not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ParameterError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if not sigma > 0 or not np.isfinite(sigma):
+        raise ParameterError(f"sigma must be a finite number > 0, got {sigma!r}")
+    if not lam > 0 or not np.isfinite(lam):
+        raise ParameterError(f"lambda must be a finite number > 0, got {lam!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ParameterError(f"alpha must be in [0, 1], got {alpha!r}")
+    if decode not in DECODE:
+        raise ParameterError(f"decode must be one of {', '.join(DECODE)}, got {decode!r}")
+    if task.lm.model.get_output_embeddings() is None:
+        raise ParameterError("AISP perturbs the pre-logits that an LM head reads; this model exposes no LM head")
+    window = min(int(window), task.horizon)
+    d = task.lm.hidden_size
+    u = np.zeros((n, window, d))
+    best_leaf = np.zeros(n, dtype=np.int64)
+    best_reward = np.full(n, -np.inf)
+    history = {"mean_reward": [], "best_reward": [], "ess": [], "u_norm": [], "kl": []}
+    tried: list[list[tuple[int, float, float]]] = [[] for _ in range(n)]
+    with lm_ledger(task) as (ledger, _):
+        for k in range(iterations):
+            v = u[:, None] + sigma * rng.standard_normal((n, candidates, window, d))  # (n, m, window, d)
+            kl = np.zeros(n * candidates)
+            hook = perturbation_hook(task, v.reshape(n * candidates, window, d), decode, kl)
+            leaves = task.sample_suffix(np.zeros(n * candidates, dtype=np.int64), rng, logits_hook=hook)
+            rewards = np.array([task.reward(t) for t in task.text(leaves)]).reshape(n, candidates)
+            ledger.record_tries(n * candidates, n * candidates, n * candidates)
+            ledger.steps += int(task.tree.depth_of(leaves).sum())
+            leaves = leaves.reshape(n, candidates)
+            ess = np.zeros(n)
+            for c in range(n):
+                u[c], log_w = aisp_update(u[c], v[c], rewards[c], sigma, lam, alpha)
+                ess[c] = 1.0 / np.sum(np.exp(2 * log_w))
+                tried[c] += [(int(x), float(r), float(lw)) for x, r, lw in zip(leaves[c], rewards[c], log_w)]
+                top = int(np.argmax(rewards[c]))
+                if rewards[c, top] > best_reward[c]:
+                    best_reward[c], best_leaf[c] = rewards[c, top], leaves[c, top]
+            history["mean_reward"].append(float(rewards.mean()))
+            history["best_reward"].append(float(best_reward.mean()))
+            history["ess"].append(float(ess.mean()))
+            history["u_norm"].append(float(np.linalg.norm(u, axis=(1, 2)).mean()))
+            history["kl"].append(float(kl.mean()))
+            if progress is not None:
+                progress(n * (k + 1) / iterations, n)
+    info = {"window": window, "candidates": int(candidates), "iterations": int(iterations), "sigma": float(sigma),
+            "lambda": float(lam), "alpha": float(alpha), "decode": decode, "diagnostics": history,
+            "best_reward": best_reward, "tried": tried, "u": u}
+    return SampleResult(best_leaf, ledger, info)
