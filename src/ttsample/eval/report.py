@@ -1,5 +1,10 @@
 """Reports for sweeps: report.md, one PNG per problem family, table.csv and summary.json.
 
+Language-model runs (rows of kind ``lm``) get their own part: one point per
+configuration (task, sampler, values, options, n) summarised over seeds, series
+against n, metric-against-cost plots per task, and the same verdict rule for
+their expectations (``write_lm_report`` when a sweep holds only those).
+
 Expectations are stated beside the data: each names its provenance (a cited
 result, the paper's abstract, our derivation, our conjecture, or a proof that
 makes it a control on the implementation), the series it is about, the fitted
@@ -20,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .scaling import Series, aggregate_table, collect, fit, worst_cases
+from .scaling import Series, aggregate_table, collect, collect_lm, fit, lm_series, worst_cases
 
 
 PROVENANCE = {
@@ -75,6 +80,11 @@ class Expectation:
     def verdict(self, fitted: dict) -> dict:
         fm = fitted[self.metric]
         value = fm[self.quantity]
+        if self.expected(fitted) is None or (self.alternative is not None and self.alternative(fitted) is None):
+            # what the claim is judged against was not measured (e.g. every run of a configuration failed)
+            return {"expected": None, "alternative": None, "band": [None, None], "measured": value,
+                    "ci95": fm.get(f"{self.quantity}_ci95"), "deterministic": fm["deterministic"],
+                    "seeds": fm["seeds"], "to_decide": "", "verdict": "not measured"}
         out = {"expected": self.expected(fitted), "alternative": None if self.alternative is None else
                self.alternative(fitted), "band": list(self.band(fitted)), "measured": value,
                "ci95": fm.get(f"{self.quantity}_ci95"), "deterministic": fm["deterministic"], "seeds": fm["seeds"],
@@ -260,6 +270,8 @@ def _judge(expectations: list[Expectation], fitted: list[dict]) -> list[dict]:
 
 def _band_text(v: dict) -> str:
     low, high = v["band"]
+    if v["expected"] is None:
+        return "–"
     if v.get("lower_bound"):
         return f">= {_fmt(v['expected'])} (band >= {_fmt(low)})"
     if v["upper_bound"]:
@@ -277,7 +289,8 @@ def _verdict_table(verdicts: list[dict]) -> list[str]:
             measured = f"{v['measured']:.2f} (value: no seed variance)"
         else:
             measured = f"{v['measured']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
-        alt = "–" if v["alternative"] is None else f"{v['alternative_name']} ({v['alternative']:.2f})"
+        alt = ("–" if v["alternative"] is None and not v["alternative_name"] else v["alternative_name"]
+               if v["alternative"] is None else f"{v['alternative_name']} ({v['alternative']:.2f})")
         fitted = (f"{v['quantity']} of {v['metric']} over seeds" if v["axis"] == "seeds"
                   else f"{v['quantity']} of {v['metric']} vs {v['axis']}")
         lines.append(f"| {_cell(v['claim'])} | {v['provenance']} | {_cell(v['source'])} | {_cell(v['series'])} | "
@@ -290,7 +303,7 @@ def _verdict_table(verdicts: list[dict]) -> list[str]:
 def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expectations: list[Expectation],
                  caveats: list[str], command: str, axes: tuple[str, ...] = ("depth",),
                  extra_sections: Callable[[list[dict]], list[str]] | None = None,
-                 adversary_oracles: tuple[str, ...] = ()) -> dict:
+                 adversary_oracles: tuple[str, ...] = (), lm_expectations: list[Expectation] = ()) -> dict:
     """Write report.md, table.csv, summary.json and the plots into ``out``; returns the summary.
 
     ``adversary_oracles``: the oracle error models whose runs form the search
@@ -298,6 +311,11 @@ def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expecta
     section, and expectations apply to it as series with ``worst_case`` set.
     """
     out.mkdir(parents=True, exist_ok=True)
+    lm_rows = [r for r in rows if r.get("kind") == "lm"]
+    rows = [r for r in rows if r.get("kind") != "lm"]  # the lab's (kind NULL in stores of any version)
+    if lm_rows and not rows:
+        return write_lm_report(lm_rows, out, title=title, intro=intro, expectations=lm_expectations,
+                               caveats=caveats, command=command)
     by_axis = {axis: collect(rows, axis) for axis in axes}
     fitted = [fit(s) for axis in axes for s in by_axis[axis]]
     worst = worst_cases(rows, "best_steps", adversary_oracles) if adversary_oracles else []
@@ -329,6 +347,15 @@ def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expecta
 
     summary = {"title": title, "command": command, "costs": COSTS, "series": fitted, "worst_cases": worst,
                "expectations": findings, "controls": controls, "plots": plots}
+    lm_lines: list[str] = []
+    if lm_rows:  # a sweep of both kinds: the language-model part follows the lab's, its table in lm_table.csv
+        lm = _lm_part(lm_rows, out, lm_expectations, "lm_table.csv")
+        summary.update(lm["summary"])
+        summary["expectations"] = findings + lm["findings"]
+        summary["controls"] = controls + lm["controls"]
+        summary["plots"] = plots + lm["plots"]
+        lm_lines = (["## Language-model expectations against the data", "", LM_COUNTED, ""] + _verdict_table(lm["findings"])
+                    + (["### Controls", ""] + _verdict_table(lm["controls"]) if lm["controls"] else []) + lm["lines"])
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     lines = [f"# {title}", "", intro, "", f"Regenerate: `{command}`", "", "## What is counted", "", COSTS, ""]
@@ -370,7 +397,8 @@ def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expecta
                          f"{_show(f['first_distinct'], 'slope', 2)} | {_at_largest(f)} | "
                          f"{', '.join(map(str, f['censored_at'])) or '–'} | {tv} |")
         lines.append("")
-    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    lines += lm_lines
+    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in summary["plots"]]
     lines += ["", "## Read with care", ""] + [f"- {c}" for c in caveats]
     lines += ["", "Aggregated numbers per axis value: `table.csv`; fitted slopes and verdicts: `summary.json`.", ""]
     (out / "report.md").write_text("\n".join(lines))
@@ -390,3 +418,239 @@ def _worst_section(worst: list[dict], oracles: tuple[str, ...]) -> list[str]:
                      f"{', '.join(map(str, w['xs']))} | {', '.join(f'{v:,.0f}' for v in w['worst'])} | "
                      f"{'; '.join(w['instance'])} | {w['slope']:.2f} | {w['last_slope']:.2f} |")
     return lines + [""]
+
+
+# ---- language-model runs (rows of kind "lm"): points per configuration, metrics against cost ----
+
+LM_COUNTED = (
+    "Per run of n samples, from its ledger: *forward passes* of the model (a batch of rows is one pass), *tokens* "
+    "fed to it (a cached prefix is not fed again; each run starts from an empty cache), *reward calls* (the reward "
+    "on a whole response, or on a prefix for the heuristic values), *queries* of the value oracle (V_hat, for "
+    "the samplers that read it), and *seconds* of wall time on one thread; costs are shown per delivered "
+    "sample. What the values cost before sampling (enumerating the trie for exact values, the rollouts and "
+    "fitting of the test-time head) is part of the run's costs. Metrics: *TV to pi\\** and *KL to pi\\** are "
+    "of the (weighted) empirical law of the n samples, where pi\\* is exact (enumerated); *floor* is the mean TV "
+    "of n exact draws from pi\\* (200 repeats), and *TV / floor* the ratio (about 1 for an exact sampler); "
+    "*law TV* is the exact TV of the sampler's output law where it has one in closed form (best-of-n; "
+    "ActionLevelRS with deterministic values). *Accuracy*: share of samples with reward > 0 (constraints). "
+    "*KL to base*: where pi\\* is exact, KL(empirical || pi_ref) with the Miller–Madow entropy correction "
+    "(and the exact KL of the output law where there is one); elsewhere the identity E[log tau] - log Z_hat on "
+    "the samples (exact in expectation for a sampler of pi\\*; NULL when a sample has tau = 0). *Distinct*: "
+    "distinct responses / n. Weighted samplers (SMC) give self-normalised weighted metrics."
+)
+LM_SHOWN = (("tv_ratio", "TV / floor"), ("tv_output_law", "law TV"), ("kl_pistar", "KL to pi*"),
+            ("accuracy", "accuracy"), ("mean_reward", "reward"), ("kl_base", "KL to base"),
+            ("distinct_share", "distinct"), ("forward_passes", "fwd passes / sample"), ("tokens", "tokens / sample"),
+            ("reward_calls", "reward calls / sample"), ("seconds", "seconds / sample"))
+LM_PLOT_COSTS = (("forward_passes", "forward passes per sample"), ("seconds", "seconds per sample"))
+
+
+def lm_point_name(f: dict) -> str:
+    """A language-model configuration: task · sampler · values (· options) · n."""
+    values = "" if f["values"] == "-" else f" · values {f['values']}"
+    options = "".join(f" · {k}={v}" for k, v in sorted(f["options"].items()))
+    n = f" · n={f['samples']}" if "samples" in f else " · against n"
+    return f"{f['lm_task']} · {f['sampler']}{values}{options}{n}"
+
+
+def _cell_value(m: dict, digits: int = 3) -> str:
+    if m["mean"] is None:
+        return "–"
+    x = m["mean"]
+    text = f"{x:.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
+    if m["seeds"] > 1 and not m["deterministic"]:
+        text += f" ±{(m['q75'] - m['q25']) / 2:.2g}"
+    return text
+
+
+def _task_table(points: list[dict]) -> list[str]:
+    tasks: dict[str, dict] = {}
+    for p in points:
+        tasks.setdefault(p["lm_task"], p)
+    lines = ["## Language-model tasks", "",
+             "Z = E_pi_ref[tau] (exact where pi* is enumerated, else from reference draws of pi_ref); the base "
+             "reward is the mean reward under pi_ref, the pi* reward under pi* (exact, or self-normalised "
+             "importance weights on the reference draws).", "",
+             "| task | model | prompt | H | reward | tau | pi* | Z | KL(pi* \\|\\| pi_ref) | base reward | pi* reward |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, p in tasks.items():
+        reward = p["reward"] + (f" ({p['reference']!r})" if p.get("reference") else "")
+        tau = "1{r > 0}" if p["beta"] is None else f"exp(r / {p['beta']:g})"
+        exact = "exact" if p["exact"] else "not enumerated"
+        z = "–" if p["z"] is None else f"{p['z']:.4g}" + ("" if p["z_exact"] else " (est.)")
+        kl = "–" if p["kl_base_pistar"] is None else f"{p['kl_base_pistar']:.3f}"
+        base = "–" if p["base_reward"] is None else f"{p['base_reward']:.3f}"
+        star = "–" if p["pistar_reward"] is None else f"{p['pistar_reward']:.3f}"
+        lines.append(f"| {_cell(name)} | {p['model']} | {_cell(repr(p['prompt']))} | {p['horizon']} | "
+                     f"{_cell(reward)} | {tau} | {exact} | {z} | {kl} | {base} | {star} |")
+    return lines + [""]
+
+
+def _points_table(points: list[dict]) -> list[str]:
+    lines = ["## Every configuration", "",
+             "Means over seeds (± half the interquartile range where seeds differ); – where a metric does not "
+             "apply (no exact pi*, a tilt has no accuracy, no closed-form law). Failed: runs that stopped with an "
+             "error (listed below the table).", "",
+             "| task | sampler | values | options | n | seeds ok / failed | "
+             + " | ".join(name for _, name in LM_SHOWN) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(LM_SHOWN)]
+    errors = []
+    for p in points:
+        options = ", ".join(f"{k}={v}" for k, v in sorted(p["options"].items())) or "–"
+        cells = " | ".join(_cell_value(p[m]) for m, _ in LM_SHOWN)
+        lines.append(f"| {_cell(p['lm_task'])} | {p['sampler']} | {p['values']} | {_cell(options)} | {p['samples']} | "
+                     f"{p['seeds_ok']} / {p['seeds_failed']} | {cells} |")
+        errors += [f"- {lm_point_name(p)}: {_cell(e)}" for e in p["errors"]]
+    lines.append("")
+    if errors:
+        lines += ["Failed runs:", ""] + errors + [""]
+    return lines
+
+
+def _series_table(series: list[dict]) -> list[str]:
+    if not series:
+        return []
+    lines = ["## Against the number of samples n", "",
+             "Configurations run at several n: log-log slope of the median over seeds against n, with its 95% "
+             "bootstrap interval (TV of n exact draws falls like n^-1/2).", "",
+             "| configuration | n | TV to pi*: slope | TV / floor: slope | KL to pi*: slope | seconds / sample: slope |",
+             "|---|---|---|---|---|---|"]
+    for f in series:
+        lines.append(f"| {_cell(lm_point_name(f))} | {', '.join(map(str, f['xs']))} | "
+                     f"{_show(f['tv_pistar'], 'slope', 2)} | {_show(f['tv_ratio'], 'slope', 2)} | "
+                     f"{_show(f['kl_pistar'], 'slope', 2)} | {_show(f['seconds'], 'slope', 2)} |")
+    return lines + [""]
+
+
+def _lm_table_rows(points: list[dict]) -> list[dict]:
+    rows = []
+    for p in points:
+        row = {k: p[k] for k in ("lm_task", "model", "prompt", "horizon", "reward", "beta", "exact", "sampler",
+                                 "values", "samples", "seeds_ok", "seeds_failed", "z", "base_reward", "pistar_reward")}
+        row["options"] = json.dumps(p["options"], sort_keys=True)
+        for metric in p:
+            if isinstance(p[metric], dict) and "mean" in p[metric]:
+                row.update({f"{metric}_mean": p[metric]["mean"], f"{metric}_median": p[metric]["median"]})
+        rows.append(row)
+    return rows
+
+
+def plot_lm_task(points: list[dict], task: str, cost: str, cost_name: str, path: Path) -> bool:
+    """Metrics against a cost per sample (log x), one panel each: a marker per configuration at its median over
+    seeds, bars from the first to the third quartile, configurations run at several n joined by a line.
+    Dashed: where an exact sampler sits (TV / floor = 1; KL(pi* || pi_ref) where pi* is exact; pi*'s mean
+    reward on a tilt); dotted: the base model's accuracy or mean reward."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    mine = [p for p in points if p["lm_task"] == task and p[cost]["median"] is not None and p[cost]["median"] > 0]
+    if not mine:
+        return False
+    first = mine[0]
+    wanted = [("tv_ratio", "TV to pi* / noise floor of n exact draws", 1.0),
+              ("accuracy" if first["beta"] is None else "mean_reward",
+               "constraint accuracy" if first["beta"] is None else "mean reward (dashed: pi*'s, estimated)",
+               None if first["beta"] is None else first["pistar_reward"]),
+              ("kl_base", "KL to the base model", first["kl_base_pistar"]),
+              ("distinct_share", "distinct responses / n", None)]
+    metrics = [(m, name, ref) for m, name, ref in wanted if any(p[m]["median"] is not None for p in mine)]
+    cols = 2 if len(metrics) > 1 else 1
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 4.2 * rows), squeeze=False)
+    configs = sorted({(p["sampler"], p["values"], json.dumps(p["options"], sort_keys=True)) for p in mine})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "osD^vP*Xh<>p"
+    samplers = list(dict.fromkeys(c[0] for c in configs))  # a colour per sampler, a marker per values / options
+    style = {c: (colors[samplers.index(c[0]) % len(colors)],
+                 markers[[d for d in configs if d[0] == c[0]].index(c) % len(markers)]) for c in configs}
+    for ax, (metric, name, ref) in zip(axes.flat, metrics):
+        for config in configs:
+            pts = sorted((p for p in mine if (p["sampler"], p["values"], json.dumps(p["options"], sort_keys=True))
+                          == config and p[metric]["median"] is not None), key=lambda p: p["samples"])
+            if not pts:
+                continue
+            x = [p[cost]["median"] for p in pts]
+            y = [p[metric]["median"] for p in pts]
+            err = [[p[metric]["median"] - p[metric]["q25"] for p in pts],
+                   [p[metric]["q75"] - p[metric]["median"] for p in pts]]
+            label = config[0] + ("" if config[1] == "-" else f" ({config[1]})") + (
+                "" if config[2] == "{}" else " " + config[2].replace('"', "").strip("{}"))
+            if len({p["samples"] for p in pts}) > 1:
+                label += f" n={pts[0]['samples']}..{pts[-1]['samples']}"
+            ax.errorbar(x, y, yerr=err, marker=style[config][1], color=style[config][0],
+                        linestyle="-" if len(pts) > 1 else "none", capsize=2, label=label, alpha=0.85)
+        if ref is not None:
+            ax.axhline(ref, color="gray", linestyle="--", linewidth=1)
+        if metric in ("accuracy", "mean_reward") and first["base_reward"] is not None:
+            ax.axhline(first["base_reward"], color="gray", linestyle=":", linewidth=1)  # the base model's
+        if metric == "tv_ratio":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(cost_name)
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7, frameon=False)
+    fig.suptitle(f"{task}: metrics against {cost_name} (median over seeds, quartile bars)")
+    fig.tight_layout(rect=(0, 0.04 + 0.025 * math.ceil(len(labels) / 4), 1, 1))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _lm_part(rows: list[dict], out: Path, expectations: list[Expectation], table_name: str) -> dict:
+    points = collect_lm(rows)
+    series = lm_series(rows)
+    table = _lm_table_rows(points)
+    with open(out / table_name, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(table[0]) if table else ["empty"])
+        writer.writeheader()
+        writer.writerows(table)
+    verdicts = _judge(list(expectations), points + series)
+    plots = []
+    for task in dict.fromkeys(p["lm_task"] for p in points):
+        for cost, cost_name in LM_PLOT_COSTS:
+            name = f"lm_{''.join(c if c.isalnum() or c in '-_' else '_' for c in task)}_vs_{cost}.png"
+            if plot_lm_task(points, task, cost, cost_name, out / name):
+                plots.append(name)
+    lines = _task_table(points) + _points_table(points) + _series_table(series)
+    return {"summary": {"lm_points": points, "lm_series": series}, "plots": plots, "lines": lines,
+            "findings": [v for v in verdicts if v["provenance"] != "proof"],
+            "controls": [v for v in verdicts if v["provenance"] == "proof"]}
+
+
+def write_lm_report(rows: list[dict], out: Path, *, title: str, intro: str, expectations: list[Expectation],
+                    caveats: list[str], command: str) -> dict:
+    """report.md, table.csv, summary.json and the plots of a sweep of language-model runs only."""
+    lm = _lm_part(rows, out, expectations, "table.csv")
+    summary = {"title": title, "command": command, "costs": LM_COUNTED, **lm["summary"], "series": [],
+               "expectations": lm["findings"], "controls": lm["controls"], "plots": lm["plots"]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [f"# {title}", "", intro, "", f"Regenerate: `{command}`", "", "## What is counted", "", LM_COUNTED, ""]
+    lines += ["## Expectations against the data", "",
+              "Each claim is told apart from an alternative: its band reaches halfway to the alternative. "
+              "**confirmed**: the 95% interval (t interval of the mean over seeds, or bootstrap for slopes) lies "
+              "inside the band; **refuted**: it lies wholly outside; **inconclusive**: it straddles an edge (the last "
+              "column estimates the seeds that would decide it). A quantity with no seed variance is judged by its "
+              "value. Provenance: " + "; ".join(f"*{k}*: {v}" for k, v in PROVENANCE.items()) + ".", ""]
+    lines += _verdict_table(lm["findings"])
+    if lm["controls"]:
+        lines += ["## Controls", "", "Quantities fixed by a proof; the data check the implementation, they are not "
+                  "findings.", ""] + _verdict_table(lm["controls"])
+    lines += lm["lines"]
+    lines += ["## Plots", "", "Each metric against a cost per sample (log scale): the median over seeds, bars from "
+              "the first to the third quartile; a line joins one configuration run at several n.", ""]
+    lines += [f"![{p}]({p})" for p in lm["plots"]]
+    lines += ["", "## Read with care", ""] + [f"- {c}" for c in caveats]
+    lines += ["", "Aggregated numbers per configuration: `table.csv`; every point, series and verdict: "
+              "`summary.json`.", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return summary

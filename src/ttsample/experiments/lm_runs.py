@@ -33,7 +33,7 @@ depend on which runs the worker did before. Metrics (stored beside the costs):
   reaches a node whose children all weigh zero (where the run stops with an
   error).
 - Where ``pi*`` is not enumerable: ``z`` is estimated from
-  ``reference_draws`` responses drawn from ``pi_ref`` (a fixed seed, not
+  ``reference_draws`` responses (a field of the task) drawn from ``pi_ref`` (a fixed seed, not
   charged to the run), and ``kl_base`` is the identity
   ``KL(pi* || pi_ref) = E_pi*[log tau] - log Z`` evaluated on the samples
   (``mean log tau(y) - log Z_hat``): unbiased for an exact sampler, NULL when
@@ -63,7 +63,6 @@ from .spec import LMTask
 FLOOR_REPEATS = 200  # exact-draw sets behind the noise floor
 FLOOR_SEED = 20_251_001
 REFERENCE_SEED = 7_919
-DEFAULT_REFERENCE_DRAWS = 512
 
 
 @contextmanager
@@ -93,18 +92,41 @@ def fresh_model(model: str):
     return LanguageModel(base.model, base.tokenizer)
 
 
-def reward_name(task: LMTask) -> str:
-    """The name under which the task's reward is in ``REWARDS``; the minilm reward is registered here, per reference."""
+@lru_cache(maxsize=None)
+def _similarity(reference: str):
+    from ..lm.embedding import EmbeddingSimilarity
+
+    return EmbeddingSimilarity(reference)  # the encoder is loaded once per process and reference
+
+
+def reward_function(task: LMTask):
+    """The task's reward, text -> float: a name of ``REWARDS``, or the MiniLM similarity to its reference."""
+    from ..lm.rewards import REWARDS
+
+    return _similarity(task.reference) if task.reward == "minilm" else REWARDS[task.reward]
+
+
+@contextmanager
+def registered_reward(task: LMTask):
+    """The name under which ``generate`` finds the task's reward in ``REWARDS``.
+
+    The similarity reward is registered for the run only (as ``minilm:<reference>``) and removed after it, so
+    the table of named rewards is what ``ttsample.lm.rewards`` defines outside a run.
+    """
     from ..lm.rewards import REWARDS
 
     if task.reward != "minilm":
-        return task.reward
+        yield task.reward
+        return
     name = f"minilm:{task.reference}"
-    if name not in REWARDS:
-        from ..lm.embedding import EmbeddingSimilarity
-
-        REWARDS[name] = EmbeddingSimilarity(task.reference)
-    return name
+    added = name not in REWARDS
+    if added:
+        REWARDS[name] = reward_function(task)
+    try:
+        yield name
+    finally:
+        if added:
+            REWARDS.pop(name, None)
 
 
 @dataclass
@@ -140,11 +162,10 @@ def reference(task: LMTask, draws: int) -> Reference:
 
 
 def _build_reference(task: LMTask, draws: int) -> Reference:
-    from ..lm.rewards import REWARDS
     from ..lm.task import GenerationTask
     from ..logspace import logsumexp
 
-    gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, REWARDS[reward_name(task)], beta=task.beta)
+    gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, reward_function(task), beta=task.beta)
     if task.exact:
         log_v = gen.exact_log_values()
         leaves = gen.tree.leaf_nodes()
@@ -194,9 +215,8 @@ def execute_lm(task: LMTask) -> dict:
     from ..lm.generate import generate
 
     options = json.loads(task.options)
-    draws = int(options.pop("reference_draws", DEFAULT_REFERENCE_DRAWS))
-    with one_thread():
-        name = reward_name(task)
+    draws = task.reference_draws
+    with one_thread(), registered_reward(task) as name:
         lm = fresh_model(task.model)
         try:
             run = generate(lm, task.prompt, task.horizon, name, sampler=task.sampler,
@@ -250,20 +270,23 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
     if w.sum() <= 0:  # every weight is zero: no weighted metric exists
         return out
     live = w > 0
-    out["mean_reward"] = float(w @ reward)
-    out["accuracy"] = float(w @ (reward > 0)) if task.beta is None else None
+    mean = (lambda x: float(w @ x)) if weighted else (lambda x: float(np.mean(x)))  # unweighted: exact means
+    out["mean_reward"] = mean(reward)
+    out["accuracy"] = mean(reward > 0) if task.beta is None else None
     distinct = {tokens[i] for i in np.flatnonzero(live)}
     out["distinct_share"] = len(distinct) / n
     bigrams = [tuple(tokens[i][j:j + 2]) for i in np.flatnonzero(live) for j in range(len(tokens[i]) - 1)]
     out["distinct_2"] = len(set(bigrams)) / len(bigrams) if bigrams else None
     law: dict[tuple, float] = {}
-    for tok, weight in zip(tokens, w):
+    for tok, weight in zip(tokens, w if weighted else np.ones(n)):
         if weight > 0:
             law[tok] = law.get(tok, 0.0) + float(weight)
+    if not weighted:
+        law = {tok: count / n for tok, count in law.items()}
     log_tau = _log_tau(reward, task.beta)
     if not ref.exact:
         ok = np.isfinite(log_tau[live]).all()
-        out["kl_base"] = float(w[live] @ log_tau[live] - ref.log_z) if ok else None
+        out["kl_base"] = mean(np.where(live, log_tau, 0.0)) - ref.log_z if ok else None
         return out
     idx = np.array([ref.index[tok] for tok in law])
     p = np.array(list(law.values()))

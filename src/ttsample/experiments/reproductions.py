@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -141,6 +142,144 @@ TTT_CAVEATS = [
     "Slopes against |F| are fitted at one depth; slopes against depth at one |F|.",
 ]
 
+def _lm(*samplers: str, values: tuple = (None,), noisy: bool | None = None, exact: bool | None = True,
+        constraint: bool | None = None, axis: str = "seeds"):
+    """Language-model points (or series against n) of these samplers with these values.
+
+    ``values``: value kinds ("" or None: samplers without values); ``noisy``: values within rho > 1 (True), exact
+    rho = 1 (False) or either (None); ``exact``: on tasks whose pi* is enumerated; ``constraint``: 0/1 rewards.
+    """
+    kinds = {v or "" for v in values}
+    return lambda f: (f.get("kind") == "lm" and f["axis"] == axis and f["sampler"] in samplers
+                      and (f["value_kind"] or "") in kinds
+                      and (noisy is None or (f["rho"] > 1) == noisy)
+                      and (exact is None or bool(f["exact"]) == exact)
+                      and (constraint is None or (f["beta"] is None) == constraint))
+
+
+def best_of_n_kl_bound(f: dict) -> float:
+    """log k - (k - 1) / k for k candidates (ALGORITHMS.md §8)."""
+    k = int(f["options"].get("candidates", 8))
+    return math.log(k) - (k - 1) / k
+
+
+VGB_SOURCE = ("VGB's walk with w = pi_ref V_hat is reversible with a stationary law that, conditioned on a leaf, is "
+              "exactly pi* whatever the values, where they are positive wherever V* is (ALGORITHMS.md §2, §4; proven "
+              "for the dense kernel); at our calibrated walk length (docs/walk_schedule.md) its output is within "
+              "TV 0.01 on the lab's trees; so its TV to pi* is the sampling noise of n draws")
+FLOOR_ALT = "biased: twice the noise floor"
+LM_EXPECTATIONS = [
+    Expectation("VGB with exact values: TV to pi* at the noise floor of n exact draws", "classical",
+                "Rohatgi et al. 2025 (VGB), Thm 4.1 with eps = 0; " + VGB_SOURCE,
+                _lm("vgb", values=("exact",), noisy=False), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
+    Expectation("VGB with values within rho of V*: TV to pi* still at the noise floor", "ours", VGB_SOURCE,
+                _lm("vgb", values=("exact",), noisy=True), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
+    Expectation("VGB with the test-time value head: TV to pi* at the noise floor", "ours",
+                VGB_SOURCE + "; the head's values are floored at 1e-6, so positive everywhere",
+                _lm("vgb", values=("head",)), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
+    Expectation("ActionLevelRS with values within rho of V*: its exact output law is off pi* by more than the noise "
+                "floor (at least twice it)", "ours",
+                "VGB paper (Rohatgi et al. 2025): token-level guided decoding compounds value errors, TV "
+                "Omega(min(eps sqrt(H), 1)) from one perturbed action (ALGORITHMS.md §4); here a random factor in "
+                "[1/rho, rho] at every node",
+                _lm("action-rs", values=("exact",), noisy=True), "tv_law_ratio", "mean", _const(2.0), _const(1.0),
+                "at the noise floor (no amplification)", lower_bound=True),
+    Expectation("OutcomeLevelRS: TV to pi* at the noise floor (exact)", "classical",
+                "rejection sampling: an accepted response follows pi* exactly (von Neumann 1951; ALGORITHMS.md §4)",
+                _lm("outcome-rs"), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
+    Expectation("OutcomeLevelRS: responses drawn per sample ~ 1/Z (draws x Z ~ 1)", "classical",
+                "rejection sampling accepts with probability Z / max tau = Z for a constraint; the reward is asked "
+                "once per distinct response, so reward calls per sample are at most 1/Z",
+                _lm("outcome-rs", constraint=True), "draws_times_z", "mean", _const(1.0), lambda f: f["z"],
+                "no rejection (draws x Z = Z)"),
+    Expectation("best-of-n: exact KL of its output law to the base model <= log k - (k - 1)/k", "classical",
+                "ALGORITHMS.md §8 (the bound stated for best-of-n; Beirami et al. 2024)",
+                _lm("best-of-n"), "kl_base_law", "mean", best_of_n_kl_bound, upper_bound=True),
+    Expectation("best-of-n raises the mean reward above the base model's", "classical",
+                "the best of k draws has reward >= each draw's (ALGORITHMS.md §8)",
+                _lm("best-of-n", exact=None), "reward_gain", "mean", _const(0.0), lower_bound=True),
+    Expectation("AISP raises the mean reward above the base model's", "classical",
+                "Kanai et al. 2025 (AISP, ALGORITHMS.md §7): a test-time aligner that keeps the best-reward "
+                "response over its rounds",
+                _lm("aisp", exact=None), "reward_gain", "mean", _const(0.0), lower_bound=True),
+    Expectation("plain SMC (weighted particles): TV to pi* shrinks like n^-1/2 with the particles", "classical",
+                "self-normalised SMC is consistent, bias O(1/N) and error O(N^-1/2) (Del Moral 2004; "
+                "ALGORITHMS.md §6)",
+                _lm("smc", axis="samples"), "tv_pistar", "slope", _const(-0.5), _const(0.0),
+                "a bias that does not shrink (slope 0)"),
+    Expectation("OutcomeLevelRS on a tilt: mean reward at pi*'s (estimated by importance weights on pi_ref draws)",
+                "classical", "rejection sampling is exact whatever the reward, given a bound on tau",
+                _lm("outcome-rs", exact=False, constraint=False), "mean_reward", "mean",
+                lambda f: f["pistar_reward"], lambda f: f["base_reward"], "the base model's mean reward"),
+    Expectation("SMC on a tilt: weighted mean reward at pi*'s (estimated by importance weights on pi_ref draws)",
+                "classical", "self-normalised SMC estimates E_pi*[r] consistently (ALGORITHMS.md §6)",
+                _lm("smc", exact=False, constraint=False), "mean_reward", "mean",
+                lambda f: f["pistar_reward"], lambda f: f["base_reward"], "the base model's mean reward"),
+    Expectation("MH on a tilt: mean reward at pi*'s after its default burn-in of 10 H steps from a pi_ref draw",
+                "conjecture", "ALGORITHMS.md §8 (QUEST-style MH; pi* is its stationary law); that 10 H steps "
+                "suffice is ours", _lm("mh", exact=False, constraint=False), "mean_reward", "mean",
+                lambda f: f["pistar_reward"], lambda f: f["base_reward"], "the base model's mean reward"),
+    # controls: fixed by a proof
+    Expectation("ActionLevelRS with V = V*: its exact output law is pi* (TV <= 1e-9)", "proof",
+                "with exact values the children's weights sum to the parent's, so each step is pi*'s conditional",
+                _lm("action-rs", values=("exact",), noisy=False), "tv_output_law", "mean", _const(1e-9),
+                upper_bound=True),
+    Expectation("twisted SMC with psi = V*: TV to pi* at the noise floor (every incremental weight is 1)", "proof",
+                "ALGORITHMS.md §6: sum_a pi_ref(a|v) V*(v,a) / V*(v) = 1 and tau / V* = 1 at leaves",
+                _lm("twisted-smc", values=("exact",), noisy=False), "tv_ratio", "mean", _const(1.0), _const(2.0),
+                FLOOR_ALT),
+    Expectation("MH on a constraint: TV to pi* at the noise floor (its chains start from exact draws)", "proof",
+                "lm/samplers/mh.py: each chain starts from the first valid pi_ref draw, an exact draw of pi*, and "
+                "every move is reversible with respect to pi*",
+                _lm("mh", constraint=True), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
+    Expectation("samplers of pi* on a constraint return valid responses only (accuracy 1)", "proof",
+                "pi* is zero off the constraint; a sampler that returns only leaves of positive weight is valid",
+                _lm("vgb", "action-rs", "outcome-rs", "mh", values=(None, "exact", "heuristic", "rollout", "head"), exact=None,
+                    constraint=True), "accuracy", "mean", _const(1.0), lambda f: f["z"],
+                "the base model's rate Z"),
+]
+
+LM_CAVEATS = [
+    "TV and KL to pi* are of the empirical law of n samples, so even an exact sampler is away from pi*: its "
+    "expected TV is the noise floor shown beside it (computed from 200 sets of n exact draws). A claim of "
+    "exactness is judged on TV / floor (about 1), not on TV itself. KL(empirical || pi*) is biased upwards by "
+    "about (K - 1) / 2n for K responses in the support; KL(pi* || empirical) is infinite whenever a response goes "
+    "unseen and is not used.",
+    "Weighted samplers (SMC) give self-normalised weighted metrics: with a 0/1 constraint a plain SMC particle "
+    "set keeps about Z n particles of positive weight, so its TV sits above the floor of n draws (near that of "
+    "Z n draws); the claim about SMC is its slope against n, not its level.",
+    "The floor is that of n exact draws; a noisy sampler's excess over it mixes bias and extra variance. "
+    "ActionLevelRS's bias is measured without sampling noise by the exact TV of its output law (law TV), which "
+    "is available for deterministic values (exact, within rho, heuristic); rollout values are redrawn at every "
+    "call and the head is fitted inside the run, so those have no fixed law.",
+    "Values within rho are the lab's random error model: a fixed factor in [1/rho, rho] per node from a hash of the "
+    "node's path and the seed, so each seed is another draw of the errors.",
+    "The untrained heuristic alpha^(H-h) r(prefix) of the VGB paper is zero on every incomplete Dyck word (a "
+    "prefix is rarely a complete word), so value-guided samplers with it emit the empty word only: TV near 1 on "
+    "Dyck. On 'no letter e' the heuristic is positive exactly where V* is, which is why it works there.",
+    "ActionLevelRS cannot backtrack: with rollout or head values it reaches prefixes whose children all weigh "
+    "zero (no valid completion) and the run stops with an error; such runs are counted as failed, not measured.",
+    "KL to the base model where pi* is not enumerated is the identity E[log tau] - log Z_hat: for a constraint it "
+    "is -log Z_hat for every sampler whose samples are all valid, so it does not separate them. Z_hat comes "
+    "from reference draws of pi_ref (512 unless the task sets reference_draws), not charged to any run.",
+    "Forward passes count batched passes (one pass serves every chain or particle), so samplers that decode many "
+    "responses together look cheap per sample; tokens fed and seconds are the other axes. Seconds are wall time on "
+    "a shared machine: compare them within one run of the reproduction, not across machines.",
+    "The tilt's pi* reward is a self-normalised importance-sampling estimate from the reference draws of pi_ref "
+    "(weights tau = exp(r / beta)), itself noisy when tau varies widely; OutcomeLevelRS is not run on the tilt: "
+    "it needs a bound on tau over every response, and the only sure one (cosine <= 1, tau <= e^(1/beta)) makes "
+    "its acceptance Z e^(-1/beta), about 1e-4 here.",
+    "Best-of-n and AISP are reward maximisers, not samplers of pi*: their TV to pi* measures how far they are "
+    "from it, not an error. AISP runs at its published-style defaults (8 rounds of 8 candidates, window 8), so "
+    "each of its samples scores 64 responses against best-of-n's k; its KL to the base where pi* is not "
+    "enumerated is the identity estimate, which assumes pi*'s law, so read it as a reward, not as its KL.",
+    "Twisted SMC weighs every child of each particle (at most 1,024 tokens): it is not run on the subword model.",
+    "VGB on the subword model (4,095 tokens: the proposal kernel) walks for its calibrated length, tens of "
+    "thousands of steps per chain at H = 8, sequential in the steps: it is the costliest sampler here. VGB and "
+    "ActionLevelRS are not run on the MiniLM tilt: their values would call the encoder at every step.",
+]
+
+
 SATURATED = 0.5  # a walk run that asked this share of all nodes has cached the tree: its distinct cost is trivial
 
 
@@ -208,6 +347,7 @@ class Reproduction:
     axes: tuple = ("depth",)
     extra_sections: object = None
     adversary_oracles: tuple = ()
+    lm_expectations: list = ()
 
     def spec(self, quick: bool) -> Spec:
         ref = resources.files("ttsample.experiments") / "specs" / (self.quick_spec_file if quick else self.spec_file)
@@ -236,6 +376,19 @@ REPRODUCTIONS = {
         "classes whose members are easy (independent, tilt: one leaf tells them apart) and hard (local: they "
         "differ only in one deep subtree) to tell apart; oracle random with rho = 1.5.",
         TTT_EXPECTATIONS, TTT_CAVEATS, ("depth", "class_size"), crossover_section,
+    ),
+    "lm": Reproduction(
+        "lm", "lm.toml", "lm_quick.toml",
+        "Language-model samplers against cost: distance to pi*, accuracy, reward, KL to the base and diversity",
+        "Every language-model sampler (VGB, ActionLevelRS, OutcomeLevelRS, best-of-n, SMC, twisted SMC, MH, AISP) on "
+        "three tiny models trained here: valid Dyck words on the Dyck model, where pi* is exact by enumeration and "
+        "the values range from exact through exact-within-rho (the lab's random error model) to rollouts, the "
+        "untrained heuristic and a value head fitted at test time; sentences without the letter \"e\" on the "
+        "subword model; and a reward tilt by MiniLM similarity to a reference sentence on the character model. "
+        "Each metric is plotted against what it cost (forward passes, tokens, reward calls, seconds). Each "
+        "expectation names its provenance and the alternative it is told apart from, and is marked confirmed, "
+        "refuted or inconclusive by the data.",
+        [], LM_CAVEATS, axes=(), lm_expectations=LM_EXPECTATIONS,
     ),
 }
 

@@ -44,8 +44,10 @@ a spec may hold only these (then ``samplers`` and ``depths`` may be left out)::
     values = ["exact", { kind = "exact", rho = 1.5 }, "rollout", "head"]  # for vgb, action-rs, twisted-smc
     samples = [200]           # an integer or a list (several: a series against n); default: the spec's samples
     seeds = 3                 # default: the spec's seeds
-    # [lm_tasks.options]      # keyword options of a sampler, e.g.
-    # best-of-n = { candidates = 8 }
+    # reference_draws = 512 # where pi* is not enumerated: pi_ref draws behind Z_hat and the reference rewards
+    # [lm_tasks.options]      # keyword options of a sampler (a list of tables: one run per table), e.g.
+    # best-of-n = [{ candidates = 2 }, { candidates = 8 }]
+    # outcome-rs = { max_log_tau = 4.0 }
     # [lm_tasks.sampler_values]   # optional: a sampler's own values (drawn from the list above)
     # action-rs = ["exact"]
     # [lm_tasks.sampler_samples]  # optional: a sampler's own sample sizes
@@ -66,12 +68,19 @@ from ..oracles import ORACLES
 from ..samplers import CLASS_SAMPLERS, SAMPLERS
 
 FAMILIES = ("random", "bounded_tilt", "class")
-# the language-model samplers and value estimators by name (ttsample.lm.generate holds them; naming them here keeps
-# parsing a spec free of torch; tests/test_reproduce_lm.py checks that the lists agree)
-LM_SAMPLER_NAMES = ("vgb", "action-rs", "outcome-rs", "best-of-n", "smc", "twisted-smc", "mh")
-LM_VALUE_SAMPLERS = ("vgb", "action-rs", "twisted-smc")  # the samplers that read V_hat
-LM_VALUE_KINDS = ("exact", "rollout", "heuristic", "head")
 LM_EXTRA_REWARDS = ("minilm",)  # rewards registered by the runner (ttsample.experiments.lm_runs)
+
+
+def lm_registry() -> tuple[dict[str, bool], tuple[str, ...]]:
+    """The language-model samplers (name -> whether it reads values) and value kinds of ``ttsample.lm.generate``.
+
+    Imported only when a spec has language-model tasks (it loads torch).
+    """
+    from ..lm.generate import LM_SAMPLERS, VALUES
+
+    return {name: entry.uses_values for name, entry in LM_SAMPLERS.items()}, tuple(VALUES)
+
+
 CLASS_KINDS = ("independent", "local", "tilt")
 _RHO_OVER_N = re.compile(r"^\s*1\s*\+\s*([0-9.]+)\s*/\s*n\s*$")
 
@@ -134,6 +143,7 @@ class LMTask:
     seed: int
     samples: int
     options: str  # the sampler's keyword options, JSON with sorted keys
+    reference_draws: int = 512  # pi_ref draws behind Z_hat and the reference rewards where pi* is not enumerated
     kind: str = "lm"
 
     @property
@@ -141,7 +151,7 @@ class LMTask:
         return "|".join(str(x) for x in ("lm", self.lm_task, self.model, json.dumps(self.prompt), self.horizon,
                                          self.reward, json.dumps(self.reference), self.beta, self.exact,
                                          self.sampler, self.value_kind, self.rho, self.seed, self.samples,
-                                         self.options))
+                                         self.options, self.reference_draws))
 
     @property
     def rho_label(self) -> str:
@@ -159,20 +169,23 @@ def _lm_tasks(table: dict, seeds: int, samples: int) -> list[LMTask]:
     out = []
     values = [_value_entry(v) for v in table.get("values", ["heuristic"])]
     options = table.get("options", {})
+    uses_values = lm_registry()[0]
     for sampler in table["samplers"]:
-        if sampler in LM_VALUE_SAMPLERS:
+        if uses_values[sampler]:
             names = table.get("sampler_values", {}).get(sampler)
             mine = values if names is None else [_value_entry(v) for v in names]
         else:
             mine = [("", 1.0)]
         sizes = table.get("sampler_samples", {}).get(sampler, table.get("samples", samples))
-        opts = json.dumps(options.get(sampler, {}), sort_keys=True)
-        for (kind, rho), n in itertools.product(mine, sizes if isinstance(sizes, list) else [sizes]):
+        mine_options = options.get(sampler, {})
+        grid = [json.dumps(o, sort_keys=True) for o in (mine_options if isinstance(mine_options, list) else [mine_options])]
+        for (kind, rho), n, opts in itertools.product(mine, sizes if isinstance(sizes, list) else [sizes], grid):
             for seed in range(table.get("seeds", seeds)):
                 out.append(LMTask(str(table["name"]), str(table["model"]), str(table.get("prompt", "")),
                                   int(table["horizon"]), str(table["reward"]), str(table.get("reference", "")),
                                   None if table.get("beta") is None else float(table["beta"]),
-                                  bool(table.get("exact", False)), sampler, kind, rho, seed, int(n), opts))
+                                  bool(table.get("exact", False)), sampler, kind, rho, seed, int(n), opts,
+                                  int(table.get("reference_draws", 512))))
     return out
 
 
@@ -324,9 +337,10 @@ def _check_lm_table(t: dict) -> None:
     _require(beta is None or (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta > 0),
              f"{where}: beta must be a number > 0 (leave it out for a 0/1 constraint)")
     _require(isinstance(t.get("exact", False), bool), f"{where}: exact must be true or false")
+    names, kinds = lm_registry()
     samplers = t.get("samplers")
-    _require(isinstance(samplers, list) and samplers and all(s in LM_SAMPLER_NAMES for s in samplers),
-             f"{where}: samplers must be a non-empty list drawn from {', '.join(LM_SAMPLER_NAMES)}, got {samplers!r}")
+    _require(isinstance(samplers, list) and samplers and all(s in names for s in samplers),
+             f"{where}: samplers must be a non-empty list drawn from {', '.join(names)}, got {samplers!r}")
     entries = list(t.get("values", ["heuristic"]))
     for sub in t.get("sampler_values", {}).values():
         _require(isinstance(sub, list) and sub, f"{where}: sampler_values must map samplers to non-empty lists")
@@ -334,7 +348,7 @@ def _check_lm_table(t: dict) -> None:
     for entry in entries:
         _require(isinstance(entry, (str, dict)), f"{where}: a values entry is a kind or a table {{kind, rho}}")
         kind = entry if isinstance(entry, str) else entry.get("kind")
-        _require(kind in LM_VALUE_KINDS, f"{where}: unknown values {kind!r}; choose from {', '.join(LM_VALUE_KINDS)}")
+        _require(kind in kinds, f"{where}: unknown values {kind!r}; choose from {', '.join(kinds)}")
         rho = 1.0 if isinstance(entry, str) else entry.get("rho", 1.0)
         _require(isinstance(rho, (int, float)) and not isinstance(rho, bool) and rho >= 1,
                  f"{where}: the values' rho must be a number >= 1, got {rho!r}")
@@ -342,9 +356,12 @@ def _check_lm_table(t: dict) -> None:
         table = t.get(field, {})
         _require(isinstance(table, dict) and set(table) <= set(samplers),
                  f"{where}: {field} must be a table keyed by samplers of the task, got {table!r}")
-    _require(all(isinstance(o, dict) for o in t.get("options", {}).values()), f"{where}: options are tables")
+    _require(all(isinstance(o, dict) or (isinstance(o, list) and o and all(isinstance(x, dict) for x in o))
+                 for o in t.get("options", {}).values()),
+             f"{where}: a sampler's options are a table, or a list of tables (one run per table)")
     for sizes in [t.get("samples", 1), *t.get("sampler_samples", {}).values()]:
         _int_list(sizes if isinstance(sizes, list) else [sizes], f"samples (of {where})")
+    _int_list([t.get("reference_draws", 512)], f"reference_draws (of {where})")
     seeds = t.get("seeds", 1)
     _require(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"{where}: seeds must be >= 1")
 

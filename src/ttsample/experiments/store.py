@@ -35,6 +35,7 @@ COLUMNS = {
     # ttsample.experiments.lm_runs
     "kind": "TEXT", "lm_task": "TEXT", "model": "TEXT", "prompt": "TEXT", "horizon": "INTEGER", "reward": "TEXT",
     "reference": "TEXT", "beta": "REAL", "exact": "INTEGER", "value_kind": "TEXT", "options": "TEXT",
+    "reference_draws": "INTEGER",
     "weighted": "INTEGER", "ess": "REAL", "log_z_hat": "REAL", "acceptance_rate": "REAL", "setup_seconds": "REAL",
     "z": "REAL", "z_exact": "INTEGER", "base_reward": "REAL", "pistar_reward": "REAL",
     "mean_reward": "REAL", "accuracy": "REAL", "distinct_share": "REAL", "distinct_2": "REAL",
