@@ -85,6 +85,7 @@ def test_cli_aisp_with_options_and_bad_ones(tmp_path):
     assert ok.exit_code == 0, ok.output
     ledger = json.loads((tmp_path / "a" / "ledger.json").read_text())
     assert ledger["options"] == {"candidates": 4, "iterations": 2} and len(ledger["info"]["diagnostics"]["kl"]) == 2
+    assert (tmp_path / "a" / "aisp_diagnostics.png").stat().st_size > 1000
     bad = CliRunner().invoke(app, ["generate", "--sampler", "aisp", "--set", "sigma=0", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "sigma" in bad.output and not (tmp_path / "b").exists()
     unknown = CliRunner().invoke(app, ["generate", "--sampler", "aisp", "--set", "temperature=2", "--out", str(tmp_path / "c")])

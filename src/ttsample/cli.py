@@ -285,7 +285,7 @@ def generate(
                                           "(best-of-n, aisp), --set sigma=0.7 --set lam=0.3 --set window=8 (aisp)."),
     out: Path = typer.Option(..., "--out", help="Folder for samples.jsonl and ledger.json."),
 ) -> None:
-    """Sample N responses from pi*(y|x) ∝ pi_ref(y|x) tau(x,y); write DIR/samples.jsonl and DIR/ledger.json."""
+    """Sample N responses from pi*(y|x) ∝ pi_ref(y|x) tau(x,y); write DIR/samples.jsonl and DIR/ledger.json (aisp: also DIR/aisp_diagnostics.png)."""
     from .lm.generate import generate as run_generation
 
     try:
@@ -307,8 +307,13 @@ def generate(
         record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta, "sampler": sampler,
                   "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device, "options": options,
                   **run.result.ledger.as_dict(), "info": _jsonable(run.result.info)}
-        write_outputs(out, {"samples.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
-                            "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n")})
+        files = {"samples.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
+                 "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n")}
+        if sampler == "aisp":
+            from .lm.samplers.aisp import plot_diagnostics
+
+            files["aisp_diagnostics.png"] = lambda p: plot_diagnostics(run.result.info, p)
+        write_outputs(out, files)
     except TtsampleError as exc:
         _fail(exc)
     led = run.result.ledger
