@@ -31,39 +31,30 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
 
 
-def jvv_proposal_log_probs(oracle) -> np.ndarray:
-    """``log p(x)`` of JVV's descent for every leaf, lexicographic order."""
-    tree = oracle.tree
-    check_enumerable(tree)
-    b = tree.branching
-    log_p = np.zeros(1)
-    for k in range(1, tree.depth + 1):
-        ids = np.arange(tree.level_starts[k], tree.level_starts[k + 1])
-        answers = oracle.log_weight(ids).reshape(-1, b)
-        log_q = log_normalize(answers, axis=1)
-        log_p = (log_p[:, None] + log_q).ravel()
-    return log_p
+def descent_log_probs(oracle) -> np.ndarray:
+    """``log p(x)`` of descending from the root, each step to a child in proportion to its weight.
 
-
-def descent_leaf_law(oracle) -> np.ndarray:
-    """Law of the leaf reached by descending from the root, each step to a child in proportion to its weight.
-
-    Guided decoding (ActionLevelRS) and JVV's proposal; on any enumerable tree
-    (a trie fully grown), indexed by ``tree.leaf_index``.
+    JVV's proposal and guided decoding (ActionLevelRS); on any enumerable tree
+    (a trie fully grown), indexed by ``tree.leaf_index`` (lexicographic order on
+    a complete tree); ``-inf`` where no descent arrives.
     """
     tree = oracle.tree
     check_enumerable(tree)
-    law = np.zeros(tree.num_leaf_indices)
+    out = np.full(tree.num_leaf_indices, -np.inf)
     nodes, log_p = np.zeros(1, dtype=np.int64), np.zeros(1)
     while nodes.size:
         leaf = tree.is_leaf(nodes)
-        law[tree.leaf_index(nodes[leaf])] += np.exp(log_p[leaf])
+        out[tree.leaf_index(nodes[leaf])] = log_p[leaf]
         nodes, log_p = nodes[~leaf], log_p[~leaf]
-        if not nodes.size:
-            break
-        kids, log_w = oracle.children(nodes)
-        nodes, log_p = kids.ravel(), (log_p[:, None] + log_normalize(log_w, axis=1)).ravel()
-    return law
+        if nodes.size:
+            kids, log_w = oracle.children(nodes)
+            nodes, log_p = kids.ravel(), (log_p[:, None] + log_normalize(log_w, axis=1)).ravel()
+    return out
+
+
+def descent_leaf_law(oracle) -> np.ndarray:
+    """The law of ``descent_log_probs`` (mass missing where a descent meets a node whose children all weigh zero)."""
+    return np.exp(descent_log_probs(oracle))
 
 
 def rejection_output_law(log_p: np.ndarray, log_mu: np.ndarray, log_bound: float) -> tuple[np.ndarray, float]:
@@ -86,7 +77,7 @@ def jvv_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, 
     if log_bound is None:
         log_bound = log_acceptance_bound(tree, oracle.log_rho)
     log_mu = oracle.log_weight(np.arange(tree.leaf_start, tree.num_nodes))
-    return rejection_output_law(jvv_proposal_log_probs(oracle), log_mu, log_bound)
+    return rejection_output_law(descent_log_probs(oracle), log_mu, log_bound)
 
 
 def uniform_rejection_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:

@@ -21,8 +21,7 @@ import numpy as np
 from ...errors import BudgetExhaustedError, OracleBoundError, ParameterError
 from ...samplers.base import Progress, SampleResult, categorical, check_sample_count
 from .base import lm_ledger
-
-DENSE_MAX_BRANCHING = 64
+from .vgb import DENSE_MAX_BRANCHING
 
 
 def sample_action_rs(task, oracle, n_samples: int, rng: np.random.Generator, *, max_log_value: float = 0.0,
