@@ -37,6 +37,16 @@ PROVENANCE = {
 }
 
 
+# how a report reads its verdicts, said once at the top of its expectations
+VERDICT_RULE = (
+    "Each claim is told apart from an alternative: its band reaches halfway to the alternative. **confirmed**: the "
+    "95% interval (t interval of the mean over seeds, or bootstrap for slopes) lies inside the band; **refuted**: it "
+    "lies wholly outside; **inconclusive**: it straddles an edge (the last column estimates the seeds that would "
+    "decide it). A quantity with no seed variance is judged by its value. Provenance: "
+    + "; ".join(f"*{k}*: {v}" for k, v in PROVENANCE.items()) + "."
+)
+
+
 @dataclass(frozen=True)
 class Expectation:
     """A claim about a fitted series, told apart from an alternative.
@@ -359,12 +369,7 @@ def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expecta
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     lines = [f"# {title}", "", intro, "", f"Regenerate: `{command}`", "", "## What is counted", "", COSTS, ""]
-    lines += ["## Expectations against the data", "",
-              "Each claim is told apart from an alternative: its band reaches halfway to the alternative. "
-              "**confirmed**: the 95% interval lies inside the band; **refuted**: it lies wholly outside; "
-              "**inconclusive**: it straddles an edge (the last column estimates the seeds that would decide it). "
-              "A series with no seed variance is judged by its value. Provenance: "
-              + "; ".join(f"*{k}*: {v}" for k, v in PROVENANCE.items()) + ".", ""]
+    lines += ["## Expectations against the data", "", VERDICT_RULE, ""]
     lines += _verdict_table(findings)
     if controls:
         lines += ["## Controls", "", "Quantities fixed by a proof; the data check the implementation, they are not "
@@ -635,12 +640,7 @@ def write_lm_report(rows: list[dict], out: Path, *, title: str, intro: str, expe
                "expectations": lm["findings"], "controls": lm["controls"], "plots": lm["plots"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lines = [f"# {title}", "", intro, "", f"Regenerate: `{command}`", "", "## What is counted", "", LM_COUNTED, ""]
-    lines += ["## Expectations against the data", "",
-              "Each claim is told apart from an alternative: its band reaches halfway to the alternative. "
-              "**confirmed**: the 95% interval (t interval of the mean over seeds, or bootstrap for slopes) lies "
-              "inside the band; **refuted**: it lies wholly outside; **inconclusive**: it straddles an edge (the last "
-              "column estimates the seeds that would decide it). A quantity with no seed variance is judged by its "
-              "value. Provenance: " + "; ".join(f"*{k}*: {v}" for k, v in PROVENANCE.items()) + ".", ""]
+    lines += ["## Expectations against the data", "", VERDICT_RULE, ""]
     lines += _verdict_table(lm["findings"])
     if lm["controls"]:
         lines += ["## Controls", "", "Quantities fixed by a proof; the data check the implementation, they are not "

@@ -277,7 +277,8 @@ LM_CAVEATS = [
     "from it, not an error. AISP runs at its published-style defaults (8 rounds of 8 candidates, window 8), so "
     "each of its samples scores 64 responses against best-of-n's k; its KL to the base where pi* is not "
     "enumerated is the identity estimate, which assumes pi*'s law, so read it as a reward, not as its KL.",
-    "Twisted SMC weighs every child of each particle (at most 1,024 tokens): it is not run on the subword model.",
+    "Twisted SMC weighs every child of each particle up to 1,024 tokens and proposes from pi_ref beyond; this spec "
+    "runs it on the Dyck model only.",
     "VGB on the subword model (4,095 tokens: the proposal kernel) walks for its calibrated length, tens of "
     "thousands of steps per chain at H = 8, sequential in the steps: it is the costliest sampler here. VGB and "
     "ActionLevelRS are not run on the MiniLM tilt: their values would call the encoder at every step.",
