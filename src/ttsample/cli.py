@@ -164,17 +164,17 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
         rep = get_reproduction(reproduction)
         title, intro, expectations, caveats = rep.title, rep.intro, rep.expectations, rep.caveats
         axes, extra, adversary = rep.axes, rep.extra_sections, rep.adversary_oracles
-        lm_expectations = rep.lm_expectations
+        lm_expectations, lm_pairings, lm_sections = rep.lm_expectations, rep.lm_pairings, rep.lm_sections
     else:
         title, intro = f"Sweep report: {out.name}", "Cost per sample against depth and class size for every series."
         expectations, caveats = SCALING_EXPECTATIONS + TTT_EXPECTATIONS, SCALING_CAVEATS + TTT_CAVEATS
         axes, extra, adversary = ("depth", "class_size"), None, ADVERSARY_ORACLES
-        lm_expectations = LM_EXPECTATIONS
+        lm_expectations, lm_pairings, lm_sections = LM_EXPECTATIONS, (), None
         if any(r.get("kind") == "lm" for r in rows):
             caveats = caveats + LM_CAVEATS if any(r.get("kind") != "lm" for r in rows) else LM_CAVEATS
     summary = write_report(rows, out, title=title, intro=intro, expectations=expectations, caveats=caveats,
                            command=command, axes=axes, extra_sections=extra, adversary_oracles=adversary,
-                           lm_expectations=lm_expectations)
+                           lm_expectations=lm_expectations, lm_pairings=lm_pairings, lm_sections=lm_sections)
     verdicts = [v["verdict"] for v in summary["expectations"]]
     counts = ", ".join(f"{verdicts.count(k)} {k}" for k in VERDICTS)
     shown = f"{len(summary['series'])} series" if summary["series"] or "lm_points" not in summary else (
@@ -219,7 +219,8 @@ def report(out: Path = typer.Argument(..., help="A folder written by `ttsample s
 
 @app.command()
 def reproduce(
-    name: str = typer.Argument(..., help="Which reproduction: scaling, ttt or lm (language-model samplers)."),
+    name: str = typer.Argument(..., help="Which reproduction: scaling, ttt, lm (language-model samplers) or alignment (AISP against "
+                              "best-of-n, SMC, MH and VGB at equal budgets)."),
     out: Path = typer.Option(..., "--out", help="Output folder (resumable)."),
     quick: bool = typer.Option(False, "--quick", help="A small grid that runs in about a minute."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),

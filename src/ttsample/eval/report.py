@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .scaling import Series, aggregate_table, collect, collect_lm, fit, lm_series, worst_cases
+from .scaling import Series, aggregate_table, collect, collect_lm, fit, lm_series, paired_points, worst_cases
 
 
 PROVENANCE = {
@@ -270,7 +270,8 @@ def _judge(expectations: list[Expectation], fitted: list[dict]) -> list[dict]:
     for exp in expectations:
         for f in fitted:
             if exp.applies(f) and exp.metric in f:
-                name = lm_point_name(f) if f.get("kind") == "lm" else series_name(f)
+                name = f["name"] if f.get("kind") == "lm-paired" else lm_point_name(f) if f.get("kind") == "lm" \
+                    else series_name(f)
                 verdicts.append({"claim": exp.claim, "provenance": exp.provenance, "source": exp.source,
                                  "series": name, "metric": exp.metric, "quantity": exp.quantity,
                                  "axis": f["axis"], "alternative_name": exp.alternative_name,
@@ -313,7 +314,8 @@ def _verdict_table(verdicts: list[dict]) -> list[str]:
 def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expectations: list[Expectation],
                  caveats: list[str], command: str, axes: tuple[str, ...] = ("depth",),
                  extra_sections: Callable[[list[dict]], list[str]] | None = None,
-                 adversary_oracles: tuple[str, ...] = (), lm_expectations: list[Expectation] = ()) -> dict:
+                 adversary_oracles: tuple[str, ...] = (), lm_expectations: list[Expectation] = (),
+                 lm_pairings=(), lm_sections=None) -> dict:
     """Write report.md, table.csv, summary.json and the plots into ``out``; returns the summary.
 
     ``adversary_oracles``: the oracle error models whose runs form the search
@@ -325,6 +327,7 @@ def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expecta
     rows = [r for r in rows if r.get("kind") != "lm"]  # the lab's (kind NULL in stores of any version)
     if lm_rows and not rows:
         return write_lm_report(lm_rows, out, title=title, intro=intro, expectations=lm_expectations,
+                               pairings=lm_pairings, sections=lm_sections,
                                caveats=caveats, command=command)
     by_axis = {axis: collect(rows, axis) for axis in axes}
     fitted = [fit(s) for axis in axes for s in by_axis[axis]]
@@ -359,7 +362,7 @@ def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expecta
                "expectations": findings, "controls": controls, "plots": plots}
     lm_lines: list[str] = []
     if lm_rows:  # a sweep of both kinds: the language-model part follows the lab's, its table in lm_table.csv
-        lm = _lm_part(lm_rows, out, lm_expectations, "lm_table.csv")
+        lm = _lm_part(lm_rows, out, lm_expectations, "lm_table.csv", lm_pairings, lm_sections)
         summary.update(lm["summary"])
         summary["expectations"] = findings + lm["findings"]
         summary["controls"] = controls + lm["controls"]
@@ -475,19 +478,20 @@ def _task_table(points: list[dict]) -> list[str]:
     lines = ["## Language-model tasks", "",
              "Z = E_pi_ref[tau] (exact where pi* is enumerated, else from reference draws of pi_ref); the base "
              "reward is the mean reward under pi_ref, the pi* reward under pi* (exact, or self-normalised "
-             "importance weights on the reference draws).", "",
+             "importance weights on the reference draws). A task with several prompts has a row per prompt; its "
+             "points pool the prompts like seeds.", "",
              "| task | model | prompt | H | reward | tau | pi* | Z | KL(pi* \\|\\| pi_ref) | base reward | pi* reward |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    show = lambda x, f: "–" if x is None else format(x, f)  # noqa: E731
     for name, p in tasks.items():
         reward = p["reward"] + (f" ({p['reference']!r})" if p.get("reference") else "")
         tau = "1{r > 0}" if p["beta"] is None else f"exp(r / {p['beta']:g})"
         exact = "exact" if p["exact"] else "not enumerated"
-        z = "–" if p["z"] is None else f"{p['z']:.4g}" + ("" if p["z_exact"] else " (est.)")
-        kl = "–" if p["kl_base_pistar"] is None else f"{p['kl_base_pistar']:.3f}"
-        base = "–" if p["base_reward"] is None else f"{p['base_reward']:.3f}"
-        star = "–" if p["pistar_reward"] is None else f"{p['pistar_reward']:.3f}"
-        lines.append(f"| {_cell(name)} | {p['model']} | {_cell(repr(p['prompt']))} | {p['horizon']} | "
-                     f"{_cell(reward)} | {tau} | {exact} | {z} | {kl} | {base} | {star} |")
+        for prompt, c in p["per_prompt"].items():
+            z = "–" if c["z"] is None else f"{c['z']:.4g}" + ("" if c["z_exact"] else " (est.)")
+            lines.append(f"| {_cell(name)} | {p['model']} | {_cell(repr(prompt))} | {p['horizon']} | "
+                         f"{_cell(reward)} | {tau} | {exact} | {z} | {show(c['kl_base_pistar'], '.3f')} | "
+                         f"{show(c['base_reward'], '.3f')} | {show(c['pistar_reward'], '.3f')} |")
     return lines + [""]
 
 
@@ -611,31 +615,40 @@ def plot_lm_task(points: list[dict], task: str, cost: str, cost_name: str, path:
     return True
 
 
-def _lm_part(rows: list[dict], out: Path, expectations: list[Expectation], table_name: str) -> dict:
+def _lm_part(rows: list[dict], out: Path, expectations: list[Expectation], table_name: str, pairings=(),
+             sections=None) -> dict:
+    """Points, series and paired comparisons (``pairings``) judged against ``expectations``; ``sections``:
+    ``(rows, points, paired, out) -> (lines, plots)`` for a reproduction's own tables and plots."""
     points = collect_lm(rows)
     series = lm_series(rows)
+    paired = paired_points(rows, pairings)
     table = _lm_table_rows(points)
     with open(out / table_name, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(table[0]) if table else ["empty"])
         writer.writeheader()
         writer.writerows(table)
-    verdicts = _judge(list(expectations), points + series)
+    verdicts = _judge(list(expectations), points + series + paired)
     plots = []
     for task in dict.fromkeys(p["lm_task"] for p in points):
         for cost, cost_name in LM_PLOT_COSTS:
             name = f"lm_{''.join(c if c.isalnum() or c in '-_' else '_' for c in task)}_vs_{cost}.png"
             if plot_lm_task(points, task, cost, cost_name, out / name):
                 plots.append(name)
-    lines = _task_table(points) + _points_table(points) + _series_table(series)
-    return {"summary": {"lm_points": points, "lm_series": series}, "plots": plots, "lines": lines,
+    lines = _task_table(points)
+    if sections is not None:
+        own_lines, own_plots = sections(rows, points, paired, out)
+        lines, plots = lines + own_lines, own_plots + plots
+    lines += _points_table(points) + _series_table(series)
+    return {"summary": {"lm_points": points, "lm_series": series, "lm_paired": paired}, "plots": plots,
+            "lines": lines,
             "findings": [v for v in verdicts if v["provenance"] != "proof"],
             "controls": [v for v in verdicts if v["provenance"] == "proof"]}
 
 
 def write_lm_report(rows: list[dict], out: Path, *, title: str, intro: str, expectations: list[Expectation],
-                    caveats: list[str], command: str) -> dict:
+                    caveats: list[str], command: str, pairings=(), sections=None) -> dict:
     """report.md, table.csv, summary.json and the plots of a sweep of language-model runs only."""
-    lm = _lm_part(rows, out, expectations, "table.csv")
+    lm = _lm_part(rows, out, expectations, "table.csv", pairings, sections)
     summary = {"title": title, "command": command, "costs": LM_COUNTED, **lm["summary"], "series": [],
                "expectations": lm["findings"], "controls": lm["controls"], "plots": lm["plots"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

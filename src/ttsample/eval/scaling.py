@@ -172,13 +172,23 @@ def worst_cases(rows: list[dict], metric: str, oracles: tuple[str, ...]) -> list
 
 # ---- language-model runs: one point per (task, sampler, values, n), and series against n ----
 
-LM_FIELDS = ("lm_task", "model", "prompt", "horizon", "reward", "reference", "beta", "exact", "sampler", "value_kind",
+# a point's configuration; its replicates are its runs over seeds and, where a task has several, prompts
+LM_FIELDS = ("lm_task", "model", "horizon", "reward", "reference", "beta", "exact", "sampler", "value_kind",
              "rho", "options", "samples")
-LM_TASK_CONSTANTS = ("z", "z_exact", "base_reward", "pistar_reward", "kl_base_pistar")
+LM_TASK_CONSTANTS = ("z", "z_exact", "base_reward", "pistar_reward", "kl_base_pistar")  # per prompt
+
+
+def answers(row: dict) -> int:
+    """Answers a run gave: a weighted particle set (SMC) is one answer, drawn by weight; else one per sample."""
+    return 1 if row.get("weighted") else row["delivered"]
 
 
 def _per_sample(name: str):
     return lambda row: row[name] / row["delivered"] if row.get(name) is not None else None
+
+
+def _per_answer(name: str):
+    return lambda row: row[name] / answers(row) if row.get(name) is not None else None
 
 
 def _difference(a: str, b: str):
@@ -188,7 +198,8 @@ def _difference(a: str, b: str):
 LM_METRICS = {
     **{name: (lambda name: lambda row: row.get(name))(name) for name in (
         "tv_pistar", "tv_ratio", "tv_output_law", "tv_law_ratio", "kl_pistar", "kl_pistar_law", "kl_base",
-        "kl_base_law", "accuracy", "mean_reward", "distinct_share", "distinct_2", "off_support")},
+        "kl_base_law", "accuracy", "mean_reward", "distinct_share", "distinct_2", "off_support", "kl_bound",
+        "kl_drift", "responses")},
     "reward_gain": _difference("mean_reward", "base_reward"),  # over the base model's mean reward
     "ess_share": lambda row: row["ess"] / row["delivered"] if row.get("weighted") and row.get("ess") is not None else None,
     # OutcomeLevelRS: responses drawn per accepted one (1 / acceptance rate), times Z: 1 if draws ~ 1/Z
@@ -199,6 +210,8 @@ LM_METRICS = {
     "reward_calls": _per_sample("reward_calls"),
     "queries": _per_sample("queries_total"),
     "seconds": _per_sample("seconds"),
+    "answer_reward_calls": _per_answer("reward_calls"),
+    "answer_seconds": _per_answer("seconds"),
 }
 LM_COSTS = ("forward_passes", "tokens", "reward_calls", "queries", "seconds")
 
@@ -226,9 +239,11 @@ def _summarise(values: list[float]) -> dict:
 
 
 def collect_lm(rows: list[dict]) -> list[dict]:
-    """One point per (task, sampler, values, rho, options, n): every metric summarised over its seeds.
+    """One point per (task, sampler, values, rho, options, n): every metric summarised over its seeds and prompts.
 
     Runs that failed (status error) or ran out of budget are counted, with their first error, not summarised.
+    The task's constants (Z, base and pi* rewards) are the mean over its prompts, and per prompt in
+    ``per_prompt``; ``prompt`` is the one prompt, or the prompts joined by `` / ``.
     """
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -238,8 +253,13 @@ def collect_lm(rows: list[dict]) -> list[dict]:
         ok = [r for r in members if r["status"] == "ok" and r["delivered"]]
         failed = [r for r in members if r not in ok]
         label = dict(zip(LM_FIELDS, key))
+        prompts = list(dict.fromkeys(r["prompt"] for r in members))
+        per_prompt = {p: {name: next((r.get(name) for r in ok if r["prompt"] == p and r.get(name) is not None), None)
+                          for name in LM_TASK_CONSTANTS} for p in prompts}
         for name in LM_TASK_CONSTANTS:
-            label[name] = next((r.get(name) for r in ok if r.get(name) is not None), None)
+            known = [c[name] for c in per_prompt.values() if c[name] is not None]
+            label[name] = float(np.mean(known)) if known and len(known) == len(prompts) else None
+        label.update(prompt=" / ".join(prompts), prompts=prompts, per_prompt=per_prompt)
         point = {"kind": "lm", "axis": "seeds", **label, "options": _options(label["options"]),
                  "values": _values_label(label["value_kind"], label["rho"]), "seeds_ok": len(ok),
                  "seeds_failed": len(failed), "errors": sorted({str(r.get("error") or r["status"]) for r in failed})}
@@ -288,4 +308,54 @@ def lm_series(rows: list[dict]) -> list[dict]:
             fitted[metric] = fit_metric(s, metric) if positive and s.values[metric] else fit_metric(
                 Series("samples", key, {metric: {}}), metric)
         out.append(fitted)
+    return out
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """Two configurations compared on the same runs' conditions: the difference ``a - b`` of a metric.
+
+    Within a task, rows of ``a`` and ``b`` whose ``match`` agrees (an equal budget, say; None: not compared)
+    pair up by (prompt, seed), each pair giving one difference, so prompt and seed effects cancel.
+    """
+
+    name: str
+    a: object  # row -> bool
+    b: object  # row -> bool
+    metric: str  # of LM_METRICS
+    match: object  # row -> a hashable value, or None
+
+
+def paired_points(rows: list[dict], pairings) -> list[dict]:
+    """Per pairing, task and match value: the differences over (prompt, seed) pairs, summarised like seeds.
+
+    Each point has ``difference`` (a metric summary), ``b_reward_gain`` (the mean reward gain of ``b`` over the
+    base model on the same pairs) and ``pairs``.
+    """
+    lm_rows = [r for r in rows if r.get("kind") == "lm"]  # failed runs too: a comparison set up is reported
+    out = []
+    for pairing in pairings:
+        value_of = LM_METRICS[pairing.metric]
+        groups: dict[tuple, dict[str, dict]] = {}
+        for row in lm_rows:
+            side = "a" if pairing.a(row) else "b" if pairing.b(row) else None
+            matched = pairing.match(row) if side else None
+            if matched is None:
+                continue
+            by = groups.setdefault((row["lm_task"], matched), {"a": {}, "b": {}})[side]
+            replicate = (row["prompt"], row["seed"])
+            if replicate in by:
+                raise ValueError(f"pairing {pairing.name!r}: two {side}-rows for {replicate} in {row['lm_task']!r}")
+            by[replicate] = row
+        for (task, matched), sides in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+            if not (sides["a"] and sides["b"]):
+                continue  # one side was never run here: no comparison was set up
+            ok = lambda r: r["status"] == "ok" and r["delivered"] and value_of(r) is not None  # noqa: E731
+            common = [k for k in sides["a"] if k in sides["b"] and ok(sides["a"][k]) and ok(sides["b"][k])]
+            diffs = [value_of(sides["a"][k]) - value_of(sides["b"][k]) for k in common]
+            gains = [g for g in (LM_METRICS["reward_gain"](sides["b"][k]) for k in common) if g is not None]
+            out.append({"kind": "lm-paired", "axis": "paired", "pairing": pairing.name, "lm_task": task,
+                        "match": matched, "name": f"{task} · {pairing.name} · budget {matched}",
+                        "pairs": len(common), pairing.metric + "_difference": _summarise(diffs),
+                        "b_reward_gain": float(np.mean(gains)) if gains else None})
     return out

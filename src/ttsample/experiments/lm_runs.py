@@ -38,7 +38,21 @@ depend on which runs the worker did before. Metrics (stored beside the costs):
   ``KL(pi* || pi_ref) = E_pi*[log tau] - log Z`` evaluated on the samples
   (``mean log tau(y) - log Z_hat``): unbiased for an exact sampler, NULL when
   a sample has ``tau = 0``; it does not separate samplers whose samples all
-  satisfy a constraint (then it is ``-log Z_hat`` for each).
+  satisfy a constraint (then it is ``-log Z_hat`` for each). The identity
+  holds for samplers of ``pi*`` only, so the reward maximisers (best-of-n,
+  AISP) get none there.
+- KL of the maximisers, any task: ``kl_bound`` (best-of-n): ``log k - (k -
+  1) / k``, the closed form that bounds the KL of its output law to
+  ``pi_ref`` (exact when the k candidates' rewards never tie);
+  ``kl_drift`` (AISP): the token-level KL(perturbed || base) summed over a
+  response, averaged over every candidate of every round: how far its
+  proposals drifted, not the KL of the response it returns.
+- ``responses``: responses decoded per answer (the budget of the alignment
+  comparison): best-of-n ``k``; AISP candidates x iterations; MH its start
+  draws and chain steps per chain (a step regenerates a suffix); SMC its
+  particles (a weighted set is one answer, drawn by weight); OutcomeLevelRS
+  its draws per sample. None for samplers that decode token by token under
+  values (VGB, ActionLevelRS), whose budget is their reward calls.
 - ``base_reward``: the mean reward under ``pi_ref`` (exact, or from the
   reference draws); ``pistar_reward``: under ``pi*`` (exact, or
   self-normalised importance weights ``tau`` on the reference draws).
@@ -257,6 +271,7 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
         w = np.full(n, 1.0 / n)
     info = run.result.info
     out = {
+        "responses": responses_per_answer(task.sampler, info, run.result.ledger, n),
         "weighted": int(weighted),
         "ess": float(1.0 / np.sum(w**2)) if w.sum() > 0 else 0.0,
         "log_z_hat": _finite(info.get("log_z")),
@@ -283,9 +298,14 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
             law[tok] = law.get(tok, 0.0) + float(weight)
     if not weighted:
         law = {tok: count / n for tok, count in law.items()}
+    if task.sampler == "best-of-n":
+        k = int(info["num_candidates"])
+        out["kl_bound"] = math.log(k) - (k - 1) / k
+    if task.sampler == "aisp":
+        out["kl_drift"] = float(np.mean(info["diagnostics"]["kl"]))
     log_tau = _log_tau(reward, task.beta)
     if not ref.exact:
-        ok = np.isfinite(log_tau[live]).all()
+        ok = np.isfinite(log_tau[live]).all() and task.sampler not in MAXIMISERS
         out["kl_base"] = mean(np.where(live, log_tau, 0.0)) - ref.log_z if ok else None
         return out
     idx = np.array([ref.index[tok] for tok in law])
@@ -311,6 +331,25 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
                                     else None)
             out["kl_base_law"] = float(np.sum(law_p[on] * (np.log(law_p[on]) - ref.log_pi[on])))
     return out
+
+
+MAXIMISERS = ("best-of-n", "aisp")  # reward maximisers: not samplers of pi*
+
+
+def responses_per_answer(sampler: str, info: dict, ledger, n: int) -> float | None:
+    """Responses (or regenerated suffixes) decoded per answer; None where decoding is token by token."""
+    if sampler == "best-of-n":
+        return float(info["num_candidates"])
+    if sampler == "aisp":
+        return float(info["candidates"] * info["iterations"])
+    if sampler in ("smc", "twisted-smc"):
+        return float(info["particles"])
+    if sampler == "mh":
+        steps = info["burn_in"] + info["thin"] * (-(-n // info["chains"]) - 1)
+        return (info["init_tries"] + info["chains"] * steps) / n
+    if sampler == "outcome-rs":
+        return ledger.tries / n
+    return None
 
 
 def _finite(x):

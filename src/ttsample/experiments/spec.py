@@ -35,7 +35,7 @@ a spec may hold only these (then ``samplers`` and ``depths`` may be left out)::
     [[lm_tasks]]
     name = "dyck"             # the task's label in the store and the report
     model = "dyck"            # dyck, text, subword (embedded) or a local model folder
-    prompt = ""
+    prompt = ""               # or prompts = ["...", "..."]: the prompts are replicates, like seeds
     horizon = 6
     reward = "dyck"           # a name of ttsample.lm.rewards.REWARDS, or "minilm" (with reference = "...")
     # beta = 0.1              # a tilt tau = exp(r / beta); leave out for a 0/1 constraint (tau = 1{r > 0})
@@ -180,13 +180,18 @@ def _lm_tasks(table: dict, seeds: int, samples: int) -> list[LMTask]:
         mine_options = options.get(sampler, {})
         grid = [json.dumps(o, sort_keys=True) for o in (mine_options if isinstance(mine_options, list) else [mine_options])]
         for (kind, rho), n, opts in itertools.product(mine, sizes if isinstance(sizes, list) else [sizes], grid):
-            for seed in range(table.get("seeds", seeds)):
-                out.append(LMTask(str(table["name"]), str(table["model"]), str(table.get("prompt", "")),
+            for prompt, seed in itertools.product(task_prompts(table), range(table.get("seeds", seeds))):
+                out.append(LMTask(str(table["name"]), str(table["model"]), prompt,
                                   int(table["horizon"]), str(table["reward"]), str(table.get("reference", "")),
                                   None if table.get("beta") is None else float(table["beta"]),
                                   bool(table.get("exact", False)), sampler, kind, rho, seed, int(n), opts,
                                   int(table.get("reference_draws", 512))))
     return out
+
+
+def task_prompts(table: dict) -> list[str]:
+    """A task's prompts: its ``prompts`` list, or its one ``prompt`` (default empty)."""
+    return [str(p) for p in table["prompts"]] if "prompts" in table else [str(table.get("prompt", ""))]
 
 
 def _value_entry(entry) -> tuple[str, float]:
@@ -325,6 +330,11 @@ def _check_lm_table(t: dict) -> None:
     _require(isinstance(t.get("name"), str) and t["name"], "every [[lm_tasks]] table needs a name")
     _require(isinstance(t.get("model"), str) and t["model"], f"{where} needs a model (dyck, text, subword or a folder)")
     _require(isinstance(t.get("prompt", ""), str), f"{where}: prompt must be text")
+    _require("prompts" not in t or "prompt" not in t, f"{where}: give prompt or prompts, not both")
+    _require("prompts" not in t or (isinstance(t["prompts"], list) and t["prompts"]
+                                    and all(isinstance(p, str) for p in t["prompts"])
+                                    and len(set(t["prompts"])) == len(t["prompts"])),
+             f"{where}: prompts must be a non-empty list of distinct texts")
     horizon = t.get("horizon")
     _require(isinstance(horizon, int) and not isinstance(horizon, bool) and horizon >= 1,
              f"{where}: horizon must be an integer >= 1")

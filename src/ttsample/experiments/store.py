@@ -42,6 +42,7 @@ COLUMNS = {
     "off_support": "REAL", "tv_pistar": "REAL", "kl_pistar": "REAL", "kl_base": "REAL", "kl_base_pistar": "REAL",
     "tv_floor": "REAL", "tv_floor_q95": "REAL", "kl_floor": "REAL", "tv_ratio": "REAL",
     "law_dead_mass": "REAL", "tv_law_ratio": "REAL", "kl_pistar_law": "REAL", "kl_base_law": "REAL",
+    "kl_bound": "REAL", "kl_drift": "REAL", "responses": "REAL",
 }
 
 

@@ -146,27 +146,14 @@ class GenerationTask:
         Drawn on the model's device by a torch generator seeded from ``rng``;
         only the chosen tokens and their log-probabilities leave it.
         """
-        import torch
-
         nodes = np.asarray(nodes, dtype=np.int64)
-        q = self.next_log_probs_tensor(nodes, logits_hook, rows)
-        generator = torch.Generator(device=q.device).manual_seed(int(rng.integers(2**63 - 1)))
-        # inverse transform: far faster than torch.multinomial on wide rows; u in (0, total] never picks a zero
-        cdf = torch.cumsum(q.exp(), dim=1, dtype=torch.float64)
-        u = (1.0 - torch.rand((nodes.size, 1), generator=generator, device=q.device, dtype=torch.float64)) * cdf[:, -1:]
-        actions = torch.searchsorted(cdf, u).clamp_(max=q.shape[1] - 1)
-        log_q = q.gather(1, actions)[:, 0].double().cpu().numpy()
-        return self.tree.child(nodes, actions[:, 0].cpu().numpy()), log_q
+        actions, log_q = draw(self.next_log_probs_tensor(nodes, logits_hook, rows), rng)
+        return self.tree.child(nodes, actions), log_q
 
     def sample_suffix(self, nodes: np.ndarray, rng: np.random.Generator,
                       logits_hook: LogitsHook | None = None) -> np.ndarray:
         """Complete each node to a leaf, one batched model call per step; returns the leaves."""
-        out = np.asarray(nodes, dtype=np.int64).copy()
-        open_ = np.flatnonzero(~self.tree.is_leaf(out))
-        while open_.size:
-            out[open_], _ = self.draw_children(out[open_], rng, logits_hook, rows=open_)
-            open_ = open_[~self.tree.is_leaf(out[open_])]
-        return out
+        return sample_suffixes([self], [nodes], rng, [logits_hook])[0]
 
     # ---- reward and text ----
 
@@ -199,3 +186,55 @@ class GenerationTask:
             kids = every[depth == h]
             np.logaddexp.at(log_v, tree.parent(kids), log_q[kids] + log_v[kids])
         return log_v
+
+
+def draw(log_probs, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One action per row of a (rows, A) log-probability tensor, by inverse transform on its device: actions and
+    their log-probabilities, as arrays. The torch generator is seeded from ``rng`` (one draw of it per call)."""
+    import torch
+
+    generator = torch.Generator(device=log_probs.device).manual_seed(int(rng.integers(2**63 - 1)))
+    # inverse transform: far faster than torch.multinomial on wide rows; u in (0, total] never picks a zero
+    cdf = torch.cumsum(log_probs.exp(), dim=1, dtype=torch.float64)
+    u = (1.0 - torch.rand((log_probs.shape[0], 1), generator=generator, device=log_probs.device,
+                          dtype=torch.float64)) * cdf[:, -1:]
+    actions = torch.searchsorted(cdf, u).clamp_(max=log_probs.shape[1] - 1)
+    return actions[:, 0].cpu().numpy(), log_probs.gather(1, actions)[:, 0].double().cpu().numpy()
+
+
+def sample_suffixes(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: np.random.Generator,
+                    hooks: list[LogitsHook | None] | None = None) -> list[np.ndarray]:
+    """Complete the nodes of several tasks on one model (several prompts) to leaves: one model call per step
+    serves every task's open rows. Returns each task's leaves.
+
+    ``hooks[i]`` reweighs task ``i``'s rows; the rows it is told are numbered across the tasks in order (task
+    ``i``'s first node is row ``len(nodes[0]) + ... + len(nodes[i - 1])``), so one table of per-row state can
+    serve every task's hook.
+    """
+    import torch
+
+    if any(t.lm is not tasks[0].lm for t in tasks):
+        raise ParameterError("tasks decoded together must share one model")
+    hooks = [None] * len(tasks) if hooks is None else hooks
+    out = [np.asarray(n, dtype=np.int64).copy() for n in nodes]
+    offsets = np.cumsum([0] + [o.size for o in out])
+    open_ = [np.flatnonzero(~t.tree.is_leaf(o)) for t, o in zip(tasks, out)]
+    while any(o.size for o in open_):
+        live = [i for i, o in enumerate(open_) if o.size]
+        handles = np.concatenate([tasks[i].model_handles(out[i][open_[i]]) for i in live])
+        q_all = tasks[0].lm.next_logprobs_tensor(handles)[:, tasks[0]._columns]
+        parts, start = [], 0
+        for i in live:
+            q = q_all[start:start + open_[i].size]
+            start += open_[i].size
+            if hooks[i] is not None:
+                q = hooks[i](offsets[i] + open_[i], out[i][open_[i]], q)
+            parts.append(torch.log_softmax(q, dim=1))
+        actions, _ = draw(torch.cat(parts), rng)
+        start = 0
+        for i in live:
+            rows = open_[i]
+            out[i][rows] = tasks[i].tree.child(out[i][rows], actions[start:start + rows.size])
+            start += rows.size
+            open_[i] = rows[~tasks[i].tree.is_leaf(out[i][rows])]
+    return out

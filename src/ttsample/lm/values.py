@@ -6,7 +6,8 @@ counted in the task's model ledger; randomness is passed in.
 - ``ExactValues``: ``V*`` by enumerating the trie (small vocabularies and horizons);
   the lab's error models go on top with ``with_error(LMOracle(task, ExactValues(task)), ...)``.
 - ``RolloutValues``: the mean of ``tau`` over ``k`` completions drawn from ``pi_ref``.
-- ``HeuristicValues``: the untrained ``alpha**(H - h) * r(prefix)`` of the VGB paper.
+- ``HeuristicValues``: the untrained ``alpha**(H - h) * r(prefix)`` of the VGB paper for a constraint;
+  ``alpha**(H - h) * tau(prefix)`` for a tilt (``tau = exp(r / beta)``, positive whatever the sign of r).
 - ``ValueHead``: a small MLP on the model's pre-logits, fitted at test time
   on value estimates for the current prompt; ``fit`` reports its held-out error.
 - ``LearnedValues``: test-time training during sampling: rollouts answer the
@@ -62,7 +63,10 @@ class HeuristicValues:
         nodes = np.asarray(nodes, dtype=np.int64)
         h = self.task.tree.depth_of(nodes)
         r = np.array([self.reward(t) for t in self.task.text(nodes)])
-        return log_of(self.alpha ** (self.task.horizon - h) * r)
+        if self.task.beta is None:  # a constraint: alpha^(H-h) r(prefix), as in the VGB paper
+            return log_of(self.alpha ** (self.task.horizon - h) * r)
+        # a tilt: alpha^(H-h) tau(prefix) = alpha^(H-h) exp(r(prefix) / beta); r itself may be negative
+        return (self.task.horizon - h) * np.log(self.alpha) + r / self.task.beta
 
 
 class ValueHead:

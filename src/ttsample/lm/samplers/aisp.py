@@ -19,7 +19,9 @@ candidate of each round: best-of-n with a moving proposal.
 
 Every round's candidates of every chain are decoded in one batch through the
 task's decoding hook (no second decoding loop); ``n`` chains (independent
-AISP runs on the same prompt) run side by side.
+AISP runs on the same prompt) run side by side, and ``sample_aisp_prompts``
+runs them for several prompts at once (one model call per token position for
+all prompts).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from ...errors import ParameterError
 from ...logspace import logsumexp
 from ...samplers.base import Progress, SampleResult, check_sample_count
+from ..task import sample_suffixes
 from .base import lm_ledger
 
 DECODE = ("sample", "argmax")
@@ -76,8 +79,25 @@ def perturbation_hook(task, perturbations: np.ndarray, decode: str = "sample", k
 def sample_aisp(task, oracle, n: int, rng: np.random.Generator, *, window: int = 8, candidates: int = 8,
                 iterations: int = 8, sigma: float = float(np.sqrt(0.5)), lam: float = 0.3, alpha: float = 0.999,
                 decode: str = "sample", progress: Progress | None = None) -> SampleResult:
-    """``n`` independent AISP chains; each returns its best response. ``oracle`` is not used (rewards only)."""
+    """``n`` independent AISP chains on one prompt; each returns its best response. ``oracle`` is not used
+    (rewards only)."""
+    return sample_aisp_prompts([task], n, rng, window=window, candidates=candidates, iterations=iterations,
+                               sigma=sigma, lam=lam, alpha=alpha, decode=decode, progress=progress)[0]
+
+
+def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window: int = 8, candidates: int = 8,
+                        iterations: int = 8, sigma: float = float(np.sqrt(0.5)), lam: float = 0.3,
+                        alpha: float = 0.999, decode: str = "sample",
+                        progress: Progress | None = None) -> list[SampleResult]:
+    """``n`` AISP chains for each of several prompts (generation tasks on one model), run side by side.
+
+    Every round decodes all prompts' candidates in one batch (``sample_suffixes``: one model call per token
+    position for all of them). Returns one result per task, in order; they share one ledger, the batch's
+    (its costs are for all prompts together, not each).
+    """
     n = check_sample_count(n)
+    if not tasks:
+        raise ParameterError("AISP needs at least one generation task (prompt)")
     if not isinstance(window, (int, np.integer)) or window < 1:
         raise ParameterError(f"the control window tau must be an integer >= 1, got {window!r}")
     if not isinstance(candidates, (int, np.integer)) or candidates < 2:
@@ -92,44 +112,50 @@ def sample_aisp(task, oracle, n: int, rng: np.random.Generator, *, window: int =
         raise ParameterError(f"alpha must be in [0, 1], got {alpha!r}")
     if decode not in DECODE:
         raise ParameterError(f"decode must be one of {', '.join(DECODE)}, got {decode!r}")
-    if task.lm.model.get_output_embeddings() is None:
+    lm = tasks[0].lm
+    if lm.model.get_output_embeddings() is None:
         raise ParameterError("AISP perturbs the pre-logits that an LM head reads; this model exposes no LM head")
-    window = min(int(window), task.horizon)
-    d = task.lm.hidden_size
-    u = np.zeros((n, window, d))
-    best_leaf = np.zeros(n, dtype=np.int64)
-    best_reward = np.full(n, -np.inf)
-    history = {"mean_reward": [], "best_reward": [], "ess": [], "u_norm": [], "kl": []}
-    tried: list[list[tuple[int, float, float]]] = [[] for _ in range(n)]
-    with lm_ledger(task) as (ledger, _):
+    window = min(int(window), min(t.horizon for t in tasks))
+    prompts, d, m = len(tasks), lm.hidden_size, int(candidates)
+    u = np.zeros((prompts, n, window, d))
+    best_leaf = np.zeros((prompts, n), dtype=np.int64)
+    best_reward = np.full((prompts, n), -np.inf)
+    history = [{"mean_reward": [], "best_reward": [], "ess": [], "u_norm": [], "kl": []} for _ in tasks]
+    tried: list[list[list[tuple[int, float, float]]]] = [[[] for _ in range(n)] for _ in tasks]
+    with lm_ledger(tasks[0]) as (ledger, _):
         for k in range(iterations):
-            v = u[:, None] + sigma * rng.standard_normal((n, candidates, window, d))  # (n, m, window, d)
-            kl = np.zeros(n * candidates)
-            hook = perturbation_hook(task, v.reshape(n * candidates, window, d), decode, kl)
-            leaves = task.sample_suffix(np.zeros(n * candidates, dtype=np.int64), rng, logits_hook=hook)
-            rewards = np.array([task.reward(t) for t in task.text(leaves)]).reshape(n, candidates)
-            ledger.record_tries(n * candidates, n * candidates, n * candidates)
-            ledger.steps += int(task.tree.depth_of(leaves).sum())
-            leaves = leaves.reshape(n, candidates)
-            ess = np.zeros(n)
-            for c in range(n):
-                u[c], log_w = aisp_update(u[c], v[c], rewards[c], sigma, lam, alpha)
-                ess[c] = 1.0 / np.sum(np.exp(2 * log_w))
-                tried[c] += [(int(x), float(r), float(lw)) for x, r, lw in zip(leaves[c], rewards[c], log_w)]
-                top = int(np.argmax(rewards[c]))
-                if rewards[c, top] > best_reward[c]:
-                    best_reward[c], best_leaf[c] = rewards[c, top], leaves[c, top]
-            history["mean_reward"].append(float(rewards.mean()))
-            history["best_reward"].append(float(best_reward.mean()))
-            history["ess"].append(float(ess.mean()))
-            history["u_norm"].append(float(np.linalg.norm(u, axis=(1, 2)).mean()))
-            history["kl"].append(float(kl.mean()))
+            v = u[:, :, None] + sigma * rng.standard_normal((prompts, n, m, window, d))  # per prompt, chain, candidate
+            rows = v.reshape(prompts * n * m, window, d)
+            kl = np.zeros(rows.shape[0])
+            hooks = [perturbation_hook(t, rows, decode, kl) for t in tasks]
+            roots = [np.zeros(n * m, dtype=np.int64) for _ in tasks]
+            leaves = sample_suffixes(tasks, roots, rng, hooks)
+            kl = kl.reshape(prompts, n * m)
+            for p, task in enumerate(tasks):
+                rewards = np.array([task.reward(t) for t in task.text(leaves[p])]).reshape(n, m)
+                ledger.steps += int(task.tree.depth_of(leaves[p]).sum())
+                mine = leaves[p].reshape(n, m)
+                ess = np.zeros(n)
+                for c in range(n):
+                    u[p, c], log_w = aisp_update(u[p, c], v[p, c], rewards[c], sigma, lam, alpha)
+                    ess[c] = 1.0 / np.sum(np.exp(2 * log_w))
+                    tried[p][c] += [(int(x), float(r), float(lw)) for x, r, lw in zip(mine[c], rewards[c], log_w)]
+                    top = int(np.argmax(rewards[c]))
+                    if rewards[c, top] > best_reward[p, c]:
+                        best_reward[p, c], best_leaf[p, c] = rewards[c, top], mine[c, top]
+                diag = history[p]
+                diag["mean_reward"].append(float(rewards.mean()))
+                diag["best_reward"].append(float(best_reward[p].mean()))
+                diag["ess"].append(float(ess.mean()))
+                diag["u_norm"].append(float(np.linalg.norm(u[p], axis=(1, 2)).mean()))
+                diag["kl"].append(float(kl[p].mean()))
+            ledger.record_tries(prompts * n * m, prompts * n * m, prompts * n * m)
             if progress is not None:
                 progress(n * (k + 1) / iterations, n)
-    info = {"window": window, "candidates": int(candidates), "iterations": int(iterations), "sigma": float(sigma),
-            "lambda": float(lam), "alpha": float(alpha), "decode": decode, "diagnostics": history,
-            "best_reward": best_reward, "tried": tried, "u": u}
-    return SampleResult(best_leaf, ledger, info)
+    settings = {"window": window, "candidates": m, "iterations": int(iterations), "sigma": float(sigma),
+                "lambda": float(lam), "alpha": float(alpha), "decode": decode, "prompts": prompts}
+    return [SampleResult(best_leaf[p], ledger, {**settings, "diagnostics": history[p], "best_reward": best_reward[p],
+                                                "tried": tried[p], "u": u[p]}) for p in range(prompts)]
 
 
 def plot_diagnostics(info: dict, path) -> None:
