@@ -139,6 +139,7 @@ def plot_task(points: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     costs = (("responses", "responses decoded per answer"), ("answer_reward_calls", "reward calls per answer"),
              ("answer_seconds", "seconds per answer"))
@@ -159,11 +160,16 @@ def plot_task(points: list[dict], path: Path) -> None:
         if first["pistar_reward"] is not None and math.isfinite(first["pistar_reward"]):
             ax.axhline(first["pistar_reward"], color="gray", linestyle="--", linewidth=1, label="pi* (estimated)")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(name)
         ax.set_ylabel("mean reward of the answer")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
+    legend = {}
+    for ax in axes:  # VGB has no budget in responses: it is on the other panels only
+        legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
     fig.suptitle(f"{first['lm_task']}: reward against budget (mean over prompts and seeds, 95% CI bars)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
