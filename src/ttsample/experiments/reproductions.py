@@ -276,8 +276,9 @@ LM_CAVEATS = [
     "its acceptance Z e^(-1/beta), about 1e-4 here.",
     "Best-of-n and AISP are reward maximisers, not samplers of pi*: their TV to pi* measures how far they are "
     "from it, not an error. AISP runs at its published-style defaults (8 rounds of 8 candidates, window 8), so "
-    "each of its samples scores 64 responses against best-of-n's k; its KL to the base where pi* is not "
-    "enumerated is the identity estimate, which assumes pi*'s law, so read it as a reward, not as its KL.",
+    "each of its samples scores 64 responses against best-of-n's k. Where pi* is not enumerated they get no KL "
+    "to the base: the identity estimate used there assumes the samples follow pi* (`ttsample reproduce "
+    "alignment` reports best-of-n's closed-form bound and AISP's proposal drift instead).",
     "Twisted SMC weighs every child of each particle up to 1,024 tokens and proposes from pi_ref beyond; this spec "
     "runs it on the Dyck model only.",
     "VGB on the subword model (4,095 tokens: the proposal kernel) walks for its calibrated length, tens of "
