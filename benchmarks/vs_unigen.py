@@ -1,7 +1,8 @@
 """ttsample's counting-to-sampling reduction against UniGen on seeded formulas: seconds per sample, and uniformity.
 
-    python benchmarks/vs_unigen.py [--quick] [--seed 0] [--budget 600] [--order occurrence] [--enumerate-below 1024]
-                                   [--thresholds 0,128,1024,4096] [--skip-timing] [--skip-uniformity]
+    python benchmarks/vs_unigen.py [--quick] [--seed 0] [--budget 600] [--order occurrence] [--enumerate-below 128]
+                                   [--thresholds 32,128,1024] [--tools jvv,lifted,unigen] [--skip-timing]
+                                   [--skip-uniformity]
 
 Needs the SAT extra (``pip install -c constraints.txt -e ".[sat]"``: pyganak, pyapproxmc 4.1.24, pycryptosat,
 pyunigen); without it the script says so and exits 2. ``make bench-unigen`` runs it as is.
@@ -181,6 +182,8 @@ def per_sample(result, n: int, budget: float) -> tuple[str, float | None]:
         return f"{value['seconds'] / n:.4f}", value["seconds"] / n
     if status == "timeout":
         return f"> {budget / n:.3g} (budget)", None
+    if status == "skipped":
+        return "not run", None
     return f"error ({value[:60]})", None
 
 
@@ -201,6 +204,8 @@ def timing(args) -> None:
         def cell(key, fn, fargs):
             if key in ran_out:
                 return ("timeout", None)
+            if key not in args.tools and not (key in ("one", "batched") and "unigen" in args.tools):
+                return ("skipped", None)
             result = isolated(fn, fargs, args.budget)
             if result[0] == "timeout":
                 ran_out.add(key)
@@ -290,13 +295,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=float, default=None, help="seconds per cell (default 600; --quick 60)")
     parser.add_argument("--order", default="occurrence", help="ttsample's variable order: file or occurrence")
-    parser.add_argument("--enumerate-below", type=int, default=1024)
+    parser.add_argument("--enumerate-below", type=int, default=128)
     parser.add_argument("--thresholds", default=None, help="also time JVV + Ganak at these enumeration thresholds")
+    parser.add_argument("--tools", default="jvv,lifted,unigen",
+                        help="which timing columns to run: jvv (JVV + Ganak), lifted (lifted + ApproxMC), unigen")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--skip-uniformity", action="store_true")
     args = parser.parse_args(argv)
     if args.budget is None:
         args.budget = 60.0 if args.quick else 600.0
+    args.tools = set(args.tools.split(","))
     try:
         unigen_module()
         count_exact(random_3sat(5, 1.0, 0))

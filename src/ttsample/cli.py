@@ -417,11 +417,11 @@ def sat_cmd(
     seed: int = typer.Option(0, help="Seed of the sampler and of ApproxMC's hashes."),
     epsilon: float = typer.Option(0.8, help="ApproxMC's tolerance (--counter approxmc): rho = 1 + epsilon."),
     delta: float = typer.Option(0.2, help="ApproxMC's failure probability per count (--counter approxmc)."),
-    order: str = typer.Option("file", help="Variable order of the tree: file (as in the file) or occurrence (most frequent first)."),
-    enumerate_below: int = typer.Option(1024, help="Enumerate (CryptoMiniSat) a subtree with at most this many solutions instead of counting in it."),
+    order: str = typer.Option("file", help="Variable order of the tree: file (as in the file) or occurrence (most frequent first; the faster on every formula measured, docs/sat.md)."),
+    enumerate_below: int = typer.Option(128, help="Enumerate (CryptoMiniSat) a subtree with at most this many solutions instead of counting in it."),
     out: Path = typer.Option(..., "--out", help="Folder for solutions.txt (DIMACS literals, one solution a line) and ledger.json."),
 ) -> None:
-    """Draw N solutions of a CNF formula uniformly, by counting; write DIR/solutions.txt and DIR/ledger.json (extra ttsample[sat])."""
+    """Draw N solutions of a CNF formula uniformly, by counting; write DIR/solutions.txt and DIR/ledger.json (needs the SAT extra)."""
     from .sat import read_cnf, sample_cnf
 
     try:

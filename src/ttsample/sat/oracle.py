@@ -45,7 +45,7 @@ from ..trees.trie import TokenTrie
 from .cnf import CNF, residual
 from .counters import GanakCounter, SatCosts, SatSolver
 
-DEFAULT_ENUMERATE_BELOW = 1024  # chosen by measurement (docs/sat.md): an enumerated solution costs 15-75 us, a Ganak call 1 ms to 1 s
+DEFAULT_ENUMERATE_BELOW = 128  # chosen by measurement: the fastest of 16 to 4096 at 1000 samples on every family (docs/sat.md)
 ORDERS = ("file", "occurrence")
 
 
