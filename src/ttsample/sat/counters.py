@@ -53,6 +53,15 @@ class SatCosts:
         return asdict(self)
 
 
+def closed_form(res: Residual) -> tuple[int, bool] | None:
+    """The count of a residual that needs no counter: 0 if unsatisfiable, ``2**free`` if nothing is left to count."""
+    if res.unsatisfiable:
+        return 0, True
+    if not res.counted:
+        return 2**res.free, True
+    return None
+
+
 class GanakCounter:
     """Exact projected counts with Ganak."""
 
@@ -69,10 +78,9 @@ class GanakCounter:
 
     def count(self, res: Residual, key: int, costs: SatCosts) -> tuple[int, bool]:
         """``(count, exact)`` of the residual formula's projected solutions."""
-        if res.unsatisfiable:
-            return 0, True
-        if not res.counted:
-            return 2**res.free, True
+        known = closed_form(res)
+        if known is not None:
+            return known
         start = time.perf_counter()
         counter = self.module.Counter(seed=self.seed)
         counter.add_clauses(res.clauses)
@@ -110,10 +118,9 @@ class ApproxMCCounter:
         return {"counter": self.name, "exact": False, "epsilon": self.epsilon, "delta": self.delta}
 
     def count(self, res: Residual, key: int, costs: SatCosts) -> tuple[int, bool]:
-        if res.unsatisfiable:
-            return 0, True
-        if not res.counted:
-            return 2**res.free, True
+        known = closed_form(res)
+        if known is not None:
+            return known
         start = time.perf_counter()
         seed = (self.seed * 1_000_003 + int(key)) % (2**31 - 1) + 1  # the node's own seed: same answer whatever the run
         counter = self.module.Counter(seed=seed, epsilon=self.epsilon, delta=self.delta)
