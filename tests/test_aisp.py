@@ -4,6 +4,11 @@ import json
 
 import numpy as np
 import pytest
+
+from extras import require
+
+require("lm")
+
 import torch
 from typer.testing import CliRunner
 

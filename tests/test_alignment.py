@@ -7,6 +7,11 @@ import tomllib
 
 import numpy as np
 import pytest
+
+from extras import require
+
+require("lm")
+
 import torch
 from typer.testing import CliRunner
 

@@ -8,6 +8,11 @@ tolerance. The twins feed the model a wrong position or no padding mask and must
 
 import numpy as np
 import pytest
+
+from extras import require
+
+require("lm")
+
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 

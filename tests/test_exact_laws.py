@@ -24,7 +24,9 @@ from ttsample.samplers.chains import schedule_rho
 from ttsample.samplers.lifted import LiftedWalk, default_lifted_steps
 from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
 
-from conftest import target_with_zeros
+from ttsample.testing import target_with_zeros
+
+from twins import EagerFlipLiftedWalk, ParentWeightWalk
 
 SHAPES = [(2, n) for n in range(1, 9)] + [(3, n) for n in range(1, 6)] + [(5, n) for n in range(1, 5)]
 ORACLES = [
@@ -167,27 +169,6 @@ def test_twin_jvv_without_acceptance_is_caught():
     target, oracle = noisy_instance()
     proposal_law, _ = jvv_output_law(oracle, log_bound=-np.inf)  # accept every proposal
     assert total_variation(proposal_law, target.leaf_probs()) > 1e-3
-
-
-class ParentWeightWalk(SinclairJerrumWalk):
-    """Broken on purpose: moves up with the parent's weight instead of the node's own."""
-
-    def kernel(self, oracle, ids):
-        candidates, weights = super().kernel(oracle, ids)
-        inner = ~self.tree.is_leaf(ids) & (ids != 0)
-        weights[0, inner] *= np.exp(oracle.log_weight(self.tree.parent(ids[inner])) - oracle.log_weight(ids[inner]))
-        return candidates, weights
-
-
-class EagerFlipLiftedWalk(LiftedWalk):
-    """Broken on purpose: a chain going up never flips back down."""
-
-    def kernel(self, oracle, states):
-        candidates, weights = super().kernel(oracle, states)
-        going_up = ((states & 1) == 1) & ((states >> 1) < self.tree.leaf_start)
-        weights[0, going_up] = 0.0
-        weights[0, going_up & ((states >> 1) == 0)] = 1.0  # the root must still turn around
-        return candidates, weights
 
 
 @pytest.mark.parametrize("broken", [ParentWeightWalk, EagerFlipLiftedWalk])

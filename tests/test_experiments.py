@@ -17,6 +17,8 @@ from ttsample.experiments.runner import run_spec
 from ttsample.experiments.spec import load_spec, parse_spec, rho_at
 from ttsample.experiments.store import ResultStore
 
+from extras import needs
+
 SPEC = """
 name = "t"
 samplers = ["jvv", "walk-boosted", "lifted"]
@@ -132,6 +134,7 @@ def test_parallel_equals_serial_and_rerun_adds_nothing(tmp_path):
     assert rows_of(tmp_path / "serial" / "results.sqlite") == rows_of(tmp_path / "parallel" / "results.sqlite")
 
 
+@needs("ray")
 def test_ray_executor_matches_processes(tmp_path):
     spec = parse_spec({**tomllib.loads(SPEC), "depths": [3], "sampler_depths": {}, "families": [{"kind": "random"}]})
     for name, executor in [("proc", "process"), ("ray", "ray")]:

@@ -4,6 +4,11 @@ import json
 
 import numpy as np
 import pytest
+
+from extras import require
+
+require("lm")
+
 from typer.testing import CliRunner
 
 from ttsample.cli import app

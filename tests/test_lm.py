@@ -10,6 +10,10 @@ import shutil
 import numpy as np
 import pytest
 
+from extras import require
+
+require("lm")
+
 from ttsample import make_oracle, sample_jvv, sample_walk_boosted
 from ttsample.errors import ModelLoadError, OracleBoundError, ParameterError, RewardError
 from ttsample.eval.exact_laws import (
@@ -30,9 +34,8 @@ from ttsample.lm.targets import tilted_target
 from ttsample.lm.tiny import train_tiny
 from ttsample.lm.values import ExactValues, HeuristicValues, RolloutValues, ValueHead
 
-from conftest import FALSE_ALARM
-from test_exact_laws import ParentWeightWalk
-from test_monte_carlo import chi_square_p_value
+from twins import ParentWeightWalk
+from ttsample.testing import FALSE_ALARM, chi_square_p_value
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,10 @@ Statistical tests reject a correct sampler with probability at most FALSE_ALARM;
 import numpy as np
 import pytest
 
+from extras import require
+
+require("lm")
+
 from ttsample.errors import OracleBoundError
 
 from ttsample.eval.exact_laws import (
@@ -26,8 +30,7 @@ from ttsample.lm.values import ExactValues
 from ttsample.oracles import with_error
 from ttsample.samplers.walk import ProposalWalk, SinclairJerrumWalk
 
-from conftest import FALSE_ALARM
-from test_monte_carlo import chi_square_p_value
+from ttsample.testing import FALSE_ALARM, chi_square_p_value, normal_band
 
 H = 4
 
@@ -98,8 +101,8 @@ def test_vgb_with_noisy_values_samples_its_exact_law(dyck, kernel):
     pi_ref[leaves] = np.exp(task.log_pi_ref(leaves))
     assert chi_square_p_value(task.sample_suffix(np.zeros(2000, dtype=np.int64), np.random.default_rng(2)),
                               pi_ref / pi_ref.sum()) > FALSE_ALARM  # (the check passes a correct decoder ...)
-    with pytest.raises(AssertionError, match="zero-probability"):  # ... and refuses pi_ref's draws as draws from pi*
-        chi_square_p_value(task.sample_suffix(np.zeros(2000, dtype=np.int64), np.random.default_rng(2)), law)
+    # ... and refuses pi_ref's draws as draws from pi* (some land where pi* has no mass: p-value 0)
+    assert chi_square_p_value(task.sample_suffix(np.zeros(2000, dtype=np.int64), np.random.default_rng(2)), law) == 0.0
 
 
 def test_twisted_smc_with_pi_ref_proposals_estimates_z_without_bias(dyck, monkeypatch):
@@ -122,7 +125,7 @@ def test_twisted_smc_with_pi_ref_proposals_estimates_z_without_bias(dyck, monkey
 
     noisy = with_error(exact, "random", 2.0, seed=3)
     estimates = z_hats(noisy)
-    assert abs(estimates.mean() - z) < 4.89 * estimates.std(ddof=1) / np.sqrt(estimates.size)
+    assert abs(estimates.mean() - z) < normal_band(FALSE_ALARM) * estimates.std(ddof=1) / np.sqrt(estimates.size)
 
     class ForgetsTheProposal:  # twin: reports log q = 0, so each step's weight keeps a factor q
         def __init__(self, oracle):
@@ -136,4 +139,4 @@ def test_twisted_smc_with_pi_ref_proposals_estimates_z_without_bias(dyck, monkey
             return child, np.zeros(np.shape(ids))
 
     twin = z_hats(ForgetsTheProposal(noisy))
-    assert abs(twin.mean() - z) > 4.89 * twin.std(ddof=1) / np.sqrt(twin.size)
+    assert abs(twin.mean() - z) > normal_band(FALSE_ALARM) * twin.std(ddof=1) / np.sqrt(twin.size)

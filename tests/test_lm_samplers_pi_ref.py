@@ -12,6 +12,10 @@ a deliberately broken sampler that must fail the same check.
 import numpy as np
 import pytest
 
+from extras import require
+
+require("lm")
+
 from ttsample.errors import BudgetExhaustedError, OracleBoundError, ParameterError
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.oracle import LMOracle
@@ -25,10 +29,9 @@ from ttsample.lm.task import GenerationTask
 from ttsample.lm.values import ExactValues
 from ttsample.oracles import with_error
 
-from conftest import FALSE_ALARM
-from test_monte_carlo import chi_square_p_value
+from ttsample.testing import FALSE_ALARM, chi_square_p_value, normal_band
 
-Z_BAND = 4.89  # P(|N(0,1)| > 4.89) ~ 1e-6 = FALSE_ALARM
+Z_BAND = normal_band(FALSE_ALARM)  # 4.89: P(|N(0, 1)| > Z_BAND) = FALSE_ALARM
 N = 4000  # draws per chi-square test
 
 

@@ -10,7 +10,6 @@ a deliberately broken sampler to the same check and asserts it fails.
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from ttsample import (
     bounded_tilt_target,
@@ -29,23 +28,10 @@ from ttsample.samplers.jvv import descend
 from ttsample.samplers.lifted import default_lifted_steps
 from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
 from ttsample.samplers.uniform_rejection import propose, sample_uniform_rejection
-
-from conftest import FALSE_ALARM, target_with_zeros
-from test_exact_laws import EagerFlipLiftedWalk, ParentWeightWalk
+from ttsample.testing import FALSE_ALARM, chi_square_p_value, target_with_zeros
+from twins import EagerFlipLiftedWalk, ParentWeightWalk
 
 N = 20_000
-
-
-def chi_square_p_value(samples: np.ndarray, probs: np.ndarray) -> float:
-    counts = np.bincount(samples, minlength=probs.size)
-    assert counts[probs == 0].sum() == 0, "a zero-probability leaf was sampled"
-    expected = probs * samples.size
-    small = expected < 5
-    obs = np.append(counts[~small], counts[small].sum())
-    exp = np.append(expected[~small], expected[small].sum())
-    keep = exp > 0
-    return float(stats.chisquare(obs[keep], exp[keep]).pvalue)
-
 
 INSTANCES = {
     "random-b2": (lambda: random_target(5, 2, concentration=0.7, seed=3), "random", 1.5),

@@ -5,7 +5,7 @@ from ttsample import Target, make_oracle, random_target
 from ttsample.errors import OracleBoundError
 from ttsample.oracles import ORACLES, CountedOracle, Ledger
 
-from conftest import target_with_zeros
+from ttsample.testing import target_with_zeros
 
 STATED = ["exact", "random", "adversarial", "single", "signs", "decoy", "drift"]  # rho is the stated bound
 KINDS = [*STATED, "delayed", "flat"]

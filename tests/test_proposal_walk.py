@@ -7,6 +7,10 @@ FALSE_ALARM; each has a twin that must fail.
 import numpy as np
 import pytest
 
+from extras import require
+
+require("lm")
+
 from ttsample import make_oracle, random_target
 from ttsample.eval.exact_laws import leaf_marginal, total_variation, walk_output_law, walk_stationary_law
 from ttsample.lm.backend import LanguageModel
@@ -18,8 +22,7 @@ from ttsample.oracles import with_error
 from ttsample.oracles.protocol import Oracle
 from ttsample.samplers.walk import ProposalWalk, SinclairJerrumWalk, sample_walk_proposal
 
-from conftest import FALSE_ALARM
-from test_monte_carlo import chi_square_p_value
+from ttsample.testing import FALSE_ALARM, chi_square_p_value, law_from_log_probs
 
 
 def leaf_law(walk, oracle) -> np.ndarray:
@@ -135,10 +138,11 @@ class FirstTokenValues:
     """Exact V* for ``starts_with_space``: pi_ref's mass of the allowed first tokens at the root, 0/1 below it."""
 
     def __init__(self, task):
-        q = task.next_log_probs(np.zeros(1, dtype=np.int64))[0]
+        # in float64: the model answers in float32, whose rounding differs between CPUs
+        q = task.next_log_probs(np.zeros(1, dtype=np.int64))[0].astype(np.float64)
         self.allowed = np.array([starts_with_space(task.lm.tokenizer.decode([int(t)])) > 0 for t in task.actions])
-        self.first_token_law = np.where(self.allowed, np.exp(q), 0.0) / np.exp(q)[self.allowed].sum()
-        self.log_root = float(np.log(np.exp(q)[self.allowed].sum()))
+        self.first_token_law = law_from_log_probs(np.where(self.allowed, q, -np.inf))
+        self.log_root = float(np.logaddexp.reduce(q[self.allowed]))
         self.task = task
 
     def __call__(self, nodes):

@@ -23,6 +23,8 @@ from ttsample.experiments.reproductions import get_reproduction
 from ttsample.experiments.spec import LMTask, Task, lm_registry, parse_spec
 from ttsample.experiments.store import ResultStore
 
+from extras import needs
+
 LM_SPEC = """
 name = "lm-test"
 seeds = 2
@@ -53,6 +55,7 @@ def rows_of(path):
         return db.execute(f"SELECT {DETERMINISTIC} FROM results ORDER BY key").fetchall()
 
 
+@needs("lm")
 def test_the_spec_knows_the_lm_layer_s_samplers_and_values():
     from ttsample.lm.generate import LM_SAMPLERS, VALUES
 
@@ -66,6 +69,7 @@ def test_the_spec_knows_the_lm_layer_s_samplers_and_values():
     assert {t.sampler for t in parse_spec(data).tasks()} == set(LM_SAMPLERS)
 
 
+@needs("lm")
 def test_lm_tasks_expand_to_keyed_runs_beside_the_lab_s():
     data = tomllib.loads(LM_SPEC)
     data.update(samplers=["walk"], depths=[3])  # a lab grid too
@@ -83,6 +87,7 @@ def test_lm_tasks_expand_to_keyed_runs_beside_the_lab_s():
     assert {t.values_label for t in lm} == {"exact", "exact x2", "-"}
 
 
+@needs("lm")  # the samplers and values are checked against the LM registry, which imports torch
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -151,6 +156,7 @@ def test_a_lower_bound_claim_is_refuted_only_below_its_band():
     assert best_of_n_kl_bound({"options": {"candidates": 8}}) == pytest.approx(math.log(8) - 7 / 8)
 
 
+@needs("lm")
 def test_an_old_store_opens_and_keeps_its_lab_rows_apart(tmp_path):
     path = tmp_path / "results.sqlite"
     with sqlite3.connect(path) as db:  # a store of the version before language-model columns
@@ -168,6 +174,7 @@ def test_an_old_store_opens_and_keeps_its_lab_rows_apart(tmp_path):
     assert new["kind"] == "lm" and new["status"] == "ok" and new["accuracy"] == 1.0 and new["tv_pistar"] is not None
 
 
+@needs("lm")
 def test_serial_and_parallel_lm_sweeps_store_the_same_numbers(tmp_path):
     data = tomllib.loads(LM_SPEC)
     data["lm_tasks"][0].update(samplers=["action-rs", "smc"], seeds=1, options={})
@@ -179,8 +186,9 @@ def test_serial_and_parallel_lm_sweeps_store_the_same_numbers(tmp_path):
     assert rows_of(tmp_path / "serial" / "results.sqlite") == rows_of(tmp_path / "parallel" / "results.sqlite")
 
 
+@needs("lm")
+@needs("ray")
 def test_the_ray_executor_stores_what_the_process_pool_does(tmp_path):
-    pytest.importorskip("ray")
     data = tomllib.loads(LM_SPEC)
     data["lm_tasks"][0].update(samplers=["action-rs", "smc"], seeds=1, options={})
     spec = parse_spec(data)
@@ -207,6 +215,7 @@ run_spec(spec, ResultStore(sys.argv[2]), workers=1, on_result=on_result)
 """
 
 
+@needs("lm")
 def test_a_killed_lm_sweep_resumes_without_losing_or_duplicating(tmp_path):
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(LM_SPEC.replace("seeds = 2", "seeds = 1"))
@@ -225,6 +234,7 @@ def test_a_killed_lm_sweep_resumes_without_losing_or_duplicating(tmp_path):
     assert resumed == rows_of(clean / "results.sqlite")
 
 
+@needs("lm")
 def test_quick_lm_reproduction_writes_the_report_and_resumes(tmp_path):
     from ttsample.lm.rewards import REWARDS
 

@@ -9,7 +9,7 @@ from ttsample.oracles import ExactOracle, RandomOracle
 from ttsample.oracles.error_models import hashed_uniform
 from ttsample.errors import BudgetExhaustedError, NoLeafReachedError, OracleBoundError, ParameterError
 
-from conftest import target_with_zeros
+from ttsample.testing import target_with_zeros
 
 ANY_ORACLE = [s for s in SAMPLERS if s not in FLAT_PROMISE_SAMPLERS]  # the others: test_uniform_rejection.py
 

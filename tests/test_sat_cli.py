@@ -5,13 +5,15 @@ import json
 import sys
 
 import pytest
+
+from extras import require
+
+require("sat")
+
 from typer.testing import CliRunner
 
 from ttsample.cli import app
 
-pytest.importorskip("pyganak")
-pytest.importorskip("pyapproxmc")
-pytest.importorskip("pycryptosat")
 
 runner = CliRunner()
 FORMULA = """c (x1 | x2) (-x1 | x3) (x2 | -x3 | x4) (-x2 | -x4 | x5): 11 solutions over 5 variables

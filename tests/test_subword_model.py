@@ -7,13 +7,14 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
+from extras import require
 
-from ttsample.errors import ParameterError  # noqa: E402
-from ttsample.lm.backend import EMBEDDED, LanguageModel  # noqa: E402
-from ttsample.lm.tiny import text_documents, train_tiny  # noqa: E402
-from ttsample.lm.tokenizer import HFTokenizer  # noqa: E402
+require("lm")
+
+from ttsample.errors import ParameterError
+from ttsample.lm.backend import EMBEDDED, LanguageModel
+from ttsample.lm.tiny import text_documents, train_tiny
+from ttsample.lm.tokenizer import HFTokenizer
 
 FOLDER = EMBEDDED["subword"]
 

@@ -5,6 +5,11 @@ Statistical tests reject a correct decoder with probability at most FALSE_ALARM;
 
 import numpy as np
 import pytest
+
+from extras import require
+
+require("lm")
+
 import torch
 
 from ttsample.errors import ParameterError
@@ -13,8 +18,7 @@ from ttsample.lm.rewards import dyck_valid
 from ttsample.lm.task import GenerationTask, generation_actions
 from ttsample.lm.tokenizer import CharTokenizer
 
-from conftest import FALSE_ALARM
-from test_monte_carlo import chi_square_p_value
+from ttsample.testing import FALSE_ALARM, chi_square_p_value
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,8 @@ def leaf_law(task: GenerationTask) -> np.ndarray:
     leaves = task.tree.leaf_nodes()
     law = np.zeros(task.tree.num_nodes)
     law[leaves] = np.exp(task.log_pi_ref(leaves))
-    assert np.isclose(law.sum(), 1.0, atol=1e-6)  # float32 model answers
+    # float32 model answers: each step's row sums to 1 within 1e-5 (test_backend), so H steps within H * 1e-5
+    assert np.isclose(law.sum(), 1.0, rtol=0, atol=task.horizon * 1e-5)
     return law / law.sum()
 
 

@@ -24,8 +24,7 @@ from ttsample.samplers import CLASS_SAMPLERS
 from ttsample.samplers import ttt
 from ttsample.samplers.ttt import VersionSpace, sample_learned_oracle, sample_mixture_rejection
 
-from conftest import FALSE_ALARM
-from test_monte_carlo import chi_square_p_value
+from ttsample.testing import FALSE_ALARM, chi_square_p_value
 
 KINDS = [("independent", 0.5), ("local", 2), ("tilt", 2.0)]
 

@@ -16,7 +16,7 @@ from ttsample.sampling import sample_once
 from ttsample.samplers import SAMPLERS
 from ttsample.samplers.uniform_rejection import log_acceptance_bound, propose, sample_uniform_rejection
 
-from conftest import target_with_zeros
+from ttsample.testing import target_with_zeros
 
 
 def flat_instance(depth=6, branching=2, tilt=1.5):
