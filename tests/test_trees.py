@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from ttsample import random_target
-from ttsample.errors import TreeShapeError
+from ttsample import make_oracle, random_target
+from ttsample.errors import OracleBoundError, TreeShapeError
 from ttsample.oracles import CountedOracle, Ledger, with_error
 from ttsample.oracles.protocol import Oracle
 from ttsample.trees import TokenTrie, Tree
@@ -106,6 +106,27 @@ def test_error_models_wrap_a_trie_oracle_and_stay_within_rho():
     counted.log_weight(grown)
     assert counted.ledger.queries_distinct == 1 and counted.cached(grown).all()
 
+
+
+@pytest.mark.parametrize("kind", ["delayed", "flat"])
+def test_measured_bound_oracles_refuse_a_growing_trie_and_measure_a_grown_one(kind):
+    """Their bound is a maximum over every internal node: over a partly grown trie it would be no bound.
+
+    Here the visited nodes are the root (exact under both models) and its first
+    child, so the old maximum over visited nodes said far less than the truth.
+    Once grown, the trie's bound is the one measured on the complete tree.
+    """
+    target = random_target(4, 3, seed=2)
+    base = TrieOracle(target)
+    assert not base.tree.enumerated  # the root alone
+    base.tree.child(np.zeros(1, dtype=np.int64), [0])
+    assert not base.tree.enumerated
+    with pytest.raises(OracleBoundError, match="grow_all"):
+        with_error(base, kind)
+    base.tree.grow_all(10_000)
+    assert base.tree.enumerated and Tree(3, 4).enumerated
+    measured = with_error(base, kind).log_rho
+    assert measured == pytest.approx(make_oracle(target, kind).log_rho, rel=1e-12) and measured > 0
 
 def test_counting_cache_grows_with_the_trie():
     target = random_target(3, 2, seed=1)

@@ -1,13 +1,15 @@
 """Oracles mu_hat: the exact oracle of a lab target, and one wrapper per error model.
 
 An error model wraps any oracle (``with_error``): the lab's ``ExactOracle``, or
-a model-backed one, whose tree is never enumerated. Every oracle answers
+a model-backed one, whose tree need not be enumerated. Every oracle answers
 ``log mu_hat(v)`` for a batch of node ids. Leaves are
 always exact (checking a complete object is cheap); internal nodes carry the
 error model's factor. ``log_rho`` is a bound on ``|log mu_hat(v) - log mu*(v)|``
 over internal nodes that the samplers may rely on (JVV's acceptance step
-does): the stated ``rho`` for the models that take one, and the measured worst
-case (possibly infinite) for the models that do not (delayed, flat).
+does): the stated ``rho`` for the models that take one, and the worst case
+measured over every internal node (possibly infinite) for the models that do
+not (delayed, flat); those two need an enumerated tree, and refuse a trie that
+is still growing.
 
 Answers are deterministic functions of (node, seed): noise comes from a
 counter-based hash of the node's key (its heap id on the lab's complete tree,
@@ -225,10 +227,22 @@ class DriftOracle(ErrorModel):
 
 
 class _MeasuredBoundOracle(ErrorModel):
-    """An oracle whose answers do not depend on rho; its bound is measured on the target."""
+    """An oracle whose answers do not depend on rho; its bound is measured over every internal node.
+
+    So the tree must be enumerated: a growing trie has handed out only the
+    nodes visited so far (often just the root), and a maximum over those is no
+    bound. Such a trie is refused; grow it first (``tree.grow_all``, as exact
+    values do) or use an error model with a stated ``rho``.
+    """
 
     def __init__(self, base: Oracle, rho: float | None = None, seed: int = 0):
         super().__init__(base, 1.0, seed)
+        if not self.tree.enumerated:
+            raise OracleBoundError(
+                f"the {self.name} oracle's bound is measured over every internal node, but this tree has handed out "
+                f"only {self.tree.num_nodes:,} of its nodes (a trie grows as samplers visit it); enumerate it first "
+                "(tree.grow_all, as exact values do) or choose an error model with a stated rho"
+            )
         every = np.arange(self.tree.num_nodes, dtype=np.int64)
         internal = every[~self.tree.is_leaf(every)]
         truth = base.log_weight(internal)

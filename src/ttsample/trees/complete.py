@@ -63,6 +63,10 @@ class Tree:
     def num_leaf_indices(self) -> int:
         return self.num_leaves
 
+    @property
+    def enumerated(self) -> bool:
+        return True  # every node is numbered arithmetically
+
     def children(self, ids: np.ndarray) -> np.ndarray:
         """Children of internal nodes, shape ``ids.shape + (b,)``."""
         b = self.branching

@@ -25,6 +25,10 @@ class TreeProtocol(Protocol):
     def num_leaf_indices(self) -> int:
         """Size of an array indexed by ``leaf_index``."""
 
+    @property
+    def enumerated(self) -> bool:
+        """Whether every node has a handle, so that ``0 .. num_nodes - 1`` is the whole tree (a growing trie: once grown)."""
+
     def depth_of(self, ids: np.ndarray) -> np.ndarray: ...
 
     def parent(self, ids: np.ndarray) -> np.ndarray:

@@ -69,6 +69,13 @@ class TokenTrie:
     def action(self, ids: np.ndarray) -> np.ndarray:
         return self._action[self._arr(ids)]
 
+    @property
+    def enumerated(self) -> bool:
+        """True once every internal node has all its children (as after ``grow_all``)."""
+        every = np.arange(self._size, dtype=np.int64)
+        internal = int(np.count_nonzero(~self.is_leaf(every)))
+        return self._size - 1 == internal * self.branching  # every non-root node is one child of an internal node
+
     def is_leaf(self, ids: np.ndarray) -> np.ndarray:
         ids = self._arr(ids)
         leaf = self._depth[ids] >= self.depth
