@@ -54,6 +54,14 @@ def test_every_sampler_on_the_text_and_subword_models(tmp_path, model, prompt, s
         assert all("e" not in line["text"] for line in lines)
 
 
+
+@pytest.mark.parametrize("reward", list(rewards.REWARDS))
+def test_outcome_rs_tilts_every_built_in_reward_without_a_hand_given_bound(tmp_path, reward):
+    result, out = run(["--model", "dyck", "--horizon", "4", "--reward", reward, "--beta", "0.7", "--sampler",
+                       "outcome-rs", "-n", "20", "--seed", "11"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 20
+
 def test_a_model_folder_saved_with_save_pretrained(tmp_path):
     lm = LanguageModel.load("subword")
     lm.model.save_pretrained(tmp_path / "mine")

@@ -16,10 +16,10 @@ from extras import require
 
 require("lm")
 
-from ttsample.errors import BudgetExhaustedError, OracleBoundError, ParameterError
+from ttsample.errors import BudgetExhaustedError, OracleBoundError, ParameterError, RewardError
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.oracle import LMOracle
-from ttsample.lm.rewards import dyck_valid, length_reward, regex_reward
+from ttsample.lm.rewards import REWARDS, Reward, dyck_valid, length_reward, regex_reward
 from ttsample.lm.samplers import mh, outcome_rs, smc
 from ttsample.lm.samplers.best_of_n import sample_best_of_n
 from ttsample.lm.samplers.mh import sample_mh
@@ -88,9 +88,38 @@ def test_outcome_rs_follows_pi_star_and_a_square_root_acceptance_is_caught(tilt,
     assert chi_square_p_value(broken.samples, tilt.pi_star) < FALSE_ALARM
 
 
+@pytest.mark.parametrize("name", list(REWARDS))
+def test_every_built_in_reward_declares_a_range_that_outcome_rs_tilts_with(lm, name):
+    """Each built-in reward's range holds on every text of the Dyck trie at H = 4 (responses and prefixes), and
+    OutcomeLevelRS with a tilt takes its bound from it: chi-square of N draws against pi* (FALSE_ALARM)."""
+    exact = Exact(GenerationTask(lm, "", 4, REWARDS[name], beta=0.5))
+    task = exact.task
+    low, high = task.reward_range
+    every = np.arange(task.tree.num_nodes)
+    r = np.array([REWARDS[name](t) for t in task.text(every)])
+    assert low <= r.min() and r.max() <= high
+    result = sample_outcome_rs(task, None, N, np.random.default_rng(3))  # no max_log_tau given
+    assert result.info["max_log_tau"] == high / 0.5
+    assert chi_square_p_value(result.samples, exact.pi_star) > FALSE_ALARM
+
+
+def test_a_declared_range_is_enforced_and_the_length_bound_holds_on_subwords():
+    """A reward outside the range it declares stops the run (a wrong range would bias OutcomeLevelRS); the length
+    range, per character, bounds every response of the subword model (tokens of up to 16 characters)."""
+    lm = LanguageModel.load("dyck")
+    too_short = Reward(length_reward, "length", (0.0, 0.5), per_char=True)  # twin: half the true range
+    with pytest.raises(RewardError, match="outside the range"):
+        sample_outcome_rs(GenerationTask(lm, "", 4, too_short, beta=0.5), None, 50, np.random.default_rng(0))
+    subword = LanguageModel.load("subword")
+    task = GenerationTask(subword, "this license", 6, REWARDS["length"], beta=1.0)
+    leaves = task.sample_suffix(np.zeros(300, dtype=np.int64), np.random.default_rng(0))
+    assert max(len(t) for t in task.text(leaves)) <= task.reward_range[1] == 6 * subword.tokenizer.max_token_chars
+
+
 def test_outcome_rs_needs_a_bound_that_holds_and_stops_at_its_budget(tilt):
-    with pytest.raises(ParameterError, match="max_log_tau"):
-        sample_outcome_rs(tilt.task, None, 10, np.random.default_rng(0))  # a tilt has no default bound
+    # a user's callable declares no range: a tilt then needs max_log_tau, and the message says how to give it
+    with pytest.raises(ParameterError, match="declares no range.*--set max_log_tau"):
+        sample_outcome_rs(tilt.task, None, 10, np.random.default_rng(0))
     with pytest.raises(OracleBoundError, match="exceeds max_log_tau"):
         sample_outcome_rs(tilt.task, None, 100, np.random.default_rng(0), max_log_tau=1.0)  # log tau reaches 2
     with pytest.raises(BudgetExhaustedError, match="acceptance rate") as err:

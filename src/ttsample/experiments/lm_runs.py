@@ -108,9 +108,9 @@ def fresh_model(model: str):
 
 @lru_cache(maxsize=None)
 def _similarity(reference: str):
-    from ..lm.embedding import EmbeddingSimilarity
+    from ..lm.embedding import similarity_reward
 
-    return EmbeddingSimilarity(reference)  # the encoder is loaded once per process and reference
+    return similarity_reward(reference)  # the encoder is loaded once per process and reference
 
 
 def reward_function(task: LMTask):

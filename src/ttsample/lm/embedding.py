@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError
+from .rewards import Reward
 
 
 def minilm_folder() -> Path:
@@ -51,4 +52,10 @@ class EmbeddingSimilarity:
         return torch.nn.functional.normalize(pooled, dim=1).numpy()
 
     def __call__(self, text: str) -> float:
-        return float(self.embed([text])[0] @ self.reference)
+        # a cosine of unit vectors; float32 rounding can put it a few ulps outside [-1, 1]
+        return float(np.clip(self.embed([text])[0] @ self.reference, -1.0, 1.0))
+
+
+def similarity_reward(reference: str) -> Reward:
+    """The MiniLM similarity to ``reference`` as a reward that declares its range, [-1, 1]."""
+    return Reward(EmbeddingSimilarity(reference), f"similarity:{reference}", (-1.0, 1.0))

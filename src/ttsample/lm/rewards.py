@@ -1,19 +1,59 @@
 """Rewards on decoded text, and the guard that turns a bad reward into a clear error.
 
 Rule-based: Dyck validity and completability, "no letter e", a regular
-expression, length; a small built-in sentiment lexicon. Any Python callable
-``text -> float`` can be passed instead; ``checked`` wraps it so that a reward
-that raises or returns NaN/inf stops the run with a ``RewardError``, and
-counts calls in a ledger.
+expression, length; a small built-in sentiment lexicon. Each built-in is a
+``Reward``: a function with a name and the range it declares, so that a
+sampler that needs a bound on ``tau = exp(r / beta)`` (OutcomeLevelRS with a
+tilt) finds one without being told. Any Python callable ``text -> float`` can
+be passed instead; it declares no range. ``checked`` wraps either so that a
+reward that raises, returns NaN/inf or leaves its declared range stops the run
+with a ``RewardError``, and counts calls in a ledger.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import RewardError
+
+
+@dataclass(frozen=True)
+class Reward:
+    """A reward ``text -> float`` with a name and, where it knows one, its range.
+
+    ``bounds = (low, high)`` holds for every text; with ``per_char`` it is per
+    character, so the range over responses of at most ``m`` characters is
+    ``(low m, high m)`` (a length reward's grows with the horizon).
+    """
+
+    function: Callable[[str], float]
+    name: str
+    bounds: tuple[float, float] | None = None
+    per_char: bool = False
+
+    def __post_init__(self) -> None:
+        if self.bounds is not None:
+            low, high = self.bounds
+            if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+                raise ValueError(f"a reward's bounds must be finite with low <= high, got {self.bounds!r}")
+
+    def __call__(self, text: str) -> float:
+        return self.function(text)
+
+    def range(self, max_chars: int) -> tuple[float, float] | None:
+        """``(low, high)`` over every text of at most ``max_chars`` characters; None if the reward declares none."""
+        if self.bounds is None:
+            return None
+        low, high = self.bounds
+        return (low * max_chars, high * max_chars) if self.per_char else (low, high)
+
+
+def reward_name(reward: Callable[[str], float]) -> str:
+    return reward.name if isinstance(reward, Reward) else getattr(reward, "__name__", type(reward).__name__)
+
 
 PAIRS = {"(": ")", "[": "]"}
 
@@ -40,13 +80,13 @@ def dyck_completable(text: str) -> float:
     return float(_stack(text) is not None)
 
 
-def no_letter(letter: str = "e") -> Callable[[str], float]:
-    return lambda text: float(letter not in text.lower())
+def no_letter(letter: str = "e") -> Reward:
+    return Reward(lambda text: float(letter not in text.lower()), f"no-{letter}", (0.0, 1.0))
 
 
-def regex_reward(pattern: str) -> Callable[[str], float]:
+def regex_reward(pattern: str) -> Reward:
     compiled = re.compile(pattern)
-    return lambda text: float(compiled.fullmatch(text) is not None)
+    return Reward(lambda text: float(compiled.fullmatch(text) is not None), f"regex:{pattern}", (0.0, 1.0))
 
 
 def length_reward(text: str) -> float:
@@ -65,17 +105,19 @@ def lexicon_sentiment(text: str) -> float:
     return (sum(w in POSITIVE for w in words) - sum(w in NEGATIVE for w in words)) / len(words)
 
 
-REWARDS: dict[str, Callable[[str], float]] = {
-    "dyck": dyck_valid,
-    "dyck-completable": dyck_completable,
+REWARDS: dict[str, Reward] = {
+    "dyck": Reward(dyck_valid, "dyck", (0.0, 1.0)),
+    "dyck-completable": Reward(dyck_completable, "dyck-completable", (0.0, 1.0)),
     "no-e": no_letter("e"),
-    "length": length_reward,
-    "sentiment": lexicon_sentiment,
+    "length": Reward(length_reward, "length", (0.0, 1.0), per_char=True),  # characters: at most the response's
+    "sentiment": Reward(lexicon_sentiment, "sentiment", (-1.0, 1.0)),  # (positive - negative) / words
 }
 
 
-def checked(reward: Callable[[str], float], ledger=None) -> Callable[[str], float]:
-    """``reward`` with its calls counted and its failures turned into ``RewardError``."""
+def checked(reward: Callable[[str], float], ledger=None,
+            bounds: tuple[float, float] | None = None) -> Callable[[str], float]:
+    """``reward`` with its calls counted and its failures (raising, not a finite number, outside ``bounds``, the
+    range it declares) turned into ``RewardError``."""
 
     def call(text: str) -> float:
         if ledger is not None:
@@ -90,6 +132,9 @@ def checked(reward: Callable[[str], float], ledger=None) -> Callable[[str], floa
             raise RewardError(f"the reward returned {value!r}, not a number (on {text!r})") from None
         if not math.isfinite(value):
             raise RewardError(f"the reward returned {value} on {text!r}; rewards must be finite numbers")
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            raise RewardError(f"the reward {reward_name(reward)} returned {value} on {text!r}, outside the range "
+                              f"[{bounds[0]:g}, {bounds[1]:g}] it declares")
         return value
 
     return call

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..trees import TokenTrie
-from .rewards import checked
+from .rewards import Reward, checked
 
 # hook(rows, nodes, log_probs) -> log-weights over the allowed tokens, (m, A) torch tensors on the model's device;
 # rows: which of the batch the caller passed each node is (in sample_suffix, the row of the response being
@@ -69,7 +69,11 @@ class GenerationTask:
         self._columns = slice(0, self.actions.size) if contiguous else lm.torch_index(self.actions)  # a view when it can
         self.eos_action = int(np.flatnonzero(self.actions == lm.tokenizer.eos_id)[0])
         self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action)
-        self.reward = checked(reward, lm.ledger)
+        # a range the reward declares: over responses of at most horizon tokens, each adding at most max_token_chars
+        self.reward_range = reward.range(self.horizon * lm.tokenizer.max_token_chars) \
+            if isinstance(reward, Reward) else None
+        self.reward_function = reward  # as given (a Reward carries its name and range)
+        self.reward = checked(reward, lm.ledger, self.reward_range)
         self._known = 1  # trie nodes the arrays below describe
         self._backend = np.array([lm.handle(self.prompt)], dtype=np.int64)  # trie node -> model handle
         self._log_pi = np.zeros(1)  # log pi_ref(node | prompt); NaN until known
@@ -163,6 +167,13 @@ class GenerationTask:
 
     def text(self, nodes: np.ndarray) -> list[str]:
         return [self.lm.tokenizer.decode(t) for t in self.tokens(nodes)]
+
+    def max_log_tau(self) -> float | None:
+        """A bound on ``log tau`` over every response: 0 for a constraint, ``high / beta`` for a tilt whose reward
+        declares its range ``(low, high)``, None for a tilt whose reward declares none."""
+        if self.beta is None:
+            return 0.0
+        return None if self.reward_range is None else self.reward_range[1] / self.beta
 
     def log_tau(self, leaves: np.ndarray) -> np.ndarray:
         """``log tau`` at leaves: ``r / beta``, or ``0 / -inf`` for a constraint."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import ModelLoadError, ParameterError
@@ -30,6 +31,11 @@ class CharTokenizer:
     @property
     def eos_id(self) -> int:
         return self.symbols.index("<eos>")
+
+    @property
+    def max_token_chars(self) -> int:
+        """The most characters one token adds to a decoded text (its symbol's; the special tokens decode to none)."""
+        return max(len(self.decode([i])) for i in range(self.vocab_size))
 
     def encode(self, text: str) -> list[int]:
         index = {s: i for i, s in enumerate(self.symbols)}
@@ -66,6 +72,17 @@ class HFTokenizer:
         self.eos_id = int(hf.eos_token_id)
         self.bos_id = int(hf.bos_token_id) if hf.bos_token_id is not None else self.eos_id
         self.vocab_size = len(hf)
+
+    @cached_property
+    def max_token_chars(self) -> int:
+        """A bound on the characters one token adds to a decoded text: the longest token decoded alone, plus one.
+
+        In context a token can add one character more than alone: decoders of
+        SentencePiece and WordPiece put a space before a word that is not the
+        first. Byte-level pieces of one character decode alone to at least as
+        many characters as together.
+        """
+        return 1 + max(len(self.decode([i])) for i in range(self.vocab_size))
 
     def encode(self, text: str) -> list[int]:
         return list(self.hf.encode(text, add_special_tokens=False))

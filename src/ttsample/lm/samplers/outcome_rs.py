@@ -22,6 +22,7 @@ import numpy as np
 
 from ...errors import BudgetExhaustedError, OracleBoundError, ParameterError
 from ...samplers.base import Progress, SampleResult, check_sample_count
+from ..rewards import reward_name
 from .base import lm_ledger
 
 MAX_BATCH = 1 << 14  # responses decoded per sample_suffix call
@@ -50,14 +51,18 @@ def log_acceptance(log_tau: np.ndarray, max_log_tau: float) -> np.ndarray:
 
 
 def default_max_log_tau(task, max_log_tau: float | None) -> float:
-    """The bound on ``log tau``: 0 for a constraint unless given; required for a tilt."""
+    """The bound on ``log tau``: the one given, else the task's (0 for a constraint, from the reward's declared range
+    for a tilt); a tilt whose reward declares no range needs it given."""
     if max_log_tau is None:
-        if task.beta is not None:
+        bound = task.max_log_tau()
+        if bound is None:
             raise ParameterError(
-                "a reward tilt (beta given) needs max_log_tau, a bound on r / beta over every response "
-                "(e.g. max r / beta); a constraint's bound is 0"
+                f"the reward {reward_name(task.reward_function)} declares no range, so a tilt (beta given) needs "
+                "max_log_tau, a bound on r / beta over every response (e.g. max r / beta): --set max_log_tau=X on "
+                "the command line, max_log_tau=X in Python, or declare the range with "
+                "ttsample.lm.rewards.Reward(function, name, bounds=(low, high))"
             )
-        return 0.0
+        return bound
     if not isinstance(max_log_tau, (int, float, np.integer, np.floating)) or not math.isfinite(max_log_tau):
         raise ParameterError(f"max_log_tau must be a finite number, got {max_log_tau!r}")
     return float(max_log_tau)
@@ -68,7 +73,9 @@ def sample_outcome_rs(task, oracle, n: int, rng: np.random.Generator, *, max_log
     """``n`` exact draws from ``pi*``: draw ``y ~ pi_ref``, accept with ``exp(log tau(y) - max_log_tau)``.
 
     ``oracle`` is not used (``None`` is fine). ``max_log_tau``: an upper bound
-    on ``log tau``; 0 by default for a constraint, required for a tilt.
+    on ``log tau``; by default 0 for a constraint and ``high / beta`` for a
+    tilt whose reward declares its range ``(low, high)`` (every built-in
+    does); required for a tilt whose reward declares none.
     ``max_tries``: at most this many responses are drawn, else
     ``BudgetExhaustedError`` (its ``ledger`` holds the costs so far).
     The ledger counts tries, restarts (rejected tries) and surplus (accepted
