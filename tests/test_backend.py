@@ -94,6 +94,23 @@ def test_cached_answers_equal_fresh_passes_at_one_token_per_node(model):
     assert 0 < lm.cached_bytes == lm.peak_cached_bytes <= lm.cache_bytes
 
 
+
+def test_what_a_cached_node_costs_does_not_grow_with_the_context():
+    """A 131,072-token context (as Llama 3's) costs a node what a 64-token one does: keys and values of one
+    position, the log-probs and the hidden state (a path table sized to the context once took 512 KiB a node);
+    answers on the long-context model still equal fresh passes."""
+    def gpt2(context):
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(GPT2Config(vocab_size=97, n_positions=context, n_embd=32, n_layer=2, n_head=4,
+                                          initializer_range=0.2, bos_token_id=BOS, eos_token_id=TOKENIZER.eos_id))
+
+    short, long = LanguageModel(gpt2(64), TOKENIZER), LanguageModel(gpt2(131_072), TOKENIZER)
+    assert long.node_bytes == short.node_bytes == 2 * 2 * 32 * 4 + 4 * (97 + 32)
+    calls = walk_then_batch(long, seed=3, steps=40)
+    asked = np.concatenate(calls)
+    logp, _ = answer_all(long, calls)
+    np.testing.assert_allclose(logp, long.uncached_next_logprobs(asked), atol=1e-5)
+
 def test_a_tiny_byte_budget_evicts_and_recomputes_right(model):
     budget = 30 * LanguageModel(model, TOKENIZER).node_bytes  # room for 30 nodes
     lm = LanguageModel(model, TOKENIZER, cache_bytes=budget, batch_size=8)

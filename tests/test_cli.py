@@ -130,3 +130,28 @@ def test_demo_runs():
     assert result.exit_code == 0, result.output
     for name in SAMPLERS:
         assert name in result.output
+
+
+def test_tables_keep_every_digit_on_a_narrow_console():
+    """Piped or logged, a console is 80 columns wide, and rich cut cells to an ellipsis ("1,875,…")."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ttsample.display import print_table
+
+    def table():
+        t = Table(title="costs")
+        for column in ("samples", "distinct", "forward passes", "tokens", "reward calls", "queries", "seconds"):
+            t.add_column(column, justify="right")
+        t.add_row("3,000", "1,875,123", "12,345,678", "98,765,432", "1,000,000", "123,456,789", "1,234.56")
+        return t
+
+    plain, wide = Console(file=StringIO(), width=40), Console(file=StringIO(), width=40)
+    plain.print(table())  # twin: the console's own printing cuts the digits
+    print_table(wide, table())
+    assert "…" in plain.file.getvalue() and "123,456,789" not in plain.file.getvalue()
+    assert "…" not in wide.file.getvalue()
+    assert all(x in wide.file.getvalue() for x in ("1,875,123", "12,345,678", "98,765,432", "123,456,789", "1,234.56"))
+    assert wide.width == 40  # the console is left as it was

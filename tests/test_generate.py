@@ -45,8 +45,9 @@ def test_every_sampler_writes_samples_and_ledger(tmp_path, sampler):
 @pytest.mark.parametrize("sampler", SAMPLER_NAMES)
 @pytest.mark.parametrize("model, prompt", [("text", "the "), ("subword", "this license")])
 def test_every_sampler_on_the_text_and_subword_models(tmp_path, model, prompt, sampler):
+    extra = ["--set", "particles=64"] if sampler.endswith("smc") else []  # 4 particles can all break the constraint
     result, out = run(["--model", model, "--prompt", prompt, "--horizon", "5", "--reward", "no-e", "--sampler", sampler,
-                       "--values", "heuristic", "-n", "4"], tmp_path)
+                       "--values", "heuristic", "-n", "4", *extra], tmp_path)
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(lines) == 4
@@ -61,6 +62,31 @@ def test_outcome_rs_tilts_every_built_in_reward_without_a_hand_given_bound(tmp_p
                        "outcome-rs", "-n", "20", "--seed", "11"], tmp_path)
     assert result.exit_code == 0, result.output
     assert len((out / "samples.jsonl").read_text().splitlines()) == 20
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and Infinity, as strict parsers (JavaScript's, jq's) do."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_weighted_particles_are_marked_and_written_as_strict_json(tmp_path):
+    """Plain SMC's particles are a weighted set: once written like draws (9 of 10 breaking the constraint) with
+    log-weights of -Infinity. Each line now carries its weight, the ledger and the table say it is weighted."""
+    result, out = run(["--sampler", "smc", "-n", "10", "--seed", "0"], tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = [strict_json(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    ledger = strict_json((out / "ledger.json").read_text())
+    assert ledger["weighted"] is True and "weighted set of particles, not draws" in result.output
+    weights = np.array([line["weight"] for line in lines])
+    assert np.isclose(weights.sum(), 1.0) and all((line["log_weight"] is None) == (line["weight"] == 0) for line in lines)
+    assert all(rewards.dyck_valid(line["text"]) for line in lines if line["weight"] > 0)  # weight only on valid words
+    assert any(line["log_weight"] is None for line in lines)  # the case that was written as -Infinity
+    drawn, out2 = run(["--sampler", "outcome-rs", "-n", "3"], tmp_path, "drawn")
+    assert strict_json((out2 / "ledger.json").read_text())["weighted"] is False
+    assert "weight" not in strict_json((out2 / "samples.jsonl").read_text().splitlines()[0])
+
 
 def test_a_model_folder_saved_with_save_pretrained(tmp_path):
     lm = LanguageModel.load("subword")
@@ -79,6 +105,11 @@ def test_a_model_folder_saved_with_save_pretrained(tmp_path):
     (["--sampler", "vgb", "--model", "subword", "--values", "exact", "--horizon", "3"], "too many"),
     (["--sampler", "vgb", "--horizon", "40"], "context"),
     (["--sampler", "vgb", "--rho", "0.5"], "rho"),
+    (["--sampler", "outcome-rs", "--beta", "inf"], "beta must be a finite number"),
+    (["--sampler", "smc", "-n", "2", "--horizon", "8", "--seed", "3"], "every one of the 2 particles ended with weight zero"),
+    (["--sampler", "vgb", "--set", "max_queries=10"], "VGB used"),
+    (["--sampler", "action-rs", "--model", "subword", "--prompt", "this", "--horizon", "3", "--reward", "length",
+      "--beta", "1"], "--set max_log_value"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     result, out = run(args, tmp_path)

@@ -257,6 +257,32 @@ def test_bad_models_and_parameters(tmp_path, lm):
         tilted_target(lm, "abc", 3, dyck_valid)
 
 
+
+def test_a_reward_model_or_an_incomplete_checkpoint_is_refused_not_loaded_with_random_weights(tmp_path):
+    """A LlamaForSequenceClassification folder once loaded as a causal LM with a random LM head, silently."""
+    import torch
+    from safetensors.torch import load_file, save_file
+    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    tokenizer = LanguageModel.load("dyck").tokenizer
+    config = dict(vocab_size=tokenizer.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                  num_attention_heads=2, num_key_value_heads=1, pad_token_id=0, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(LlamaConfig(num_labels=1, **config)).save_pretrained(tmp_path / "rm")
+    tokenizer.save(tmp_path / "rm")
+    with pytest.raises(ModelLoadError, match="LlamaForSequenceClassification, not a causal language model"):
+        LanguageModel.load(tmp_path / "rm")
+    LlamaForCausalLM(LlamaConfig(**config)).save_pretrained(tmp_path / "lm")
+    tokenizer.save(tmp_path / "lm")
+    assert LanguageModel.load(tmp_path / "lm", dtype="bfloat16").model.dtype == torch.bfloat16  # complete: loads
+    weights = load_file(tmp_path / "lm" / "model.safetensors")
+    del weights["lm_head.weight"]
+    save_file(weights, tmp_path / "lm" / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="lm_head.weight.*at random"):
+        LanguageModel.load(tmp_path / "lm")
+    with pytest.raises(ParameterError, match="dtype"):
+        LanguageModel.load("dyck", dtype="float17")
+
 def test_train_tiny_script_is_reproducible(tmp_path):
     a = train_tiny("dyck", tmp_path / "a", steps=15, seed=3)
     b = train_tiny("dyck", tmp_path / "b", steps=15, seed=3)

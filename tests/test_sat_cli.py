@@ -87,6 +87,12 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, text, args, message):
     assert not any(p.name.startswith(".out") for p in tmp_path.iterdir())  # no staging folder left either
 
 
+def test_an_unknown_sampler_is_told_only_the_samplers_a_formula_takes(tmp_path):
+    result, _ = invoke(tmp_path, FORMULA, "-n", "10", "--sampler", "nope")
+    assert result.exit_code == 2 and "lifted" in result.output
+    assert "mixture-rejection" not in result.output and "uniform-rejection" not in result.output  # it refuses those
+
+
 def test_missing_file_and_missing_counter_exit_2(tmp_path, monkeypatch):
     result = runner.invoke(app, ["sat", str(tmp_path / "nope.cnf"), "-n", "3", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "cannot read" in result.output and not (tmp_path / "o").exists()

@@ -99,8 +99,9 @@ def test_text_tokens_and_exact_values(lm):
 def test_bad_tasks_are_refused(lm):
     with pytest.raises(ParameterError, match="horizon"):
         GenerationTask(lm, "", 0, dyck_valid)
-    with pytest.raises(ParameterError, match="beta"):
-        GenerationTask(lm, "", 3, dyck_valid, beta=0.0)
+    for beta in (0.0, float("inf"), float("nan")):  # beta -> inf is tau = 1, not a tilt: say so, not sample pi_ref
+        with pytest.raises(ParameterError, match="beta must be a finite number"):
+            GenerationTask(lm, "", 3, dyck_valid, beta=beta)
     with pytest.raises(ParameterError, match="context"):
         GenerationTask(lm, "(" * 30, 3, dyck_valid)
     with pytest.raises(ParameterError, match="vocabulary"):

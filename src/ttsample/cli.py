@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,7 @@ from rich.table import Table
 
 from .errors import ParameterError, TtsampleError
 from .oracles import ORACLES
-from .display import summary_table
+from .display import print_table, summary_table
 from .sampling import sample_once
 from .staging import staged_folder
 from .problems.classes import make_class
@@ -115,11 +116,11 @@ def sample(
     try:
         write_outputs(out, {
             "samples.npy": lambda p: np.save(p, run.result.samples.astype(np.int64)),
-            "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n"),
+            "ledger.json": lambda p: p.write_text(_json(record, indent=2) + "\n"),
         })
     except TtsampleError as exc:
         _fail(exc)
-    console.print(summary_table([run], f"{n} samples, oracle {run.oracle.describe()}, depth {tgt.tree.depth}, branching {tgt.tree.branching}"))
+    print_table(console, summary_table([run], f"{n} samples, oracle {run.oracle.describe()}, depth {tgt.tree.depth}, branching {tgt.tree.branching}"))
     console.print(f"wrote {out / 'samples.npy'} and {out / 'ledger.json'}")
 
 
@@ -301,15 +302,24 @@ def generate(
                                  progress=lambda done, total: bar.update(job, completed=done), **options)
         texts, rewards = run.texts(), run.rewards()
         tokens = run.task.tokens(run.result.samples)
-        weights = run.result.log_weights
-        lines = [json.dumps({"text": t, "tokens": list(k), "reward": float(r),
-                             **({"log_weight": float(weights[i])} if weights is not None else {})})
+        log_w, weighted = run.result.log_weights, run.result.weighted
+        weight = _normalised_weights(log_w) if log_w is not None else None
+        if log_w is not None and weight is None:
+            particles = run.result.info.get("particles", n)
+            raise ParameterError(
+                f"every one of the {particles} particles ended with weight zero (none satisfies the reward), so "
+                "there is nothing to write; raise --set particles=N"
+                + (" or use twisted-smc, whose values steer the particles" if run.values is None else "")
+            )
+        lines = [_json({"text": t, "tokens": list(k), "reward": float(r),
+                        **({"log_weight": float(log_w[i])} if log_w is not None else {}),
+                        **({"weight": float(weight[i])} if weighted else {})})
                  for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
         record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta, "sampler": sampler,
                   "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device, "options": options,
-                  **run.result.ledger.as_dict(), "info": _jsonable(run.result.info)}
+                  "weighted": weighted, **run.result.ledger.as_dict(), "info": run.result.info}
         files = {"samples.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
-                 "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n")}
+                 "ledger.json": lambda p: p.write_text(_json(record, indent=2) + "\n")}
         if sampler == "aisp":
             from .lm.samplers.aisp import plot_diagnostics
 
@@ -319,12 +329,20 @@ def generate(
         _fail(exc)
     led = run.result.ledger
     table = Table(title=f"{sampler} on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}"
-                        + (f", values {run.values}" + (f" within rho = {rho}" if rho > 1 else "") if run.values else ""))
-    for column in ("samples", "distinct", "mean reward", "forward passes", "tokens", "reward calls", "queries", "seconds"):
+                        + (f", values {run.values}" + (f" within rho = {rho}" if rho > 1 else "") if run.values else "")
+                        + (": a weighted set of particles, not draws" if weighted else ""))
+    mean_reward = float(weight @ rewards) if weighted else float(np.mean(rewards))
+    columns = ("particles" if weighted else "samples", "distinct", "weighted mean reward" if weighted else "mean reward",
+               "forward passes", "tokens", "reward calls", "queries", "seconds")
+    for column in columns:
         table.add_column(column, justify="right")
-    table.add_row(str(len(texts)), str(len(set(texts))), f"{np.mean(rewards):.3f}", f"{led.forward_passes:,}",
+    table.add_row(str(len(texts)), str(len(set(texts))), f"{mean_reward:.3f}", f"{led.forward_passes:,}",
                   f"{led.tokens:,}", f"{led.reward_calls:,}", f"{led.queries_total:,}", f"{led.seconds:.2f}")
-    console.print(table)
+    print_table(console, table)
+    if weighted:
+        console.print(f"each line of samples.jsonl carries its weight (self-normalised; ESS "
+                      f"{1.0 / float(weight @ weight):.1f} of {len(texts)}): weigh by it, or resample, before using "
+                      "the particles as draws from pi*", markup=False)
     for t in texts[:3]:
         console.print(repr(t), markup=False)
     console.print(f"wrote {out / 'samples.jsonl'} and {out / 'ledger.json'}")
@@ -349,16 +367,31 @@ def _sampler_options(pairs: list[str]) -> dict:
 
 
 def _jsonable(value):
-    """``value`` with numpy scalars and arrays turned into plain Python (for ledger.json)."""
+    """``value`` as plain Python that strict JSON holds: numpy scalars and arrays unpacked, NaN and infinities as
+    None (``null``), e.g. the log-weight of a particle of weight zero."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, np.ndarray)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
+
+
+def _json(value, **options) -> str:
+    """Strict JSON (no NaN or Infinity, which strict parsers reject) of ``value``."""
+    return json.dumps(_jsonable(value), allow_nan=False, **options)
+
+
+def _normalised_weights(log_weights: np.ndarray) -> np.ndarray | None:
+    """Self-normalised weights from log-weights; None when every weight is zero."""
+    lw = np.asarray(log_weights, dtype=np.float64)
+    if not np.isfinite(lw).any():
+        return None
+    w = np.where(np.isfinite(lw), np.exp(lw - np.max(lw[np.isfinite(lw)])), 0.0)
+    return w / w.sum()
 
 
 @app.command("lm-exact")
@@ -390,7 +423,7 @@ def lm_exact(
     table.add_column("pi*", justify="right")
     for i in best:
         table.add_row(repr(exact.text(int(i))), f"{probs[i]:.4f}")
-    console.print(table)
+    print_table(console, table)
     summary = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta,
                "V_star_root": float(np.exp(exact.log_values()[0])), "leaves": int(probs.size),
                "support": int((probs > 0).sum()), **{k: v for k, v in lm.ledger.as_dict().items() if v}}
@@ -399,11 +432,11 @@ def lm_exact(
     if out is not None:
         try:
             support = np.flatnonzero(probs > 0)
-            lines = [json.dumps({"text": exact.text(int(i)), "tokens": list(exact.tokens(int(i))), "p": float(probs[i])})
+            lines = [_json({"text": exact.text(int(i)), "tokens": list(exact.tokens(int(i))), "p": float(probs[i])})
                      for i in support[np.argsort(probs[support])[::-1]]]
             write_outputs(out, {"pi_star.npy": lambda p: np.save(p, probs),
                                 "pi_star.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
-                                "summary.json": lambda p: p.write_text(json.dumps(summary, indent=2) + "\n")})
+                                "summary.json": lambda p: p.write_text(_json(summary, indent=2) + "\n")})
         except TtsampleError as exc:
             _fail(exc)
 
@@ -437,7 +470,7 @@ def sat_cmd(
         lines = [" ".join(map(str, s)) + " 0" for s in run.solutions]
         record = run.record()
         write_outputs(out, {"solutions.txt": lambda p: p.write_text("\n".join(lines) + "\n"),
-                            "ledger.json": lambda p: p.write_text(json.dumps(record, indent=2) + "\n")})
+                            "ledger.json": lambda p: p.write_text(_json(record, indent=2) + "\n")})
     except TtsampleError as exc:
         from rich.markup import escape
 
@@ -448,7 +481,7 @@ def sat_cmd(
         table.add_column(column, justify="right")
     table.add_row(f"{n:,}", f"{len(set(lines)):,}", f"{record['counter_calls']:,}", f"{record['sat_calls']:,}",
                   f"{record['enumerations']:,}", f"{record['queries_total']:,}", f"{record['wall_seconds']:.2f}")
-    console.print(table)
+    print_table(console, table)
     console.print(f"wrote {out / 'solutions.txt'} and {out / 'ledger.json'}")
 
 

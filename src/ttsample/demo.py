@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .display import summary_table
+from .display import print_table, summary_table
 from .sampling import sample_once
 from .samplers import FLAT_PROMISE_SAMPLERS, SAMPLERS
 from .target import bounded_tilt_target, random_target
@@ -25,4 +25,4 @@ def tour(console, depth: int = 8, n_samples: int = 2000, seed: int = 0) -> None:
     ]:
         names = [s for s in SAMPLERS if oracle == "flat" or s not in FLAT_PROMISE_SAMPLERS]
         runs = [sample_once(tgt, s, n_samples, oracle=oracle, rho=rho, seed=seed, max_queries=1e9) for s in names]
-        console.print(summary_table(runs, f"oracle {runs[0].oracle.describe()}{what}"))
+        print_table(console, summary_table(runs, f"oracle {runs[0].oracle.describe()}{what}"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import Console
 from rich.table import Table
 
 from .sampling import SamplingRun
@@ -28,3 +29,15 @@ def summary_table(runs: list[SamplingRun], title: str) -> Table:
             f"{led.seconds:.2f}",
         )
     return table
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` at least as wide as it needs: a console that is narrower (80 columns when piped or logged)
+    would otherwise cut cells to an ellipsis, digits of numbers included."""
+    wide = console.measure(table, options=console.options.update_width(1 << 16)).maximum
+    narrow = console.width
+    console.width = max(narrow, wide)  # print's own width= cannot exceed the console's
+    try:
+        console.print(table)
+    finally:
+        console.width = narrow

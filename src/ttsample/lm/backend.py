@@ -10,8 +10,9 @@ trie itself is small and never evicted, only the tensors are.
 Cached per node, in one slot of a pool on the model's device: the keys and
 values of every layer at the node's last position, the next-token log-probs
 (full vocabulary, float32) and the final hidden state (what the LM head maps
-to logits); beside it, on the host, the slots of the node's ancestors, so a
-node's past is gathered from the pool in one indexing operation. A node whose
+to logits). A node's past is gathered from the pool in one indexing operation,
+from the slots of its ancestors, read off the trie by climbing it (so what a
+node costs does not grow with the model's context). A node whose
 parent is cached costs one token: only its last token is fed, on its
 ancestors' keys and values. Nodes are computed in batches of up to
 ``batch_size`` rows per forward pass: each row's past is left-padded to a
@@ -53,6 +54,7 @@ from ..oracles.ledger import Ledger
 from .tokenizer import load_tokenizer
 
 EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", "text", "subword")}
+CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")  # how transformers names the causal LM classes
 
 
 class LanguageModel:
@@ -87,44 +89,69 @@ class LanguageModel:
         self._children: dict[int, int] = {}  # parent * vocab_size + token -> handle
         self._clock = 0
         # the pool: per slot a node's keys and values (layer, key/value, head, head_dim), log-probs and hidden
-        # state on the device, and on the host its handle and the slots of its path (column d - 1: depth d)
+        # state on the device, and on the host its handle
         self._kv_shape = _kv_shape(model.config)
         self._kv = torch.empty((0, *self._kv_shape), dtype=model.dtype, device=self.device)
         self._logp = torch.empty((0, self.vocab_size), dtype=torch.float32, device=self.device)
         self._hidden = torch.empty((0, self.hidden_size), dtype=torch.float32, device=self.device)
         self._owner = np.zeros(0, dtype=np.int64)  # -1 when free
-        self._path = np.zeros((0, self.max_length), dtype=np.int32)
         self._free = np.zeros(0, dtype=np.int64)  # a stack of free slots: its first _free_count entries
         self._free_count = 0
         self.node_bytes = (int(np.prod(self._kv_shape)) * self._kv.element_size()  # what one cached node takes
-                           + 4 * (self.vocab_size + self.hidden_size) + self._path.itemsize * self.max_length)
+                           + 4 * (self.vocab_size + self.hidden_size))
         self._max_slots = self.cache_bytes // self.node_bytes
         self.peak_cached_bytes = 0
 
     @classmethod
-    def load(cls, name_or_path: str | Path, **kwargs) -> "LanguageModel":
+    def load(cls, name_or_path: str | Path, *, dtype: str | torch.dtype | None = None, trust_remote_code: bool = False,
+             revision: str | None = None, **kwargs) -> "LanguageModel":
         """Load a causal LM: ``"dyck"``, ``"text"`` or ``"subword"`` (embedded), a local folder, or a hub name (needs network).
 
-        ``kwargs`` (``device``, ``cache_bytes``, ``batch_size``, ``ledger``) go to the constructor.
+        ``dtype`` (e.g. ``"bfloat16"``) casts the weights; ``trust_remote_code`` and ``revision`` go to
+        transformers. ``kwargs`` (``device``, ``cache_bytes``, ``batch_size``, ``ledger``) go to the constructor.
+        A folder whose architecture is not a causal LM (a reward model's ``...ForSequenceClassification``) is
+        refused, and so is a checkpoint that lacks weights the model needs: transformers would initialise them
+        at random, and the samples would come from noise.
         """
         from transformers import AutoConfig, AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
-        hf_logging.set_verbosity_error()
+        hf_logging.set_verbosity_error()  # what matters in its warnings is checked below, from the loading info
         hf_logging.disable_progress_bar()
         path = EMBEDDED.get(str(name_or_path), Path(name_or_path))
         local = Path(path).is_dir()
         if not local and (Path(path).is_absolute() or str(name_or_path).startswith((".", "~")) or Path(path).exists()):
             raise ModelLoadError(f"model folder {str(name_or_path)!r} does not exist (or is not a folder)")
+        where = dict(local_files_only=local, trust_remote_code=trust_remote_code, revision=revision)
         try:
-            config = AutoConfig.from_pretrained(path, local_files_only=local)
+            config = AutoConfig.from_pretrained(path, **where)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot read a model config from {str(name_or_path)!r}: {exc}") from None
+        architectures = list(getattr(config, "architectures", None) or [])
+        if architectures and not any(a.endswith(CAUSAL_LM_SUFFIXES) for a in architectures):
+            raise ModelLoadError(
+                f"{str(name_or_path)!r} holds a {', '.join(architectures)}, not a causal language model "
+                f"(an architecture ending in {' or '.join(CAUSAL_LM_SUFFIXES)}): ttsample samples from a causal LM's "
+                "next-token law (a sequence-classification model is a reward model, not a policy)"
+            )
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local)
+            model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True, **where)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{str(name_or_path)!r} ({config.model_type}) is not a causal language model: {exc}") from None
-        tokenizer = load_tokenizer(path, local)
+        fresh = [*info.get("missing_keys", []), *(str(k[0]) if isinstance(k, tuple) else str(k)
+                                                  for k in info.get("mismatched_keys", []))]
+        if fresh:
+            raise ModelLoadError(
+                f"{str(name_or_path)!r}: the checkpoint lacks (or has the wrong shape for) {len(fresh)} weights the "
+                f"model needs ({', '.join(sorted(fresh)[:5])}{', ...' if len(fresh) > 5 else ''}); transformers would "
+                "initialise them at random"
+            )
+        if dtype is not None:
+            cast = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+            if not isinstance(cast, torch.dtype):
+                raise ParameterError(f"dtype must be a torch dtype or its name (float32, bfloat16, ...), got {dtype!r}")
+            model = model.to(cast)
+        tokenizer = load_tokenizer(path, local, trust_remote_code=trust_remote_code, revision=revision)
         size = tokenizer.vocab_size
         if size > model.config.vocab_size:
             raise ModelLoadError(
@@ -307,13 +334,10 @@ class LanguageModel:
         new_mask = np.arange(fresh)[:, None] < count
         past_length = self._depth[anchor]
         width = int(past_length.max())
-        # each row's path by depth: the slots of its past now, those of its new nodes once stored
-        paths = np.zeros((rows, int(self._depth[leaves].max())), dtype=self._path.dtype)
-        with_past = past_length > 0
-        paths[with_past, :width] = self._path[self._slot[anchor[with_past]], :width]
+        paths = self._ancestor_slots(anchor, width)
         offset = np.arange(width)[:, None] - (width - past_length)  # left-padded past
         past_mask = offset >= 0
-        past = np.where(past_mask, paths[np.arange(rows), np.maximum(offset, 0)], 0).astype(np.int64)
+        past = np.where(past_mask, paths[np.arange(rows), np.maximum(offset, 0)], 0)
         positions = np.minimum(past_length + np.arange(fresh)[:, None], self.max_length - 1)
         mask = np.concatenate([past_mask, new_mask]).astype(np.int64)
         buffer, cache = self._past(past, width + fresh)
@@ -331,11 +355,21 @@ class LanguageModel:
         self._clock += 1
         self._used[computed] = self._clock
         self._store(computed, kv, logp, hidden)
-        step, row = np.nonzero(new_mask)
-        paths[row, past_length[row] + step] = self._slot[computed]
-        stored = np.flatnonzero(self._slot[computed] >= 0)
-        self._path[self._slot[computed[stored]], : paths.shape[1]] = paths[row[stored]]
         return computed, logp, hidden
+
+    def _ancestor_slots(self, nodes: np.ndarray, width: int) -> np.ndarray:
+        """(len(nodes), width): column d - 1 holds the pool slot of each node's ancestor at depth d (the node
+        itself at its own depth), up to the node's depth; 0 beyond. Every one is cached: the cached set is closed
+        under ancestors."""
+        out = np.zeros((nodes.size, width), dtype=np.int64)
+        node, depth = nodes.copy(), self._depth[nodes]
+        for d in range(width, 0, -1):  # climb: a row joins when the climb reaches its own depth
+            at = np.flatnonzero(depth >= d)
+            out[at, d - 1] = self._slot[node[at]]
+            node[at] = self._parent[node[at]]
+        if (out < 0).any():
+            raise RuntimeError("internal error: a cached node's ancestor is not cached")
+        return out
 
     def _feed(self, ids, mask, positions, cache):
         """The model call: new tokens on a past, with the padding mask and the true positions."""
@@ -411,7 +445,6 @@ class LanguageModel:
             grown = torch.empty((capacity, *before.shape[1:]), dtype=before.dtype, device=self.device)
             grown[:old] = before
             setattr(self, name, grown)
-        self._path = np.concatenate([self._path, np.zeros((capacity - old, self.max_length), dtype=np.int32)])
         self._owner = np.concatenate([self._owner, np.full(capacity - old, -1, dtype=np.int64)])
         free = np.concatenate([self._free[: self._free_count], np.arange(capacity - 1, old - 1, -1)])
         self._free = np.concatenate([free, np.zeros(capacity - free.size, dtype=np.int64)])

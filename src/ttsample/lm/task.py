@@ -55,8 +55,8 @@ class GenerationTask:
                  beta: float | None = None):
         if not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")
-        if beta is not None and not beta > 0:
-            raise ParameterError(f"beta must be > 0, got {beta}")
+        if beta is not None and not (isinstance(beta, (int, float, np.integer, np.floating)) and 0 < beta < np.inf):
+            raise ParameterError(f"beta must be a finite number > 0 (omit it for a 0/1 constraint), got {beta!r}")
         self.lm = lm
         self.prompt = prompt_ids(lm, prompt)
         if len(self.prompt) + horizon > lm.max_length:

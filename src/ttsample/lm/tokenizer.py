@@ -91,7 +91,7 @@ class HFTokenizer:
         return self.hf.decode([int(i) for i in ids], skip_special_tokens=True)
 
 
-def load_tokenizer(path, local: bool):
+def load_tokenizer(path, local: bool, *, trust_remote_code: bool = False, revision: str | None = None):
     """The tokenizer beside a model: a ttsample character tokenizer, or any Hugging Face one."""
     folder = Path(path)
     if local and (folder / "tokenizer.json").exists():
@@ -101,6 +101,7 @@ def load_tokenizer(path, local: bool):
     from transformers import AutoTokenizer
 
     try:
-        return HFTokenizer(AutoTokenizer.from_pretrained(path, local_files_only=local))
+        return HFTokenizer(AutoTokenizer.from_pretrained(path, local_files_only=local, trust_remote_code=trust_remote_code,
+                                                         revision=revision))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"no usable tokenizer beside the model in {str(path)!r}: {exc}") from None

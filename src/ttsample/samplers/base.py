@@ -20,6 +20,7 @@ class SampleResult:
     ledger: Ledger
     info: dict = field(default_factory=dict)  # the parameters the sampler actually used
     log_weights: np.ndarray | None = None  # importance weights of the samples, where the sampler weights its output
+    weighted: bool = False  # True: the samples are a weighted set (use log_weights), not draws from the target
 
 
 def categorical(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:
@@ -42,7 +43,7 @@ def check_sample_count(n_samples: int) -> int:
 def check_budget(ledger: Ledger, max_queries: float | None, what: str) -> None:
     if max_queries is not None and ledger.queries_total > max_queries:
         raise BudgetExhaustedError(
-            f"{what} used {ledger.queries_total} queries, over the budget of {max_queries:.0f}; "
-            "raise max_queries (CLI: --max-queries) or ask for fewer samples",
+            f"{what} used {ledger.queries_total:,} queries, over the budget of {max_queries:,.0f}; raise max_queries "
+            "(ttsample sample: --max-queries; ttsample generate: --set max_queries=N) or ask for fewer samples",
             ledger,
         )

@@ -86,9 +86,10 @@ def sample_cnf(
 ) -> SatRun:
     """``n_samples`` solutions of ``cnf`` by ``sampler``; pass ``oracle`` to reuse the counts of an earlier run."""
     start = time.perf_counter()
+    if sampler not in SAT_SAMPLERS:  # before the registry's own check, whose list holds samplers a formula refuses
+        what = f"{sampler} does not apply to a formula" if sampler in REGISTRY else f"unknown sampler {sampler!r}"
+        raise ParameterError(f"{what}; choose one of {', '.join(SAT_SAMPLERS)}")
     entry = sampler_entry(sampler)
-    if sampler not in SAT_SAMPLERS:
-        raise ParameterError(f"{sampler} does not apply to a formula; choose one of {', '.join(SAT_SAMPLERS)}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:

@@ -60,8 +60,9 @@ def _draw_accepted(task, oracle, parents, rng, max_log_value, max_tries, ledger)
         kids, log_q = oracle.propose_child(parents[waiting], rng)
         log_v = oracle.log_weight(kids) - task.log_pi_ref(kids)
         if np.any(log_v > max_log_value + 1e-9):
-            raise OracleBoundError(f"a value exceeded the bound exp({max_log_value}) that ActionLevelRS accepts against; "
-                                   "raise max_log_value")
+            raise OracleBoundError(f"a value exceeded the bound exp({max_log_value}) that ActionLevelRS accepts against "
+                                   "(values of a tilt or of a noisy oracle can exceed 1); raise max_log_value "
+                                   "(ttsample generate: --set max_log_value=X)")
         accept = np.log(rng.random(waiting.size)) < log_v - max_log_value
         ledger.record_tries(waiting.size, int(accept.sum()), int(accept.sum()))
         out[waiting[accept]] = kids[accept]

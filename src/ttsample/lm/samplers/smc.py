@@ -95,9 +95,9 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
 
     With ``particles == n`` the samples are the run's final particles and
     ``log_weights`` their unnormalised log-weights (their mean, in linear
-    scale, is ``Z_hat``); with ``particles > n`` the samples are ``n`` draws
-    from the final weighted set (by ``resampling``) and each carries
-    ``log Z_hat``. ``oracle``: needed only with ``twist=True``.
+    scale, is ``Z_hat``): a weighted set (``result.weighted``), not draws;
+    with ``particles > n`` the samples are ``n`` draws from the final weighted
+    set (by ``resampling``) and each carries ``log Z_hat``. ``oracle``: needed only with ``twist=True``.
     ``info``: ``log_z`` (``log Z_hat``), ``ess`` (ESS after each step's
     reweighting, before any resampling, in particles), ``resampled_at`` (the
     steps after which the particles were resampled, counted from 1),
@@ -181,4 +181,4 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
         "resampling": resampling,
         "ess_threshold": float(ess_threshold),
     }
-    return SampleResult(samples, ledger, info, log_weights=weights)
+    return SampleResult(samples, ledger, info, log_weights=weights, weighted=size == n)

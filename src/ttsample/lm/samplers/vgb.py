@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ParameterError
+from ...errors import BudgetExhaustedError, ParameterError
 from ...samplers.base import Progress, SampleResult
 from ...samplers.walk import KERNELS, sample_walk
 
@@ -37,5 +37,10 @@ def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel
     if oracle is None:
         raise ParameterError("VGB needs values: pass an LMOracle(task, values)")
     boost = 2.0 * task.horizon if leaf_boost is None else leaf_boost
-    return sample_walk(oracle, n_samples, rng, steps=steps, leaf_boost=boost, kernel=choose_kernel(task, kernel),
-                       max_queries=max_queries, progress=progress)
+    try:
+        return sample_walk(oracle, n_samples, rng, steps=steps, leaf_boost=boost, kernel=choose_kernel(task, kernel),
+                           max_queries=max_queries, progress=progress)
+    except BudgetExhaustedError as exc:  # the lab walk names itself and the lab's flag: say what the user ran
+        raise BudgetExhaustedError(
+            f"VGB used {exc.ledger.queries_total:,} queries, over max_queries = {max_queries:,.0f}; raise it "
+            "(ttsample generate: --set max_queries=N) or ask for fewer samples", exc.ledger) from None
