@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .errors import ParameterError, TtsampleError
+from .lm.decoding import Decoding
 from .oracles import ORACLES
 from .display import print_table, summary_table
 from .sampling import sample_once
@@ -276,6 +277,9 @@ def generate(
     horizon: int = typer.Option(8, help="Longest response H in tokens (<eos> ends one earlier)."),
     reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
+    temperature: float = typer.Option(1.0, help="pi_ref is the model's law at this temperature (and so is the target)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="pi_ref keeps only the k most likely tokens at each step."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="pi_ref keeps only the most likely tokens whose mass reaches p."),
     sampler: str = typer.Option(..., help="vgb, action-rs, outcome-rs, best-of-n, smc, twisted-smc, mh or aisp."),
     values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic or head."),
     rho: float = typer.Option(1.0, help="Put the lab's random error model on the values: a fixed factor in [1/rho, rho] per node."),
@@ -297,8 +301,9 @@ def generate(
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
         with _progress_bar() as bar:
             job = bar.add_task(sampler, total=n)
+            decoding = Decoding(temperature, top_k, top_p)
             run = run_generation(model, prompt, horizon, reward, sampler=sampler, values=values, rho=rho, beta=beta,
-                                 n=n, seed=seed, device=device,
+                                 decoding=decoding, n=n, seed=seed, device=device,
                                  progress=lambda done, total: bar.update(job, completed=done), **options)
         texts, rewards = run.texts(), run.rewards()
         tokens = run.task.tokens(run.result.samples)
@@ -315,7 +320,8 @@ def generate(
                         **({"log_weight": float(log_w[i])} if log_w is not None else {}),
                         **({"weight": float(weight[i])} if weighted else {})})
                  for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
-        record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta, "sampler": sampler,
+        record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta,
+                  "decoding": decoding.as_dict(), "sampler": sampler,
                   "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device, "options": options,
                   "weighted": weighted, **run.result.ledger.as_dict(), "info": run.result.info}
         files = {"samples.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
@@ -329,6 +335,7 @@ def generate(
         _fail(exc)
     led = run.result.ledger
     table = Table(title=f"{sampler} on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}"
+                        + (f", pi_ref at {decoding.describe()}" if not decoding.is_identity else "")
                         + (f", values {run.values}" + (f" within rho = {rho}" if rho > 1 else "") if run.values else "")
                         + (": a weighted set of particles, not draws" if weighted else ""))
     mean_reward = float(weight @ rewards) if weighted else float(np.mean(rewards))
@@ -401,6 +408,9 @@ def lm_exact(
     horizon: int = typer.Option(8, help="Response length H (responses are padded after <eos>)."),
     reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
+    temperature: float = typer.Option(1.0, help="pi_ref is the model's law at this temperature (and so is the target)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="pi_ref keeps only the k most likely tokens at each step."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="pi_ref keeps only the most likely tokens whose mass reaches p."),
     top: int = typer.Option(10, help="How many of the most likely responses to print."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write pi_star.npy (leaf probabilities), pi_star.jsonl (every response in the support: text, tokens, p) and summary.json here."),
 ) -> None:
@@ -412,20 +422,22 @@ def lm_exact(
     try:
         if reward not in REWARDS:
             raise ParameterError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
+        decoding = Decoding(temperature, top_k, top_p)
         lm = LanguageModel.load(model)
-        exact = tilted_target(lm, prompt, horizon, REWARDS[reward], beta=beta)
+        exact = tilted_target(lm, prompt, horizon, REWARDS[reward], beta=beta, decoding=decoding)
     except TtsampleError as exc:
         _fail(exc)
     probs = exact.target.leaf_probs()
     best = np.argsort(probs)[::-1][:top]
-    table = Table(title=f"pi* on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}")
+    table = Table(title=f"pi* on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}"
+                        + (f", pi_ref at {decoding.describe()}" if not decoding.is_identity else ""))
     table.add_column("response")
     table.add_column("pi*", justify="right")
     for i in best:
         table.add_row(repr(exact.text(int(i))), f"{probs[i]:.4f}")
     print_table(console, table)
     summary = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta,
-               "V_star_root": float(np.exp(exact.log_values()[0])), "leaves": int(probs.size),
+               "decoding": decoding.as_dict(), "V_star_root": float(np.exp(exact.log_values()[0])), "leaves": int(probs.size),
                "support": int((probs > 0).sum()), **{k: v for k, v in lm.ledger.as_dict().items() if v}}
     console.print(f"V*(root) = E_pi_ref[tau] = {summary['V_star_root']:.4f}; {summary['support']:,} responses in the support; "
                   f"{lm.ledger.forward_passes} forward passes, {lm.ledger.tokens:,} tokens", markup=False)

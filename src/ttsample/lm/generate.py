@@ -20,6 +20,7 @@ from ..oracles import with_error
 from ..oracles.ledger import MODEL_COSTS, Ledger
 from ..samplers.base import SampleResult
 from .backend import LanguageModel
+from .decoding import Decoding
 from .oracle import LMOracle
 from .rewards import REWARDS
 from .samplers.action_rs import sample_action_rs
@@ -82,9 +83,12 @@ class Generation:
 
 
 def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str, *, sampler: str, values: str = "heuristic",
-             rho: float = 1.0, beta: float | None = None, n: int = 10, seed: int = 0, device: str = "cpu",
-             progress=None, **options) -> Generation:
-    """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values."""
+             rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
+             device: str = "cpu", progress=None, **options) -> Generation:
+    """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
+
+    ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
+    """
     if sampler not in LM_SAMPLERS:
         raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join(LM_SAMPLERS)}")
     if reward not in REWARDS:
@@ -100,7 +104,7 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     if unknown:
         raise ParameterError(f"{sampler} has no option {', '.join(unknown)}; its options: {', '.join(accepted)}")
     lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device)
-    task = GenerationTask(lm, prompt, horizon, REWARDS[reward], beta=beta)
+    task = GenerationTask(lm, prompt, horizon, REWARDS[reward], beta=beta, decoding=decoding)
     rng = np.random.default_rng(seed)
     oracle, setup = None, Ledger()
     if entry.uses_values:

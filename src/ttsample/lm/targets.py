@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..target import Target, subtree_log_masses
 from ..trees import Tree
+from .decoding import Decoding
 from .task import GenerationTask
 
 
@@ -63,13 +64,14 @@ class LMTarget:
 
 
 def tilted_target(lm, prompt: str | tuple, horizon: int, reward, *, beta: float | None = None,
-                  max_leaves: int = 1 << 24) -> LMTarget:
+                  decoding: Decoding | None = None, max_leaves: int = 1 << 24) -> LMTarget:
     """Exact ``pi*`` for a prompt, horizon and reward (``beta=None``: the reward is a 0/1 constraint).
 
     Enumerates the task's trie (``GenerationTask.exact_log_values``) and lays
     its leaves on the complete tree, each response padded with ``<eos>``.
+    ``decoding``: temperature, top-k, top-p of ``pi_ref`` (the model's own law by default).
     """
-    task = GenerationTask(lm, prompt, horizon, reward, beta=beta)
+    task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding)
     b = task.tree.branching
     if b**horizon > max_leaves:
         raise ParameterError(f"{b}**{horizon} leaves are too many to enumerate (limit {max_leaves}); lower the horizon")

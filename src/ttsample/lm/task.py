@@ -2,8 +2,9 @@
 
 The single place for what every language-model sampler shares:
 - ``pi_ref``: the model's next-token law renormalised over the allowed tokens
-  (every token but ``<bos>``), at any node (``next_log_probs``) and along the
-  path to it (``log_pi_ref``);
+  (every token but ``<bos>``), tempered and truncated by the task's
+  ``decoding`` (``ttsample.lm.decoding``; the model's own law by default), at
+  any node (``next_log_probs``) and along the path to it (``log_pi_ref``);
 - ``tau``: ``exp(r / beta)`` for a reward tilt, or ``1{r > 0}`` for a 0/1
   constraint (``beta=None``), on the text of a leaf (``log_tau``);
 - decoding: ``sample_suffix(nodes, rng, logits_hook)`` completes nodes to
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..trees import TokenTrie
+from .decoding import Decoding
 from .rewards import Reward, checked
 
 # hook(rows, nodes, log_probs) -> log-weights over the allowed tokens, (m, A) torch tensors on the model's device;
@@ -52,7 +54,7 @@ def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
 
 class GenerationTask:
     def __init__(self, lm, prompt: str | tuple[int, ...], horizon: int, reward: Callable[[str], float], *,
-                 beta: float | None = None):
+                 beta: float | None = None, decoding: Decoding | None = None):
         if not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")
         if beta is not None and not (isinstance(beta, (int, float, np.integer, np.floating)) and 0 < beta < np.inf):
@@ -64,6 +66,7 @@ class GenerationTask:
                 f"prompt ({len(self.prompt)} tokens) + horizon ({horizon}) exceed the model's context of {lm.max_length}"
             )
         self.horizon, self.beta = int(horizon), beta
+        self.decoding = Decoding() if decoding is None else decoding
         self.actions = generation_actions(lm.tokenizer)
         contiguous = bool(np.all(np.diff(self.actions) == 1)) and self.actions[0] == 0
         self._columns = slice(0, self.actions.size) if contiguous else lm.torch_index(self.actions)  # a view when it can
@@ -109,7 +112,7 @@ class GenerationTask:
         nodes = np.asarray(nodes, dtype=np.int64)
         if self.tree.is_leaf(nodes).any():
             raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
-        q = self.lm.next_logprobs_tensor(self.model_handles(nodes))[:, self._columns]
+        q = self.decoding.apply(self.lm.next_logprobs_tensor(self.model_handles(nodes))[:, self._columns])
         if logits_hook is not None:
             q = logits_hook(np.arange(nodes.size) if rows is None else rows, nodes, q)
         return torch.log_softmax(q, dim=1)
@@ -133,9 +136,11 @@ class GenerationTask:
         return self._log_pi[nodes]
 
     def proposal_log_prob(self, nodes: np.ndarray) -> np.ndarray:
-        """``log pi_ref(last token | parent)`` for non-root nodes."""
+        """``log pi_ref(last token | parent)`` for non-root nodes (``-inf`` below a token that decoding truncates)."""
         nodes = np.asarray(nodes, dtype=np.int64)
-        return self.log_pi_ref(nodes) - self.log_pi_ref(self.tree.parent(nodes))
+        log_pi = self.log_pi_ref(nodes)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isneginf(log_pi), -np.inf, log_pi - self.log_pi_ref(self.tree.parent(nodes)))
 
     def prelogits(self, nodes: np.ndarray) -> np.ndarray:
         """The model's final hidden state after each node's tokens (what its LM head reads)."""
@@ -236,7 +241,7 @@ def sample_suffixes(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: n
         q_all = tasks[0].lm.next_logprobs_tensor(handles)[:, tasks[0]._columns]
         parts, start = [], 0
         for i in live:
-            q = q_all[start:start + open_[i].size]
+            q = tasks[i].decoding.apply(q_all[start:start + open_[i].size])
             start += open_[i].size
             if hooks[i] is not None:
                 q = hooks[i](offsets[i] + open_[i], out[i][open_[i]], q)
