@@ -289,27 +289,47 @@ def generate(
     option: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                      help="A sampler option, repeatable: e.g. --set particles=64 (smc), --set candidates=16 "
                                           "(best-of-n, aisp), --set sigma=0.7 --set lam=0.3 --set window=8 (aisp)."),
+    max_seconds: Optional[float] = typer.Option(None, help="End the run after this many seconds of sampling, with the "
+                                                           "samples it has completed (marked partial)."),
+    max_queries: Optional[float] = typer.Option(None, help="End the run after this many value queries (vgb, action-rs, "
+                                                           "twisted-smc), with the samples it has completed."),
     out: Path = typer.Option(..., "--out", help="Folder for samples.jsonl and ledger.json."),
 ) -> None:
-    """Sample N responses from pi*(y|x) ∝ pi_ref(y|x) tau(x,y); write DIR/samples.jsonl and DIR/ledger.json (aisp: also DIR/aisp_diagnostics.png)."""
+    """Sample N responses from pi*(y|x) ∝ pi_ref(y|x) tau(x,y); write DIR/samples.jsonl and DIR/ledger.json (aisp: also DIR/aisp_diagnostics.png).
+
+    A run ended by --max-seconds, --max-queries or Ctrl-C writes the samples it completed, marked partial
+    (exit code 0 at a budget, 130 after Ctrl-C).
+    """
     from .lm.generate import generate as run_generation
+    from .lm.samplers.base import Interrupted
 
     try:
         check_output_folder(out)
         options = _sampler_options(option)
+        own = sorted(set(options) & {"max_seconds", "max_queries"})
+        if own:
+            raise ParameterError(f"{own[0]} is a flag of its own, not a sampler option: "
+                                 f"--{own[0].replace('_', '-')} N instead of --set {own[0]}=N")
         if rho < 1 or not np.isfinite(rho):
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
         with _progress_bar() as bar:
             job = bar.add_task(sampler, total=n)
             decoding = Decoding(temperature, top_k, top_p)
-            run = run_generation(model, prompt, horizon, reward, sampler=sampler, values=values, rho=rho, beta=beta,
-                                 decoding=decoding, n=n, seed=seed, device=device,
-                                 progress=lambda done, total: bar.update(job, completed=done), **options)
+            try:
+                run = run_generation(model, prompt, horizon, reward, sampler=sampler, values=values, rho=rho, beta=beta,
+                                     decoding=decoding, n=n, seed=seed, device=device, max_seconds=max_seconds,
+                                     max_queries=max_queries,
+                                     progress=lambda done, total: bar.update(job, completed=done), **options)
+            except Interrupted as exc:
+                run = exc.partial
+            except KeyboardInterrupt:  # before the sampler started (loading, the values' set-up): nothing drawn
+                err_console.print("interrupted before any sample was drawn; nothing written")
+                raise typer.Exit(code=130) from None
         texts, rewards = run.texts(), run.rewards()
         tokens = run.task.tokens(run.result.samples)
         log_w, weighted = run.result.log_weights, run.result.weighted
         weight = _normalised_weights(log_w) if log_w is not None else None
-        if log_w is not None and weight is None:
+        if log_w is not None and weight is None and not run.partial:
             particles = run.result.info.get("particles", n)
             raise ParameterError(
                 f"every one of the {particles} particles ended with weight zero (none satisfies the reward), so "
@@ -323,10 +343,12 @@ def generate(
         record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta,
                   "decoding": decoding.as_dict(), "sampler": sampler,
                   "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device, "options": options,
-                  "weighted": weighted, **run.result.ledger.as_dict(), "info": run.result.info}
-        files = {"samples.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
+                  "max_seconds": max_seconds, "max_queries": max_queries, "weighted": weighted,
+                  "samples": len(lines), "partial": run.partial, "stopped": run.result.stopped,
+                  **run.result.ledger.as_dict(), "info": run.result.info}
+        files = {"samples.jsonl": lambda p: p.write_text("".join(line + "\n" for line in lines)),
                  "ledger.json": lambda p: p.write_text(_json(record, indent=2) + "\n")}
-        if sampler == "aisp":
+        if sampler == "aisp" and texts:
             from .lm.samplers.aisp import plot_diagnostics
 
             files["aisp_diagnostics.png"] = lambda p: plot_diagnostics(run.result.info, p)
@@ -337,13 +359,14 @@ def generate(
     table = Table(title=f"{sampler} on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}"
                         + (f", pi_ref at {decoding.describe()}" if not decoding.is_identity else "")
                         + (f", values {run.values}" + (f" within rho = {rho}" if rho > 1 else "") if run.values else "")
-                        + (": a weighted set of particles, not draws" if weighted else ""))
-    mean_reward = float(weight @ rewards) if weighted else float(np.mean(rewards))
+                        + (": a weighted set of particles, not draws" if weighted else "")
+                        + (f" (partial: {len(texts)} of {n})" if run.partial else ""))
+    mean_reward = float(weight @ rewards) if weighted else float(np.mean(rewards)) if texts else float("nan")
     columns = ("particles" if weighted else "samples", "distinct", "weighted mean reward" if weighted else "mean reward",
                "forward passes", "tokens", "reward calls", "queries", "seconds")
     for column in columns:
         table.add_column(column, justify="right")
-    table.add_row(str(len(texts)), str(len(set(texts))), f"{mean_reward:.3f}", f"{led.forward_passes:,}",
+    table.add_row(str(len(texts)), str(len(set(texts))), f"{mean_reward:.3f}" if texts else "-", f"{led.forward_passes:,}",
                   f"{led.tokens:,}", f"{led.reward_calls:,}", f"{led.queries_total:,}", f"{led.seconds:.2f}")
     print_table(console, table)
     if weighted:
@@ -353,6 +376,10 @@ def generate(
     for t in texts[:3]:
         console.print(repr(t), markup=False)
     console.print(f"wrote {out / 'samples.jsonl'} and {out / 'ledger.json'}")
+    if run.partial:
+        err_console.print(f"[bold yellow]partial:[/] {run.stop_message()}", soft_wrap=True, highlight=False)
+        if run.result.stopped == "interrupted":
+            raise typer.Exit(code=130)
 
 
 def _sampler_options(pairs: list[str]) -> dict:

@@ -25,6 +25,7 @@ from .oracle import LMOracle
 from .rewards import REWARDS
 from .samplers.action_rs import sample_action_rs
 from .samplers.aisp import sample_aisp
+from .samplers.base import Budget, Interrupted
 from .samplers.best_of_n import sample_best_of_n
 from .samplers.mh import sample_mh
 from .samplers.outcome_rs import sample_outcome_rs
@@ -73,21 +74,50 @@ class Generation:
     values: str | None
     rho: float
     result: SampleResult
+    n: int = 0  # samples asked
+    budget: Budget = Budget()
 
     def texts(self) -> list[str]:
         return self.task.text(self.result.samples)
 
     def rewards(self) -> np.ndarray:
         """The reward of each sample's text (for reporting; after the run, so not in its ledger)."""
-        return np.array([self.task.reward(t) for t in self.texts()])
+        return np.array([self.task.reward(t) for t in self.texts()], dtype=np.float64)
+
+    @property
+    def partial(self) -> bool:
+        return self.result.stopped is not None
+
+    def stop_message(self) -> str | None:
+        """Why the run ended before ``n`` samples, with what it drew and what all of them would take; None if it
+        did not stop early."""
+        stopped = self.result.stopped
+        if stopped is None:
+            return None
+        got, led = self.result.samples.size, self.result.ledger
+        if stopped == "interrupted":
+            head = "interrupted (Ctrl-C)"
+        else:
+            head = f"stopped at the {'time' if stopped == 'max_seconds' else 'query'} budget, {stopped} = " \
+                   f"{self.budget.limit(stopped):,.6g}"
+        spent = (led.queries_total, "queries") if stopped == "max_queries" else (led.seconds, "seconds")
+        need = (f"at this rate all {self.n} would take about {spent[0] * self.n / got:,.3g} {spent[1]}" if got
+                else "no sample was complete: " + ("raise the budget" if stopped != "interrupted" else "run longer"))
+        return f"{self.sampler} {head} after {led.seconds:.1f} s and {led.queries_total:,} queries, with {got} of the " \
+               f"{self.n} samples asked; {need}"
 
 
 def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str, *, sampler: str, values: str = "heuristic",
              rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
-             device: str = "cpu", progress=None, **options) -> Generation:
+             device: str = "cpu", max_seconds: float | None = None, max_queries: float | None = None, progress=None,
+             **options) -> Generation:
     """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
 
     ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
+    ``max_seconds`` (of sampling) and ``max_queries`` (value queries; only for samplers that ask values) end the
+    run early with the samples it has completed: ``result.stopped`` names the limit and ``stop_message()`` says
+    what was drawn and what all ``n`` would need. Ctrl-C raises ``Interrupted`` whose ``partial`` is the
+    ``Generation`` so far, marked the same way.
     """
     if sampler not in LM_SAMPLERS:
         raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join(LM_SAMPLERS)}")
@@ -98,8 +128,11 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
     entry = LM_SAMPLERS[sampler]
+    budget = Budget(max_seconds, max_queries)
+    if max_queries is not None and not entry.uses_values:
+        raise ParameterError(f"{sampler} asks no value queries, so max_queries cannot bound it; use max_seconds")
     accepted = [name for name, p in inspect.signature(entry.sample).parameters.items()
-                if p.kind == p.KEYWORD_ONLY and name not in ("progress", "twist")]
+                if p.kind == p.KEYWORD_ONLY and name not in ("progress", "twist", "budget")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ParameterError(f"{sampler} has no option {', '.join(unknown)}; its options: {', '.join(accepted)}")
@@ -115,10 +148,17 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
         for name in MODEL_COSTS:  # what the values cost before sampling (enumeration, the head's rollouts)
             setattr(setup, name, after[name] - before[name])
         oracle = with_error(LMOracle(task, estimator), "random" if rho > 1 else "exact", rho, seed)
-    result = entry.sample(task, oracle, n, rng, progress=progress, **options)
-    for name in (*MODEL_COSTS, "seconds"):
-        setattr(result.ledger, name, getattr(result.ledger, name) + getattr(setup, name))
-    result.info["values_setup"] = {k: v for k, v in setup.as_dict().items() if v}
-    if entry.uses_values and isinstance(estimator, LearnedValues):
-        result.info["head_fits"] = estimator.fits  # labels used and held-out error of each fit
-    return Generation(task, sampler, values if entry.uses_values else None, rho, result)
+
+    def finished(result: SampleResult) -> Generation:
+        for name in (*MODEL_COSTS, "seconds"):
+            setattr(result.ledger, name, getattr(result.ledger, name) + getattr(setup, name))
+        result.info["values_setup"] = {k: v for k, v in setup.as_dict().items() if v}
+        if entry.uses_values and isinstance(estimator, LearnedValues):
+            result.info["head_fits"] = estimator.fits  # labels used and held-out error of each fit
+        return Generation(task, sampler, values if entry.uses_values else None, rho, result, n, budget)
+
+    try:
+        result = entry.sample(task, oracle, n, rng, budget=budget, progress=progress, **options)
+    except Interrupted as exc:
+        raise Interrupted(finished(exc.partial)) from None
+    return finished(result)

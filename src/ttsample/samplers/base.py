@@ -21,6 +21,7 @@ class SampleResult:
     info: dict = field(default_factory=dict)  # the parameters the sampler actually used
     log_weights: np.ndarray | None = None  # importance weights of the samples, where the sampler weights its output
     weighted: bool = False  # True: the samples are a weighted set (use log_weights), not draws from the target
+    stopped: str | None = None  # why the run ended before drawing every sample asked (a budget's name, interrupted)
 
 
 def categorical(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:

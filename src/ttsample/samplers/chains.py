@@ -59,6 +59,7 @@ def sample_with_restarts(
     *,
     max_queries: float | None = None,
     progress: Progress | None = None,
+    kept: list | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Run chains from ``walk.start`` for ``steps`` steps; keep those that end at a leaf.
 
@@ -69,7 +70,9 @@ def sample_with_restarts(
     order, and the first sample's cost from the fresh cache
     (``first_sample_queries``, ``first_sample_distinct``; empty if the first
     leaf came from a batch). Raises ``NoLeafReachedError`` when no chain at all
-    has ended at a leaf after ``give_up`` tries.
+    has ended at a leaf after ``give_up`` tries. ``kept``: a list of the
+    caller's that each round's leaves are appended to, so that a run stopped
+    mid-way still holds the rounds it completed.
     """
     guess = walk.leaf_fraction_guess
     # On the calibration instances (docs/walk_schedule.md) a walk at its default T ends at a leaf with
@@ -77,7 +80,7 @@ def sample_with_restarts(
     # below e**-25; no leaf then means T is too short for any chain to get there, or the walk is periodic.
     give_up = max(MIN_TRIES_BEFORE_GIVING_UP, 50 / guess)
     alone = ALONE_TRIES / guess
-    out: list[np.ndarray] = []
+    out: list[np.ndarray] = [] if kept is None else kept
     first: dict = {}
     got = 0
     tries = leaves = 0

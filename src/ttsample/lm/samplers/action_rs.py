@@ -20,17 +20,19 @@ import numpy as np
 
 from ...errors import BudgetExhaustedError, OracleBoundError, ParameterError
 from ...samplers.base import Progress, SampleResult, categorical, check_sample_count
-from .base import lm_ledger
+from .base import Budget, lm_run
 from .vgb import DENSE_MAX_BRANCHING
 
 
 def sample_action_rs(task, oracle, n_samples: int, rng: np.random.Generator, *, max_log_value: float = 0.0,
-                     max_tries_per_step: int = 10_000, progress: Progress | None = None) -> SampleResult:
+                     max_tries_per_step: int = 10_000, budget: Budget | None = None,
+                     progress: Progress | None = None) -> SampleResult:
     n_samples = check_sample_count(n_samples)
     if oracle is None:
         raise ParameterError("ActionLevelRS needs values: pass an LMOracle(task, values)")
     tree = task.tree
-    with lm_ledger(task, oracle) as (ledger, counted):
+    with lm_run(task, oracle, budget, progress) as run:
+        ledger, counted = run.ledger, run.oracle
         nodes = np.zeros(n_samples, dtype=np.int64)
         going = np.flatnonzero(~tree.is_leaf(nodes))
         depth = 0
@@ -47,9 +49,10 @@ def sample_action_rs(task, oracle, n_samples: int, rng: np.random.Generator, *, 
             ledger.steps += going.size
             going = going[~tree.is_leaf(nodes[going])]
             depth += 1
-            if progress is not None:
-                progress(n_samples * depth / task.horizon, n_samples)
-    return SampleResult(nodes, ledger, {"kernel": "dense" if tree.branching <= DENSE_MAX_BRANCHING else "proposal"})
+            run.progress(n_samples * depth / task.horizon, n_samples)
+    info = {"kernel": "dense" if tree.branching <= DENSE_MAX_BRANCHING else "proposal"}
+    # every chain descends at once, and those at a leaf first are the short responses: a partial set would be biased
+    return run.finish(SampleResult(np.empty(0, dtype=np.int64) if run.stopped else nodes, ledger, info))
 
 
 def _draw_accepted(task, oracle, parents, rng, max_log_value, max_tries, ledger) -> np.ndarray:

@@ -32,7 +32,7 @@ from ...errors import ParameterError
 from ...logspace import logsumexp
 from ...samplers.base import Progress, SampleResult, check_sample_count
 from ..task import sample_suffixes
-from .base import lm_ledger
+from .base import Budget, Interrupted, lm_run
 
 DECODE = ("sample", "argmax")
 
@@ -78,22 +78,27 @@ def perturbation_hook(task, perturbations: np.ndarray, decode: str = "sample", k
 
 def sample_aisp(task, oracle, n: int, rng: np.random.Generator, *, window: int = 8, candidates: int = 8,
                 iterations: int = 8, sigma: float = float(np.sqrt(0.5)), lam: float = 0.3, alpha: float = 0.999,
-                decode: str = "sample", progress: Progress | None = None) -> SampleResult:
+                decode: str = "sample", budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
     """``n`` independent AISP chains on one prompt; each returns its best response. ``oracle`` is not used
     (rewards only)."""
-    return sample_aisp_prompts([task], n, rng, window=window, candidates=candidates, iterations=iterations,
-                               sigma=sigma, lam=lam, alpha=alpha, decode=decode, progress=progress)[0]
+    try:
+        return sample_aisp_prompts([task], n, rng, window=window, candidates=candidates, iterations=iterations,
+                                   sigma=sigma, lam=lam, alpha=alpha, decode=decode, budget=budget,
+                                   progress=progress)[0]
+    except Interrupted as exc:
+        raise Interrupted(exc.partial[0]) from None
 
 
 def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window: int = 8, candidates: int = 8,
                         iterations: int = 8, sigma: float = float(np.sqrt(0.5)), lam: float = 0.3,
-                        alpha: float = 0.999, decode: str = "sample",
+                        alpha: float = 0.999, decode: str = "sample", budget: Budget | None = None,
                         progress: Progress | None = None) -> list[SampleResult]:
     """``n`` AISP chains for each of several prompts (generation tasks on one model), run side by side.
 
     Every round decodes all prompts' candidates in one batch (``sample_suffixes``: one model call per token
     position for all of them). Returns one result per task, in order; they share one ledger, the batch's
-    (its costs are for all prompts together, not each).
+    (its costs are for all prompts together, not each). A run stopped by the budget or Ctrl-C returns, from
+    each chain, the best response of the rounds it completed (``iterations_done``; none before the first).
     """
     n = check_sample_count(n)
     if not tasks:
@@ -122,7 +127,9 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
     best_reward = np.full((prompts, n), -np.inf)
     history = [{"mean_reward": [], "best_reward": [], "ess": [], "u_norm": [], "kl": []} for _ in tasks]
     tried: list[list[list[tuple[int, float, float]]]] = [[[] for _ in range(n)] for _ in tasks]
-    with lm_ledger(tasks[0]) as (ledger, _):
+    done, done_leaf, done_reward = 0, best_leaf[:, :0], best_reward[:, :0]  # rounds completed, and their best
+    with lm_run(tasks[0], None, budget, progress) as run:
+        ledger = run.ledger
         for k in range(iterations):
             v = u[:, :, None] + sigma * rng.standard_normal((prompts, n, m, window, d))  # per prompt, chain, candidate
             rows = v.reshape(prompts * n * m, window, d)
@@ -150,12 +157,17 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
                 diag["u_norm"].append(float(np.linalg.norm(u[p], axis=(1, 2)).mean()))
                 diag["kl"].append(float(kl[p].mean()))
             ledger.record_tries(prompts * n * m, prompts * n * m, prompts * n * m)
-            if progress is not None:
-                progress(n * (k + 1) / iterations, n)
+            done, done_leaf, done_reward = k + 1, best_leaf.copy(), best_reward.copy()
+            run.progress(n * done / iterations, n)
     settings = {"window": window, "candidates": m, "iterations": int(iterations), "sigma": float(sigma),
-                "lambda": float(lam), "alpha": float(alpha), "decode": decode, "prompts": prompts}
-    return [SampleResult(best_leaf[p], ledger, {**settings, "diagnostics": history[p], "best_reward": best_reward[p],
-                                                "tried": tried[p], "u": u[p]}) for p in range(prompts)]
+                "lambda": float(lam), "alpha": float(alpha), "decode": decode, "prompts": prompts,
+                "iterations_done": done}
+    results = [SampleResult(done_leaf[p], ledger, {**settings, "diagnostics": history[p], "best_reward": done_reward[p],
+                                                   "tried": tried[p], "u": u[p]}, stopped=run.stopped)
+               for p in range(prompts)]
+    if run.stopped == "interrupted":
+        raise Interrupted(results)
+    return results
 
 
 def plot_diagnostics(info: dict, path) -> None:

@@ -18,14 +18,14 @@ import numpy as np
 
 from ...errors import ParameterError
 from ...samplers.base import Progress, SampleResult, check_sample_count
-from .base import lm_ledger
+from .base import Budget, lm_run
 from .outcome_rs import leaf_log_tau
 
 MAX_BATCH = 1 << 14  # responses decoded per sample_suffix call
 
 
 def sample_best_of_n(task, oracle, n: int, rng: np.random.Generator, *, candidates: int = 8,
-                     progress: Progress | None = None) -> SampleResult:
+                     budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
     """``n`` outputs, each the best of ``candidates`` fresh ``pi_ref`` responses (first of the best on ties).
 
     ``oracle`` is not used (``None`` is fine). ``info["candidates"]``: for each
@@ -42,22 +42,25 @@ def sample_best_of_n(task, oracle, n: int, rng: np.random.Generator, *, candidat
     leaves = np.empty((n, k), dtype=np.int64)
     log_tau = np.empty((n, k))
     per_batch = max(1, MAX_BATCH // k)  # outputs per batch
-    with lm_ledger(task, oracle) as (ledger, _):
+    done = 0  # outputs whose candidates are all decoded and scored
+    with lm_run(task, oracle, budget, progress) as run:
+        ledger = run.ledger
         for start in range(0, n, per_batch):
             stop = min(n, start + per_batch)
             drawn = task.sample_suffix(np.zeros((stop - start) * k, dtype=np.int64), rng)
             leaves[start:stop] = drawn.reshape(-1, k)
             log_tau[start:stop] = leaf_log_tau(task, drawn, cache).reshape(-1, k)
             ledger.steps += int(task.tree.depth_of(drawn).sum())
-            if progress is not None:
-                progress(stop, n)
-        ledger.record_tries(n * k, n, n)
+            done = stop
+            run.progress(stop, n)
+    ledger.record_tries(done * k, done, done)
+    leaves, log_tau = leaves[:done], log_tau[:done]
     reward = np.exp(log_tau) if task.beta is None else task.beta * log_tau
     best = np.argmax(reward, axis=1)  # the first maximum: ties go to the first candidate drawn
-    rows = np.arange(n)
+    rows = np.arange(done)
     info = {
-        "candidates": [list(zip(leaves[i].tolist(), reward[i].tolist())) for i in range(n)],
+        "candidates": [list(zip(leaves[i].tolist(), reward[i].tolist())) for i in range(done)],
         "rewards": reward[rows, best],
         "num_candidates": k,
     }
-    return SampleResult(leaves[rows, best], ledger, info)
+    return run.finish(SampleResult(leaves[rows, best], ledger, info))

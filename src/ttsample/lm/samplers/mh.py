@@ -36,7 +36,7 @@ import numpy as np
 
 from ...errors import BudgetExhaustedError, ParameterError
 from ...samplers.base import Progress, SampleResult, check_sample_count
-from .base import lm_ledger
+from .base import Budget, lm_run
 from .outcome_rs import leaf_log_tau
 
 INIT_TRIES_PER_CHAIN = 1000  # default budget of pi_ref draws per chain for a valid start
@@ -96,7 +96,7 @@ def _initial_states(task, chains: int, rng, ledger, cache: dict, max_tries: int)
 
 def sample_mh(task, oracle, n: int, rng: np.random.Generator, *, chains: int | None = None,
               burn_in: int | None = None, thin: int = 1, max_init_tries: int | None = None,
-              progress: Progress | None = None) -> SampleResult:
+              budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
     """``n`` states of ``chains`` (default ``n``) independent MH chains over responses.
 
     Each chain runs ``burn_in`` steps (default ``10 * horizon``), then its
@@ -124,7 +124,8 @@ def sample_mh(task, oracle, n: int, rng: np.random.Generator, *, chains: int | N
     tree = task.tree
     cache: dict = {}
     recorded: list[np.ndarray] = []
-    with lm_ledger(task, oracle) as (ledger, _):
+    with lm_run(task, oracle, budget, progress) as run:
+        ledger = run.ledger
         states, log_tau, init_tries = _initial_states(task, chains, rng, ledger, cache, max_init_tries)
         trajectory = [int(states[0])]
         accepted = 0
@@ -143,8 +144,9 @@ def sample_mh(task, oracle, n: int, rng: np.random.Generator, *, chains: int | N
             accepted += int(accept.sum())
             ledger.steps += chains
             trajectory.append(int(states[0]))
-            if progress is not None:
-                progress(n * (step + 1) / total, n)
+            run.progress(n * (step + 1) / total, n)
+    if run.stopped:  # a state recorded before the run's end is not a draw of the chain that was asked for
+        return run.finish(SampleResult(np.empty(0, dtype=np.int64), ledger, {"chains": chains, "burn_in": burn_in, "thin": thin}))
     info = {
         "acceptance_rate": accepted / (chains * total) if total else float("nan"),
         "chain": np.array(trajectory, dtype=np.int64),
@@ -153,4 +155,4 @@ def sample_mh(task, oracle, n: int, rng: np.random.Generator, *, chains: int | N
         "thin": thin,
         "init_tries": init_tries,
     }
-    return SampleResult(np.concatenate(recorded)[:n], ledger, info)
+    return run.finish(SampleResult(np.concatenate(recorded)[:n], ledger, info))

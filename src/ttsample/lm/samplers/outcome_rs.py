@@ -23,7 +23,7 @@ import numpy as np
 from ...errors import BudgetExhaustedError, OracleBoundError, ParameterError
 from ...samplers.base import Progress, SampleResult, check_sample_count
 from ..rewards import reward_name
-from .base import lm_ledger
+from .base import Budget, lm_run
 
 MAX_BATCH = 1 << 14  # responses decoded per sample_suffix call
 
@@ -69,7 +69,8 @@ def default_max_log_tau(task, max_log_tau: float | None) -> float:
 
 
 def sample_outcome_rs(task, oracle, n: int, rng: np.random.Generator, *, max_log_tau: float | None = None,
-                      max_tries: int | None = None, progress: Progress | None = None) -> SampleResult:
+                      max_tries: int | None = None, budget: Budget | None = None,
+                      progress: Progress | None = None) -> SampleResult:
     """``n`` exact draws from ``pi*``: draw ``y ~ pi_ref``, accept with ``exp(log tau(y) - max_log_tau)``.
 
     ``oracle`` is not used (``None`` is fine). ``max_log_tau``: an upper bound
@@ -89,7 +90,8 @@ def sample_outcome_rs(task, oracle, n: int, rng: np.random.Generator, *, max_log
     out: list[np.ndarray] = []
     got = tried = accepted_total = 0
     cache: dict = {}
-    with lm_ledger(task, oracle) as (ledger, _):
+    with lm_run(task, oracle, budget, progress) as run:
+        ledger = run.ledger
         while got < n:
             # size a batch from the acceptance rate seen so far (optimistic before the first acceptance)
             rate = (accepted_total + 1) / (tried + 1)
@@ -123,8 +125,7 @@ def sample_outcome_rs(task, oracle, n: int, rng: np.random.Generator, *, max_log
             tried += m
             accepted_total += int(accept.sum())
             got += take.size
-            if progress is not None:
-                progress(got, n)
-    samples = np.concatenate(out)
-    info = {"max_log_tau": bound, "acceptance_rate": accepted_total / tried}
-    return SampleResult(samples, ledger, info)
+            run.progress(got, n)
+    samples = np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+    info = {"max_log_tau": bound, "acceptance_rate": accepted_total / tried if tried else float("nan")}
+    return run.finish(SampleResult(samples, run.ledger, info))

@@ -45,7 +45,7 @@ from ...errors import ParameterError
 from ...logspace import logsumexp
 from ...samplers.base import Progress, SampleResult, check_sample_count
 from ...trees import trie
-from .base import lm_ledger
+from .base import Budget, lm_run
 from .outcome_rs import leaf_log_tau
 
 RESAMPLING = ("multinomial", "systematic")
@@ -89,7 +89,7 @@ def _check_options(n, particles, twist, oracle, task, resampling, ess_threshold)
 
 
 def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int | None = None, twist: bool = False,
-               resampling: str = "multinomial", ess_threshold: float = 0.5,
+               resampling: str = "multinomial", ess_threshold: float = 0.5, budget: Budget | None = None,
                progress: Progress | None = None) -> SampleResult:
     """One SMC run with ``particles`` (default ``n``) particles; ``n`` of them returned, with weights.
 
@@ -110,7 +110,8 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
     cache: dict = {}
     ess_trace: list[float] = []
     resampled_at: list[int] = []
-    with lm_ledger(task, oracle if twist else None) as (ledger, counted):
+    with lm_run(task, oracle if twist else None, budget, progress) as run:
+        ledger, counted = run.ledger, run.oracle
         nodes = np.zeros(size, dtype=np.int64)
         log_w = np.full(size, counted.log_weight(np.zeros(1, dtype=np.int64))[0] if twist else 0.0)
         step = 0
@@ -163,8 +164,7 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
                 log_w = np.full(size, logsumexp(log_w) - math.log(size))
                 resampled_at.append(step)
                 active = np.flatnonzero(~tree.is_leaf(nodes))
-            if progress is not None:
-                progress(n * (min(step / task.horizon, 1.0) if active.size else 1.0), n)
+            run.progress(n * (min(step / task.horizon, 1.0) if active.size else 1.0), n)
         log_z = float(logsumexp(log_w) - math.log(size))
         if size == n:
             samples, weights = nodes, log_w
@@ -172,6 +172,8 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
             samples, weights = nodes[resample(rng, log_w, n, resampling)], np.full(n, log_z)
         else:  # every weight is zero: nothing to draw by weight
             samples, weights = nodes[:n], np.full(n, -np.inf)
+    if run.stopped:  # the particles had not all reached a leaf: no sample
+        return run.finish(SampleResult(np.empty(0, dtype=np.int64), ledger, {"particles": size, "twist": bool(twist)}))
     info = {
         "log_z": log_z,
         "ess": np.array(ess_trace),
@@ -181,4 +183,4 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
         "resampling": resampling,
         "ess_threshold": float(ess_threshold),
     }
-    return SampleResult(samples, ledger, info, log_weights=weights, weighted=size == n)
+    return run.finish(SampleResult(samples, ledger, info, log_weights=weights, weighted=size == n))

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import BudgetExhaustedError, ParameterError
-from ...samplers.base import Progress, SampleResult
-from ...samplers.walk import KERNELS, sample_walk
+from ...errors import ParameterError
+from ...samplers.base import Progress, SampleResult, check_sample_count
+from ...samplers.chains import sample_with_restarts, schedule_rho
+from ...samplers.walk import KERNELS, default_walk_steps
+from .base import Budget, lm_run
 
 DENSE_MAX_BRANCHING = 64  # beyond this, asking every child each step costs more than drawing one
 
@@ -31,16 +33,28 @@ def choose_kernel(task, kernel: str = "auto") -> str:
 
 
 def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel: str = "auto",
-               steps: int | None = None, leaf_boost: float | None = None, max_queries: float | None = None,
+               steps: int | None = None, leaf_boost: float | None = None, budget: Budget | None = None,
                progress: Progress | None = None) -> SampleResult:
-    """``n_samples`` leaves of ``task.tree`` by VGB; ``oracle`` answers ``pi_ref V_hat`` (an ``LMOracle``, possibly noisy)."""
+    """``n_samples`` leaves of ``task.tree`` by VGB; ``oracle`` answers ``pi_ref V_hat`` (an ``LMOracle``, possibly noisy).
+
+    ``steps``: the walk length T (default: the lab's calibrated schedule for
+    the dense kernel); ``leaf_boost``: K (default ``2H``). A run stopped by
+    the budget or Ctrl-C keeps the leaves of the rounds of chains it completed.
+    """
+    n_samples = check_sample_count(n_samples)
     if oracle is None:
         raise ParameterError("VGB needs values: pass an LMOracle(task, values)")
-    boost = 2.0 * task.horizon if leaf_boost is None else leaf_boost
-    try:
-        return sample_walk(oracle, n_samples, rng, steps=steps, leaf_boost=boost, kernel=choose_kernel(task, kernel),
-                           max_queries=max_queries, progress=progress)
-    except BudgetExhaustedError as exc:  # the lab walk names itself and the lab's flag: say what the user ran
-        raise BudgetExhaustedError(
-            f"VGB used {exc.ledger.queries_total:,} queries, over max_queries = {max_queries:,.0f}; raise it "
-            "(ttsample generate: --set max_queries=N) or ask for fewer samples", exc.ledger) from None
+    kernel = choose_kernel(task, kernel)
+    walk = KERNELS[kernel](oracle.tree, 2.0 * task.horizon if leaf_boost is None else leaf_boost)
+    if steps is None:
+        steps = default_walk_steps(oracle.tree.depth, schedule_rho(oracle), walk.leaf_boost)
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
+    kept: list[np.ndarray] = []
+    first: dict = {}
+    with lm_run(task, oracle, budget, progress) as run:
+        _, first = sample_with_restarts(walk, run.oracle, n_samples, int(steps), rng, run.ledger,
+                                        progress=run.progress, kept=kept)
+    leaves = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+    info = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel, **first}
+    return run.finish(SampleResult(oracle.tree.leaf_index(leaves), run.ledger, info))
