@@ -101,10 +101,14 @@ class Generation:
             head = f"stopped at the {'time' if stopped == 'max_seconds' else 'query'} budget, {stopped} = " \
                    f"{self.budget.limit(stopped):,.6g}"
         spent = (led.queries_total, "queries") if stopped == "max_queries" else (led.seconds, "seconds")
-        need = (f"at this rate all {self.n} would take about {spent[0] * self.n / got:,.3g} {spent[1]}" if got
+        need = (f"at this rate all {self.n} would take about {_rounded(spent[0] * self.n / got)} {spent[1]}" if got
                 else "no sample was complete: " + ("raise the budget" if stopped != "interrupted" else "run longer"))
         return f"{self.sampler} {head} after {led.seconds:.1f} s and {led.queries_total:,} queries, with {got} of the " \
                f"{self.n} samples asked; {need}"
+
+
+def _rounded(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str, *, sampler: str, values: str = "heuristic",
