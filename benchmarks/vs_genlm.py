@@ -233,6 +233,8 @@ def tt_task(lm):
 class ExactLookup:
     """V* given for free (the best case): looked up by the node's tokens, no model call."""
 
+    proves_zeros = True  # exact: a zero is a subtree without mass
+
     def __init__(self, task, exact: Exact):
         self.task, self.log_v = task, exact.log_v
 

@@ -259,9 +259,10 @@ LM_CAVEATS = [
     "call and the head is fitted inside the run, so those have no fixed law.",
     "Values within rho are the lab's random error model: a fixed factor in [1/rho, rho] per node from a hash of the "
     "node's path and the seed, so each seed is another draw of the errors.",
-    "The untrained heuristic alpha^(H-h) r(prefix) of the VGB paper is zero on every incomplete Dyck word (a "
-    "prefix is rarely a complete word), so value-guided samplers with it emit the empty word only: TV near 1 on "
-    "Dyck. On 'no letter e' the heuristic is positive exactly where V* is, which is why it works there.",
+    "The untrained heuristic is alpha^(H-h) times the reward's prefix check: completability for Dyck, the "
+    "constraint itself for 'no letter e' (zero exactly where V* is). The VGB paper's alpha^(H-h) r(prefix) is "
+    "zero on every incomplete Dyck word, and with it value-guided samplers emitted the empty word only (TV near "
+    "1); a reward without a prefix check gets r(prefix) floored at 0.01 instead.",
     "ActionLevelRS cannot backtrack: with rollout or head values it reaches prefixes whose children all weigh "
     "zero (no valid completion) and the run stops with an error; such runs are counted as failed, not measured.",
     "KL to the base model where pi* is not enumerated is the identity E[log tau] - log Z_hat: for a constraint it "

@@ -7,13 +7,17 @@ distinct parents of the nodes asked (one model call for their next-token
 laws); proposals draw the next token from ``pi_ref`` (``task.draw_children``).
 Masses are unnormalised (the normaliser is what nobody knows), which the walks
 do not need; JVV, which does, refuses this oracle. Put an error model on it
-with ``ttsample.oracles.with_error``.
+with ``ttsample.oracles.with_error``. A value of 0 at a node is accepted only
+from values that declare ``proves_zeros`` (ExactValues, the heuristic with a
+prefix check): any other zero is refused, naming the node, since it would cut
+off a subtree that may hold mass.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..errors import OracleBoundError
 from ..oracles.protocol import Oracle
 
 
@@ -40,7 +44,15 @@ class LMOracle(Oracle):
             out[at_leaf] += self.task.log_tau(flat[at_leaf])
         inner = np.flatnonzero(~leaf & reachable)
         if inner.size:
-            out[inner] += self.values(flat[inner])
+            log_v = np.asarray(self.values(flat[inner]), dtype=np.float64)
+            if not getattr(self.values, "proves_zeros", False) and np.isneginf(log_v).any():
+                node = flat[inner[np.argmax(np.isneginf(log_v))]]
+                raise OracleBoundError(
+                    f"the values are 0 at the prefix {self.task.text(np.array([node]))[0]!r}, and nothing shows that "
+                    "no response below it satisfies the reward: a silent zero cuts off a subtree that may hold mass "
+                    "of pi*. Floor the values, or give the reward a prefix check (Reward(..., prefix=)) or the "
+                    "values proves_zeros = True where a zero is proven")
+            out[inner] += log_v
         return out.reshape(ids.shape)
 
     def proposal_log_prob(self, ids: np.ndarray) -> np.ndarray:

@@ -4,8 +4,9 @@ Rule-based: Dyck validity and completability, "no letter e", a regular
 expression, length; a small built-in sentiment lexicon. Each built-in is a
 ``Reward``: a function with a name and the range it declares, so that a
 sampler that needs a bound on ``tau = exp(r / beta)`` (OutcomeLevelRS with a
-tilt) finds one without being told. Any Python callable ``text -> float`` can
-be passed instead; it declares no range. ``checked`` wraps either so that a
+tilt) finds one without being told, and, for a constraint, a prefix check
+(``prefix``) that value estimators may use to prove a subtree empty. Any
+Python callable ``text -> float`` can be passed instead; it declares neither. ``checked`` wraps either so that a
 reward that raises, returns NaN/inf or leaves its declared range stops the run
 with a ``RewardError``, and counts calls in a ledger.
 """
@@ -27,12 +28,17 @@ class Reward:
     ``bounds = (low, high)`` holds for every text; with ``per_char`` it is per
     character, so the range over responses of at most ``m`` characters is
     ``(low m, high m)`` (a length reward's grows with the horizon).
+    ``prefix``, for a constraint: a check on partial text that may return 0
+    only where no response extending the text has reward > 0 (genlm's
+    potentials keep such a ``prefix`` beside ``complete``); a value estimator
+    may then give 0 there, and only there.
     """
 
     function: Callable[[str], float]
     name: str
     bounds: tuple[float, float] | None = None
     per_char: bool = False
+    prefix: Callable[[str], float] | None = None
 
     def __post_init__(self) -> None:
         if self.bounds is not None:
@@ -81,7 +87,9 @@ def dyck_completable(text: str) -> float:
 
 
 def no_letter(letter: str = "e") -> Reward:
-    return Reward(lambda text: float(letter not in text.lower()), f"no-{letter}", (0.0, 1.0))
+    """Texts without ``letter`` (either case); its own prefix check, since a letter once written stays."""
+    absent = lambda text: float(letter not in text.lower())  # noqa: E731
+    return Reward(absent, f"no-{letter}", (0.0, 1.0), prefix=absent)
 
 
 def regex_reward(pattern: str) -> Reward:
@@ -106,8 +114,8 @@ def lexicon_sentiment(text: str) -> float:
 
 
 REWARDS: dict[str, Reward] = {
-    "dyck": Reward(dyck_valid, "dyck", (0.0, 1.0)),
-    "dyck-completable": Reward(dyck_completable, "dyck-completable", (0.0, 1.0)),
+    "dyck": Reward(dyck_valid, "dyck", (0.0, 1.0), prefix=dyck_completable),
+    "dyck-completable": Reward(dyck_completable, "dyck-completable", (0.0, 1.0), prefix=dyck_completable),
     "no-e": no_letter("e"),
     "length": Reward(length_reward, "length", (0.0, 1.0), per_char=True),  # characters: at most the response's
     "sentiment": Reward(lexicon_sentiment, "sentiment", (-1.0, 1.0)),  # (positive - negative) / words

@@ -6,8 +6,14 @@ counted in the task's model ledger; randomness is passed in.
 - ``ExactValues``: ``V*`` by enumerating the trie (small vocabularies and horizons);
   the lab's error models go on top with ``with_error(LMOracle(task, ExactValues(task)), ...)``.
 - ``RolloutValues``: the mean of ``tau`` over ``k`` completions drawn from ``pi_ref``.
-- ``HeuristicValues``: the untrained ``alpha**(H - h) * r(prefix)`` of the VGB paper for a constraint;
-  ``alpha**(H - h) * tau(prefix)`` for a tilt (``tau = exp(r / beta)``, positive whatever the sign of r).
+- ``HeuristicValues``: untrained, ``alpha**(H - h)`` times, for a constraint, its prefix check (0 only on a
+  prefix that no response completes) or else ``r(prefix)`` floored; ``alpha**(H - h) * tau(prefix)`` for a tilt
+  (``tau = exp(r / beta)``, positive whatever the sign of r).
+
+A value may be 0 only where the estimator can show that the subtree below has
+no mass (``proves_zeros``): VGB's and twisted SMC's exactness needs
+``V_hat > 0`` wherever ``V* > 0``, and a silent zero cuts a subtree off.
+``LMOracle`` refuses a zero from an estimator that does not declare it.
 - ``ValueHead``: a small MLP on the model's pre-logits, fitted at test time
   on value estimates for the current prompt; ``fit`` reports its held-out error.
 - ``LearnedValues``: test-time training during sampling: rollouts answer the
@@ -25,6 +31,8 @@ from .rewards import checked
 
 
 class ExactValues:
+    proves_zeros = True  # a zero is an enumerated subtree without mass
+
     def __init__(self, task, max_nodes: int = 1 << 20):
         self.log_v = task.exact_log_values(max_nodes)
 
@@ -55,16 +63,32 @@ class RolloutValues:
 
 
 class HeuristicValues:
-    def __init__(self, task, reward=None, alpha: float = 0.9):
-        self.task, self.alpha = task, float(alpha)
-        self.reward = task.reward if reward is None else checked(reward, task.lm.ledger)
+    """``alpha**(H - h)`` times a score of the prefix: untrained values, as in the VGB paper.
+
+    For a constraint the score is the prefix check (``prefix``, else the
+    reward's declared ``Reward.prefix``): 1 where some response may still
+    satisfy the constraint, 0 where none can, a proven zero. Without one, it is
+    the reward of the prefix floored at ``floor``, since ``r(prefix) = 0``
+    proves nothing (an unbalanced Dyck prefix scores 0 and yet most of pi*
+    lies below such prefixes: unfloored, VGB and twisted SMC emitted the empty
+    word only). For a tilt, ``tau(prefix) = exp(r(prefix) / beta) > 0``.
+    """
+
+    def __init__(self, task, prefix=None, alpha: float = 0.9, floor: float = 0.01):
+        self.task, self.alpha, self.floor = task, float(alpha), float(floor)
+        if not self.floor > 0:
+            raise ValueError(f"the heuristic's floor must be > 0, got {floor!r}")
+        if prefix is None:
+            prefix = getattr(task.reward_function, "prefix", None)
+        self.proves_zeros = prefix is not None and task.beta is None
+        self.score = checked(prefix, task.lm.ledger) if self.proves_zeros else task.reward
 
     def __call__(self, nodes) -> np.ndarray:
         nodes = np.asarray(nodes, dtype=np.int64)
         h = self.task.tree.depth_of(nodes)
-        r = np.array([self.reward(t) for t in self.task.text(nodes)])
-        if self.task.beta is None:  # a constraint: alpha^(H-h) r(prefix), as in the VGB paper
-            return log_of(self.alpha ** (self.task.horizon - h) * r)
+        r = np.array([self.score(t) for t in self.task.text(nodes)], dtype=np.float64)
+        if self.task.beta is None:  # a constraint: alpha^(H-h) times the prefix check, or r(prefix) floored
+            return log_of(self.alpha ** (self.task.horizon - h) * (r if self.proves_zeros else np.maximum(r, self.floor)))
         # a tilt: alpha^(H-h) tau(prefix) = alpha^(H-h) exp(r(prefix) / beta); r itself may be negative
         return (self.task.horizon - h) * np.log(self.alpha) + r / self.task.beta
 

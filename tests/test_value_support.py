@@ -1,0 +1,97 @@
+"""No silent zero values: a value of 0 only where the subtree is proven empty.
+
+VGB and twisted SMC are exact only if ``V_hat > 0`` wherever ``V* > 0``. The
+VGB paper's heuristic ``alpha^(H-h) r(prefix)`` is 0 on every unbalanced
+Dyck prefix, and with it ``ttsample generate --reward dyck --values
+heuristic`` returned the empty word 200 times out of 200 (pi* gives it
+3.7e-4). Statistical checks reject a correct sampler with probability at most
+FALSE_ALARM; each has a twin that must fail.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from extras import require
+
+require("lm")
+
+from typer.testing import CliRunner
+
+from ttsample.cli import app
+from ttsample.errors import OracleBoundError
+from ttsample.lm.backend import LanguageModel
+from ttsample.lm.oracle import LMOracle
+from ttsample.lm.rewards import REWARDS, dyck_valid
+from ttsample.lm.samplers.smc import sample_smc
+from ttsample.lm.samplers.vgb import sample_vgb
+from ttsample.lm.task import GenerationTask
+from ttsample.lm.values import ExactValues, HeuristicValues
+from ttsample.testing import FALSE_ALARM, chi_square_p_value
+
+H = 6
+
+
+@pytest.fixture(scope="module")
+def dyck():
+    """The Dyck constraint at H = 6 with its exact pi* (float64, from the enumerated trie), indexed by tokens."""
+    task = GenerationTask(LanguageModel.load("dyck"), "", H, REWARDS["dyck"])
+    exact = ExactValues(task)
+    leaves = task.tree.leaf_nodes()
+    log_p = task.log_pi_ref(leaves).astype(np.float64) + task.log_tau(leaves) - exact.log_v[0]
+    index = {tokens: i for i, tokens in enumerate(task.tokens(leaves))}
+    return task, np.exp(log_p), index
+
+
+def cells(index, tokens) -> np.ndarray:
+    return np.array([index[tuple(t)] for t in tokens])
+
+
+def test_the_command_of_the_issue_now_samples_pi_star(dyck, tmp_path):
+    task, pi_star, index = dyck
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["generate", "--model", "dyck", "--horizon", str(H), "--reward", "dyck",
+                                      "--sampler", "vgb", "--values", "heuristic", "-n", "200", "--seed", "0",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    tokens = [json.loads(line)["tokens"] for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert chi_square_p_value(cells(index, tokens), pi_star) > FALSE_ALARM
+    empty = index[(task.eos_action,)]
+    assert sum(cells(index, tokens) == empty) < 10  # was 200 of 200
+
+
+def test_the_unfloored_heuristic_is_caught(dyck):
+    """Twin: the VGB paper's alpha^(H-h) r(prefix), declared a proof of emptiness, collapses onto the empty word."""
+    task, pi_star, index = dyck
+    wrong = HeuristicValues(task, prefix=dyck_valid)  # claims r(prefix) = 0 proves the subtree empty: it does not
+    drawn = sample_vgb(task, LMOracle(task, wrong), 200, np.random.default_rng(0)).samples
+    assert chi_square_p_value(cells(index, task.tokens(drawn)), pi_star) < FALSE_ALARM
+
+
+def test_without_a_prefix_check_the_heuristic_is_floored_and_still_exact(dyck):
+    task, pi_star, index = dyck
+    bare = GenerationTask(task.lm, "", H, dyck_valid)  # a plain callable: no prefix check declared
+    values = HeuristicValues(bare)
+    assert not values.proves_zeros
+    inner = bare.tree.child(np.zeros(2, dtype=np.int64), [1, 3])  # ")" and "]": no response completes them
+    assert np.all(np.isfinite(values(inner)))  # floored, not zero
+    drawn = sample_vgb(bare, LMOracle(bare, values), 400, np.random.default_rng(1)).samples
+    assert chi_square_p_value(cells(index, bare.tokens(drawn)), pi_star) > FALSE_ALARM
+
+
+def test_twisted_smc_with_the_default_heuristic_no_longer_collapses(dyck):
+    task, pi_star, index = dyck
+    fresh = GenerationTask(task.lm, "", H, REWARDS["dyck"])
+    run = sample_smc(fresh, LMOracle(fresh, HeuristicValues(fresh)), 400, np.random.default_rng(0), twist=True,
+                     particles=4000)
+    empty = sum(cells(index, fresh.tokens(run.samples)) == index[(fresh.eos_action,)])
+    assert empty < 20  # pi* gives the empty word 3.7e-4 of its mass, so about 0.15 of the 400; it was all 400
+
+
+def test_a_zero_nothing_proves_is_refused_with_the_node(dyck):
+    task, _, _ = dyck
+    fresh = GenerationTask(task.lm, "", H, REWARDS["dyck"])
+    zero_off_balance = lambda nodes: np.log([dyck_valid(t) + 0.0 for t in fresh.text(nodes)])  # noqa: E731
+    with np.errstate(divide="ignore"), pytest.raises(OracleBoundError, match=r"the values are 0 at the prefix '.+'"):
+        sample_vgb(fresh, LMOracle(fresh, zero_off_balance), 10, np.random.default_rng(0))
