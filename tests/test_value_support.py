@@ -27,7 +27,7 @@ from ttsample.lm.rewards import REWARDS, dyck_valid
 from ttsample.lm.samplers.smc import sample_smc
 from ttsample.lm.samplers.vgb import sample_vgb
 from ttsample.lm.task import GenerationTask
-from ttsample.lm.values import ExactValues, HeuristicValues
+from ttsample.lm.values import DepthCalibratedValues, ExactValues, HeuristicValues
 from ttsample.testing import FALSE_ALARM, chi_square_p_value
 
 H = 6
@@ -95,3 +95,23 @@ def test_a_zero_nothing_proves_is_refused_with_the_node(dyck):
     zero_off_balance = lambda nodes: np.log([dyck_valid(t) + 0.0 for t in fresh.text(nodes)])  # noqa: E731
     with np.errstate(divide="ignore"), pytest.raises(OracleBoundError, match=r"the values are 0 at the prefix '.+'"):
         sample_vgb(fresh, LMOracle(fresh, zero_off_balance), 10, np.random.default_rng(0))
+
+
+def test_twisted_smc_with_exact_values_holds_z_at_every_depth(dyck):
+    """With psi = V* every incremental weight is 1: the running normaliser is Z after every step (float32 model)."""
+    task, _, _ = dyck
+    exact = ExactValues(task)
+    run = sample_smc(task, LMOracle(task, exact), 64, np.random.default_rng(0), twist=True)
+    np.testing.assert_allclose(run.info["log_z_steps"], exact.log_v[0], atol=1e-4)
+
+
+def test_depth_calibrated_values_keep_vgb_exact(dyck):
+    """The pilot's scales change how fast the walk reaches leaves, never the leaf law; twin: a wrong law is caught."""
+    task, pi_star, index = dyck
+    fresh = GenerationTask(task.lm, "", H, REWARDS["dyck"])
+    values = DepthCalibratedValues(fresh, np.random.default_rng(0))
+    assert values.proves_zeros and np.all(np.isfinite(values.log_scale))
+    drawn = sample_vgb(fresh, LMOracle(fresh, values), 400, np.random.default_rng(2)).samples
+    got = cells(index, fresh.tokens(drawn))
+    assert chi_square_p_value(got, pi_star) > FALSE_ALARM
+    assert chi_square_p_value(got, np.roll(pi_star, 1)) < FALSE_ALARM

@@ -281,7 +281,7 @@ def generate(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="pi_ref keeps only the k most likely tokens at each step."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="pi_ref keeps only the most likely tokens whose mass reaches p."),
     sampler: str = typer.Option(..., help="vgb, action-rs, outcome-rs, best-of-n, smc, twisted-smc, mh or aisp."),
-    values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic or head."),
+    values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic, calibrated (the heuristic scaled per depth by a twisted-SMC pilot) or head."),
     rho: float = typer.Option(1.0, help="Put the lab's random error model on the values: a fixed factor in [1/rho, rho] per node."),
     n: int = typer.Option(10, "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),

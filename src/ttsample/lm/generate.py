@@ -32,7 +32,7 @@ from .samplers.outcome_rs import sample_outcome_rs
 from .samplers.smc import sample_smc
 from .samplers.vgb import sample_vgb
 from .task import GenerationTask
-from .values import ExactValues, HeuristicValues, LearnedValues, RolloutValues
+from .values import DepthCalibratedValues, ExactValues, HeuristicValues, LearnedValues, RolloutValues
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,20 @@ LM_SAMPLERS = {
     "mh": LMSampler(sample_mh, False),
     "aisp": LMSampler(sample_aisp, False),
 }
-VALUES = ("exact", "rollout", "heuristic", "head")
+VALUES = ("exact", "rollout", "heuristic", "calibrated", "head")
 
 
 def make_values(task, kind: str, rng: np.random.Generator):
-    """The value estimator ``kind`` for ``task`` (exact enumerates the trie; head learns while the sampler runs)."""
+    """The value estimator ``kind`` for ``task`` (exact enumerates the trie; calibrated runs a twisted-SMC pilot
+    first; head learns while the sampler runs)."""
     if kind == "exact":
         return ExactValues(task)
     if kind == "rollout":
         return RolloutValues(task, rng)
     if kind == "heuristic":
         return HeuristicValues(task)
+    if kind == "calibrated":
+        return DepthCalibratedValues(task, rng)
     if kind == "head":
         return LearnedValues(task, rng)
     raise ParameterError(f"unknown values {kind!r}; choose one of {', '.join(VALUES)}")

@@ -14,6 +14,8 @@ A value may be 0 only where the estimator can show that the subtree below has
 no mass (``proves_zeros``): VGB's and twisted SMC's exactness needs
 ``V_hat > 0`` wherever ``V* > 0``, and a silent zero cuts a subtree off.
 ``LMOracle`` refuses a zero from an estimator that does not declare it.
+- ``DepthCalibratedValues``: the heuristic's prefix score times a per-depth scale read off a twisted-SMC pilot,
+  so that every depth holds about ``Z`` (ours).
 - ``ValueHead``: a small MLP on the model's pre-logits, fitted at test time
   on value estimates for the current prompt; ``fit`` reports its held-out error.
 - ``LearnedValues``: test-time training during sampling: rollouts answer the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..logspace import log_of
 from .rewards import checked
 
@@ -91,6 +94,43 @@ class HeuristicValues:
             return log_of(self.alpha ** (self.task.horizon - h) * (r if self.proves_zeros else np.maximum(r, self.floor)))
         # a tilt: alpha^(H-h) tau(prefix) = alpha^(H-h) exp(r(prefix) / beta); r itself may be negative
         return (self.task.horizon - h) * np.log(self.alpha) + r / self.task.beta
+
+
+class DepthCalibratedValues:
+    """The heuristic's prefix score scaled per depth so that every depth holds about ``Z``: ours.
+
+    ``V_hat(v) = (Z_hat / M_hat_h) * s(v)`` at depth ``h``, where ``s`` is the
+    heuristic at ``alpha = 1`` (the prefix check for a constraint, ``tau(prefix)``
+    for a tilt) and ``M_hat_h`` estimates ``sum pi_ref(v) s(v)`` over the
+    nodes at depth ``h`` (and the responses already ended): the running
+    normaliser of a twisted-SMC pilot with twist ``s`` (``info["log_z_steps"]``),
+    whose last value is ``Z_hat``. With exact values every depth of the walk
+    holds mass ``Z``; a fixed ``alpha`` does so only if ``M_h`` decays
+    geometrically, and where it does not, the walk piles up at the depths
+    that hold more (docs/lm.md, "VGB at long horizons"). The zeros are the
+    heuristic's own (proven by the prefix check).
+    """
+
+    def __init__(self, task, rng: np.random.Generator, particles: int = 256):
+        from .oracle import LMOracle
+        from .samplers.smc import sample_smc
+
+        self.base = HeuristicValues(task, alpha=1.0)
+        self.proves_zeros = self.base.proves_zeros
+        pilot = sample_smc(task, LMOracle(task, self.base), particles, rng, twist=True)
+        steps = pilot.info["log_z_steps"]
+        if not np.isfinite(pilot.info["log_z"]):
+            raise ParameterError(f"the {particles}-particle pilot found no response with tau > 0, so nothing to calibrate "
+                             "the values on: raise its particles")
+        log_mass = np.full(task.horizon + 1, steps[-1])  # past the pilot's last step only ended responses remain
+        log_mass[0] = self.base(np.zeros(1, dtype=np.int64))[0]
+        log_mass[1:1 + steps.size] = steps
+        self.log_scale = pilot.info["log_z"] - log_mass  # log (Z_hat / M_hat_h) by depth
+        self.pilot = {"particles": int(particles), "log_z": float(pilot.info["log_z"]), "log_mass": log_mass.tolist()}
+
+    def __call__(self, nodes) -> np.ndarray:
+        nodes = np.asarray(nodes, dtype=np.int64)
+        return self.log_scale[self.base.task.tree.depth_of(nodes)] + self.base(nodes)
 
 
 class ValueHead:

@@ -99,7 +99,10 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
     with ``particles > n`` the samples are ``n`` draws from the final weighted
     set (by ``resampling``) and each carries ``log Z_hat``. ``oracle``: needed only with ``twist=True``.
     ``info``: ``log_z`` (``log Z_hat``), ``ess`` (ESS after each step's
-    reweighting, before any resampling, in particles), ``resampled_at`` (the
+    reweighting, before any resampling, in particles), ``log_z_steps`` (after
+    step ``t``, the estimate of the mass ``sum pi_ref(v) psi(v)`` over the
+    nodes at depth ``t`` and the leaves above, ``psi = tau`` at a leaf; its
+    last entry is ``log_z``), ``resampled_at`` (the
     steps after which the particles were resampled, counted from 1),
     ``particles``, ``twist``, ``resampling``, ``ess_threshold``. Ledger:
     ``steps`` = particle extensions (tokens decoded), queries as asked of the
@@ -109,6 +112,7 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
     tree = task.tree
     cache: dict = {}
     ess_trace: list[float] = []
+    log_z_trace: list[float] = []
     resampled_at: list[int] = []
     with lm_run(task, oracle if twist else None, budget, progress) as run:
         ledger, counted = run.ledger, run.oracle
@@ -158,6 +162,7 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
             active = np.flatnonzero(~tree.is_leaf(nodes))
             ess = effective_sample_size(log_w)
             ess_trace.append(ess)
+            log_z_trace.append(float(logsumexp(log_w) - math.log(size)))
             if active.size and 0.0 < ess < ess_threshold * size:
                 picked = resample(rng, log_w, size, resampling)
                 nodes = nodes[picked]
@@ -177,6 +182,7 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
     info = {
         "log_z": log_z,
         "ess": np.array(ess_trace),
+        "log_z_steps": np.array(log_z_trace),
         "resampled_at": resampled_at,
         "particles": size,
         "twist": bool(twist),
