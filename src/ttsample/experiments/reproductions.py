@@ -263,7 +263,8 @@ LM_CAVEATS = [
     "constraint itself for 'no letter e' (zero exactly where V* is). The VGB paper's alpha^(H-h) r(prefix) is "
     "zero on every incomplete Dyck word, and with it value-guided samplers emitted the empty word only (TV near "
     "1); a reward without a prefix check gets r(prefix) floored at 0.01 instead.",
-    "ActionLevelRS cannot backtrack: with rollout or head values it reaches prefixes whose children all weigh "
+    "ActionLevelRS cannot backtrack: with rollout, head or heuristic values (completability ignores the horizon) "
+    "it reaches prefixes whose children all weigh "
     "zero (no valid completion) and the run stops with an error; such runs are counted as failed, not measured.",
     "KL to the base model where pi* is not enumerated is the identity E[log tau] - log Z_hat: for a constraint it "
     "is -log Z_hat for every sampler whose samples are all valid, so it does not separate them. Z_hat comes "
