@@ -159,28 +159,22 @@ def recording_walk(occupancy: np.ndarray):
 def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Generator) -> dict:
     from ttsample.lm.backend import LanguageModel
     from ttsample.lm.oracle import LMOracle
-    from ttsample.lm.rewards import Reward
     from ttsample.lm.samplers import vgb as vgb_module
     from ttsample.lm.samplers.action_rs import sample_action_rs
     from ttsample.lm.samplers.base import Budget
     from ttsample.lm.samplers.outcome_rs import sample_outcome_rs
     from ttsample.lm.samplers.smc import sample_smc
-    from ttsample.lm.task import GenerationTask
     from ttsample.lm.values import DepthCalibratedValues, HeuristicValues
 
-    h, k = target.h, target.k
+    h = target.h
     lm = LanguageModel.load("dyck")
-    reward = Reward(lambda t: float(complete_ok(t, h, k)), f"dyck-depth-{k}", (0.0, 1.0),
-                    prefix=lambda t: float(prefix_ok(t, h, k)))
-    task = GenerationTask(lm, "", h, reward)
-    budget = Budget(max_seconds=seconds)
+    task = target_task(lm, target)
     start = time.perf_counter()
     extra: dict = {}
     occupancy = np.zeros(h + 1)
-    log_w = None
     if method == "twisted-smc":
         oracle = LMOracle(task, HeuristicValues(task, alpha=1.0))
-        samples, weights = [], []
+        samples = []
         while len(samples) < n and time.perf_counter() - start < seconds:
             r = sample_smc(task, oracle, 1, rng, particles=PARTICLES, twist=True)
             if np.isfinite(r.info["log_z"]):
@@ -225,17 +219,27 @@ def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Gene
     return row
 
 
-def stationary_leaf_share(task, values, target: Target) -> float:
-    """Leaf share of the walk's stationary law, ``K Z / (K Z + sum over internal prefixes of pi_ref V_hat)``, over
-    the prefixes of the support only (the others have V_hat = 0 under an exact prefix check), from the values."""
-    from ttsample.lm.samplers.vgb import choose_kernel  # noqa: F401  (the dense kernel: K = 2H)
+def target_task(lm, target: Target):
+    """The generation task of the target, its reward declaring the exact prefix check."""
+    from ttsample.lm.rewards import Reward
+    from ttsample.lm.task import GenerationTask
 
-    prefixes = [p for p in target.log_mass if len(p) < target.h]
+    h, k = target.h, target.k
+    reward = Reward(lambda t: float(complete_ok(t, h, k)), f"dyck-depth-{k}", (0.0, 1.0),
+                    prefix=lambda t: float(prefix_ok(t, h, k)))
+    return GenerationTask(lm, "", h, reward)
+
+
+def stationary_leaf_share(task, values, target: Target) -> float:
+    """Leaf share of the dense walk's stationary law ``pi(v) ∝ [v != root] w(v) + sum_c w(c)``, ``K w(x)`` at
+    leaves: ``K Z / (K Z + 2 S + Z)`` with ``S`` the sum of ``w = pi_ref V_hat`` over internal non-root prefixes.
+    Only the support's prefixes count: under the exact prefix check every other node has ``V_hat = 0``."""
+    prefixes = [p for p in target.log_mass if p]  # proper prefixes of responses: internal, the root excluded
     nodes = node_of_prefixes(task, prefixes)
     log_w = task.log_pi_ref(nodes) + values(nodes)
-    inner = float(np.exp(np.logaddexp.reduce(log_w) - target.log_z))
+    s = float(np.exp(np.logaddexp.reduce(log_w) - target.log_z))  # in units of Z
     boost = 2.0 * target.h
-    return boost / (boost + inner)
+    return boost / (boost + 2 * s + 1)
 
 
 def node_of_prefixes(task, prefixes) -> np.ndarray:
@@ -249,6 +253,57 @@ def node_of_prefixes(task, prefixes) -> np.ndarray:
         m = acts[:, d] >= 0
         nodes[m] = task.tree.child(nodes[m], acts[m, d])
     return nodes
+
+
+def exact_walk_laws(task, values, target: Target, factors) -> list[dict]:
+    """The dense VGB walk's output law after ``T = c (H+1)^2`` steps from the root, exactly, for each ``c``.
+
+    Under the exact prefix check ``w = pi_ref V_hat`` is zero off the support's prefixes, so the chain lives on
+    those prefixes and the support's leaves: its transition matrix (lazy 1/2; from ``v`` to the parent with weight
+    ``w(v)``, to child ``c`` with ``w(c)``; from a leaf up with ``1/K``, else stay) is built here and the law after
+    ``T`` steps is ``e_root P^T``. Returns, per ``c``: ``T``, the TV of the leaf law to pi*, the leaf rate
+    (probability of ending at a leaf) and the expected steps per sample ``T / leaf rate``.
+    """
+    from scipy import sparse
+
+    prefixes = sorted(target.log_mass, key=len)
+    keys = prefixes + target.keys
+    position = {key: i for i, key in enumerate(keys)}
+    nodes = node_of_prefixes(task, [p for p in prefixes if p]) if len(prefixes) > 1 else np.zeros(0, np.int64)
+    log_w = np.empty(len(keys))
+    log_w[0] = 0.0  # the root's own weight is never used
+    log_w[1:len(prefixes)] = task.log_pi_ref(nodes) + values(nodes)
+    log_w[len(prefixes):] = np.log(target.pi) + target.log_z  # pi_ref(x) tau(x) at the support's leaves
+    w = np.exp(log_w - target.log_z)
+    boost = 2.0 * target.h
+    rows, cols, vals = [], [], []
+    children: dict = {}
+    for key in keys[1:]:
+        children.setdefault(position[key[:-1]], []).append(position[key])
+    for i, key in enumerate(keys):
+        if i >= len(prefixes):  # a leaf: up with 1/K, stay otherwise
+            moves = [(position[key[:-1]], 1.0 / boost), (i, 1.0 - 1.0 / boost)]
+        else:
+            out = ([(position[key[:-1]], w[i])] if key else []) + [(c, w[c]) for c in children.get(i, [])]
+            total = sum(x for _, x in out)
+            moves = [(j, x / total) for j, x in out]
+        for j, x in moves:
+            rows.append(i), cols.append(j), vals.append(0.5 * x)
+        rows.append(i), cols.append(i), vals.append(0.5)
+    step = sparse.csr_matrix((vals, (rows, cols)), shape=(len(keys), len(keys))).T.tocsr()
+    law = np.zeros(len(keys))
+    law[0] = 1.0
+    out, done = [], 0
+    for c in sorted(factors):
+        t = int(math.ceil(c * (target.h + 1) ** 2))
+        for _ in range(t - done):
+            law = step @ law
+        done = t
+        leaves = law[len(prefixes):]
+        rate = float(leaves.sum())
+        tv = 0.5 * float(np.abs(leaves / rate - target.pi).sum()) if rate > 0 else 1.0
+        out.append({"c": c, "T": t, "tv": tv, "leaf rate": rate, "steps/sample": t / rate if rate else math.inf})
+    return out
 
 
 def measure(target: Target, keys: list) -> dict:
@@ -290,8 +345,9 @@ def main() -> int:
               f"round {floor['round']:.3f}\n")
         print("| method | samples | s/sample | forward passes | restarts | TV | length | depth | round | notes |")
         print("|---|---|---|---|---|---|---|---|---|---|")
+        rows = {}
         for i, method in enumerate(METHODS):
-            row = run(method, target, args.samples, seconds, np.random.default_rng(args.seed + i))
+            row = rows[method] = run(method, target, args.samples, seconds, np.random.default_rng(args.seed + i))
             notes = [f"stopped at {seconds:g} s" if row["stopped"] else "", f"{row['off support']} off support"
                      if row["off support"] else ""]
             notes += [f"{key} {row[key]:.3g}" for key in ("alpha", "T", "leaf rate", "stationary leaf share") if key in row]
@@ -301,7 +357,48 @@ def main() -> int:
             print(f"| {method} | {row['samples']} | {row['s/sample']:.3g} | {row['forward passes']:,} | "
                   f"{row['restarts']:,} | {row['tv']:.3f} | {row['length']:.3f} | {row['depth']:.3f} | "
                   f"{row['round']:.3f} | {'; '.join(x for x in notes if x)} |", flush=True)
+        print("\n" + verdict(rows, floor))
+        print(f"\nExact output law of the dense walk against T = c (H+1)^2 (the default is c = 40: rho capped at 4):\n")
+        print("| values | stationary leaf share | " + " | ".join(f"c = {c:g}: TV, leaf rate, steps/sample" for c in FACTORS)
+              + " |")
+        print("|---|---|" + "---|" * len(FACTORS))
+        for name, share, laws in walk_length_table(target, np.random.default_rng(args.seed)):
+            print(f"| {name} | {share:.3f} | " + " | ".join(f"{r['tv']:.4f}, {r['leaf rate']:.3f}, {r['steps/sample']:,.0f}"
+                                                         for r in laws) + " |", flush=True)
     return 0
+
+
+FACTORS = (0.5, 1, 2.5, 10, 40)
+
+
+def walk_length_table(target: Target, rng: np.random.Generator):
+    """For each values kind: its stationary leaf share and ``exact_walk_laws`` at ``FACTORS``."""
+    from ttsample.lm.backend import LanguageModel
+    from ttsample.lm.oracle import LMOracle
+    from ttsample.lm.samplers.smc import sample_smc
+    from ttsample.lm.values import DepthCalibratedValues, HeuristicValues
+
+    task = target_task(LanguageModel.load("dyck"), target)
+    pilot = sample_smc(task, LMOracle(task, HeuristicValues(task, alpha=1.0)), 100, rng, twist=True)
+    alpha = float(np.clip(np.exp(pilot.info["log_z"] / target.h), 0.05, 1.0))
+    for name, values in [("exact V*", ExactLookup(task, target)), ("calibrated", DepthCalibratedValues(task, rng)),
+                         (f"alpha = {alpha:.2f}", HeuristicValues(task, alpha=alpha))]:
+        yield name, stationary_leaf_share(task, values, target), exact_walk_laws(task, values, target, FACTORS)
+
+
+def verdict(rows: dict, floor: dict) -> str:
+    """VGB's fastest run that uses only the constraint (alpha or calibrated) against twisted SMC, per second and in
+    how far each is above the floor of its projections."""
+    def excess(row):  # the worst projection TV above its floor
+        return max(row[name] - floor[name] for name in PROJECTIONS)
+
+    smc = rows["twisted-smc"]
+    best = min((rows[m] for m in ("vgb-alpha", "vgb-calibrated")), key=lambda r: r["s/sample"])
+    ratio = best["s/sample"] / smc["s/sample"]
+    flag = " -- VGB is more than 3x slower than twisted SMC here" if ratio > 3 else ""
+    return (f"Verdict: {best['method']} {best['s/sample']:.3g} s/sample, worst projection TV {excess(best):+.3f} "
+            f"over the floor; twisted SMC {smc['s/sample']:.3g} s/sample, {excess(smc):+.3f}; VGB / SMC seconds per "
+            f"sample {ratio:.2f}{flag}")
 
 
 if __name__ == "__main__":

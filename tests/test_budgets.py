@@ -4,6 +4,8 @@ A partial run must be the start of the full run with the same seed (its
 samples are the first draws, not those that came fastest), so each test
 compares the two. Ctrl-C is simulated by a progress callback that raises
 KeyboardInterrupt, which is where a real one lands as often as anywhere.
+VGB keeps whole rounds of chains, and a round holds about n / (leaf rate)
+chains, so the VGB tests cap a round at 16 chains to have several.
 """
 
 import functools
@@ -22,6 +24,7 @@ from ttsample.cli import app
 from ttsample.lm import generate as generate_module
 from ttsample.lm.generate import LM_SAMPLERS, LMSampler, generate
 from ttsample.lm.samplers import best_of_n, outcome_rs
+from ttsample.samplers import chains
 from ttsample.lm.samplers.base import Interrupted
 
 DYCK = dict(model="dyck", prompt="", horizon=6, reward="dyck", values="exact", seed=3)
@@ -37,9 +40,15 @@ def ctrl_c_once(done_at: float):
     return progress
 
 
+@pytest.fixture
+def small_rounds(monkeypatch):
+    """Several batches of outcome-rs and rounds of VGB, so that a run has a middle to stop in."""
+    monkeypatch.setattr(outcome_rs, "MAX_BATCH", 8)
+    monkeypatch.setattr(chains, "MAX_CHAINS", 16)
+
+
 @pytest.mark.parametrize("sampler, options", [("outcome-rs", {}), ("vgb", {})])
-def test_ctrl_c_keeps_the_first_draws_of_the_full_run(monkeypatch, sampler, options):
-    monkeypatch.setattr(outcome_rs, "MAX_BATCH", 8)  # several batches, so that there is a middle to stop in
+def test_ctrl_c_keeps_the_first_draws_of_the_full_run(small_rounds, sampler, options):
     full = generate(**DYCK, sampler=sampler, n=40, **options)
     with pytest.raises(Interrupted) as caught:
         generate(**DYCK, sampler=sampler, n=40, progress=ctrl_c_once(20), **options)
@@ -83,7 +92,7 @@ def test_samplers_without_a_partial_answer_return_none(sampler):
     assert "no sample was complete" in caught.value.partial.stop_message()
 
 
-def test_max_queries_ends_vgb_with_the_start_of_the_full_run():
+def test_max_queries_ends_vgb_with_the_start_of_the_full_run(small_rounds):
     full = generate(**DYCK, sampler="vgb", n=200)
     stopped = generate(**DYCK, sampler="vgb", n=200, max_queries=full.result.ledger.queries_total / 4)
     k = stopped.result.samples.size
@@ -121,7 +130,7 @@ def read(out):
     return lines, json.loads((out / "ledger.json").read_text())
 
 
-def test_cli_max_queries_writes_the_partial_run_and_exits_0(tmp_path):
+def test_cli_max_queries_writes_the_partial_run_and_exits_0(tmp_path, small_rounds):
     result, out = run(["--sampler", "vgb", "--horizon", "6", "--values", "exact", "-n", "200", "--seed", "3",
                        "--max-queries", "200000"], tmp_path)
     assert result.exit_code == 0, result.output
@@ -133,8 +142,7 @@ def test_cli_max_queries_writes_the_partial_run_and_exits_0(tmp_path):
 
 
 @pytest.mark.parametrize("sampler, done_at, some", [("outcome-rs", 20, True), ("smc", 1e-9, False)])
-def test_cli_ctrl_c_writes_what_it_has_and_exits_130(tmp_path, monkeypatch, sampler, done_at, some):
-    monkeypatch.setattr(outcome_rs, "MAX_BATCH", 8)
+def test_cli_ctrl_c_writes_what_it_has_and_exits_130(tmp_path, monkeypatch, small_rounds, sampler, done_at, some):
     real = LM_SAMPLERS[sampler]
 
     @functools.wraps(real.sample)

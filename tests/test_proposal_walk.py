@@ -137,6 +137,8 @@ def starts_with_space(text: str) -> float:
 class FirstTokenValues:
     """Exact V* for ``starts_with_space``: pi_ref's mass of the allowed first tokens at the root, 0/1 below it."""
 
+    proves_zeros = True  # exact: a zero is a first token that no response starting with a space begins with
+
     def __init__(self, task):
         # in float64: the model answers in float32, whose rounding differs between CPUs
         q = task.next_log_probs(np.zeros(1, dtype=np.int64))[0].astype(np.float64)

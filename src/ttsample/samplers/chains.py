@@ -60,6 +60,7 @@ def sample_with_restarts(
     max_queries: float | None = None,
     progress: Progress | None = None,
     kept: list | None = None,
+    alone_tries: float | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Run chains from ``walk.start`` for ``steps`` steps; keep those that end at a leaf.
 
@@ -72,14 +73,17 @@ def sample_with_restarts(
     leaf came from a batch). Raises ``NoLeafReachedError`` when no chain at all
     has ended at a leaf after ``give_up`` tries. ``kept``: a list of the
     caller's that each round's leaves are appended to, so that a run stopped
-    mid-way still holds the rounds it completed.
+    mid-way still holds the rounds it completed. ``alone_tries``: how many
+    chains may run one at a time before the first leaf (default
+    ``ALONE_TRIES / leaf_fraction_guess``); 0 batches from the first round,
+    which is what a model that answers a batch in one pass wants.
     """
     guess = walk.leaf_fraction_guess
     # On the calibration instances (docs/walk_schedule.md) a walk at its default T ends at a leaf with
     # probability above guess / 2, so a working walk finds none in 50 / guess tries with probability
     # below e**-25; no leaf then means T is too short for any chain to get there, or the walk is periodic.
     give_up = max(MIN_TRIES_BEFORE_GIVING_UP, 50 / guess)
-    alone = ALONE_TRIES / guess
+    alone = ALONE_TRIES / guess if alone_tries is None else alone_tries
     out: list[np.ndarray] = [] if kept is None else kept
     first: dict = {}
     got = 0

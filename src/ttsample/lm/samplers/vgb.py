@@ -51,10 +51,11 @@ def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
     kept: list[np.ndarray] = []
-    first: dict = {}
     with lm_run(task, oracle, budget, progress) as run:
-        _, first = sample_with_restarts(walk, run.oracle, n_samples, int(steps), rng, run.ledger,
-                                        progress=run.progress, kept=kept)
+        # batched from the first round: one chain at a time (the lab's way to price a first sample) costs T
+        # sequential model calls per chain, minutes per sample at long horizons
+        sample_with_restarts(walk, run.oracle, n_samples, int(steps), rng, run.ledger,
+                             progress=run.progress, kept=kept, alone_tries=0)
     leaves = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    info = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel, **first}
+    info = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel}
     return run.finish(SampleResult(oracle.tree.leaf_index(leaves), run.ledger, info))
