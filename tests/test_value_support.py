@@ -115,3 +115,13 @@ def test_depth_calibrated_values_keep_vgb_exact(dyck):
     got = cells(index, fresh.tokens(drawn))
     assert chi_square_p_value(got, pi_star) > FALSE_ALARM
     assert chi_square_p_value(got, np.roll(pi_star, 1)) < FALSE_ALARM
+
+
+def test_calibrated_values_from_the_command_line_count_their_pilot(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["generate", "--model", "dyck", "--horizon", str(H), "--reward", "dyck",
+                                      "--sampler", "vgb", "--values", "calibrated", "-n", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ledger = json.loads((out / "ledger.json").read_text())
+    assert ledger["values"] == "calibrated" and ledger["info"]["values_setup"]["forward_passes"] > 0
+    assert all(json.loads(line)["reward"] == 1.0 for line in (out / "samples.jsonl").read_text().splitlines())
