@@ -66,17 +66,8 @@ def support(h: int, k: int) -> list[str]:
 
 
 def node_of_words(task, words: list[str]) -> np.ndarray:
-    """The trie leaves of whole responses (each word then <eos>), descended one depth at a time for all at once."""
-    col = {int(t): i for i, t in enumerate(task.actions)}
-    ids = [task.lm.tokenizer.encode(w) + [EOS_ID] for w in words]
-    acts = np.full((len(ids), max(map(len, ids))), -1)
-    for i, seq in enumerate(ids):
-        acts[i, : len(seq)] = [col[t] for t in seq]
-    nodes = np.zeros(len(ids), dtype=np.int64)
-    for d in range(acts.shape[1]):
-        m = acts[:, d] >= 0
-        nodes[m] = task.tree.child(nodes[m], acts[m, d])
-    return nodes
+    """The trie leaves of whole responses (each word then <eos>)."""
+    return node_of_prefixes(task, [tuple(task.lm.tokenizer.encode(w)) + (EOS_ID,) for w in words])
 
 
 class Target:
@@ -245,9 +236,9 @@ def stationary_leaf_share(task, values, target: Target) -> float:
 
 
 def node_of_prefixes(task, prefixes) -> np.ndarray:
+    """The trie nodes of token tuples (model ids), descended one depth at a time for all of them at once."""
     col = {int(t): i for i, t in enumerate(task.actions)}
-    width = max(len(p) for p in prefixes)
-    acts = np.full((len(prefixes), max(width, 1)), -1)
+    acts = np.full((len(prefixes), max(1, max(len(p) for p in prefixes))), -1)
     for i, p in enumerate(prefixes):
         acts[i, : len(p)] = [col[t] for t in p]
     nodes = np.zeros(len(prefixes), dtype=np.int64)
