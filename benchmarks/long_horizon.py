@@ -248,43 +248,35 @@ def node_of_prefixes(task, prefixes) -> np.ndarray:
     return nodes
 
 
-def exact_walk_laws(task, values, target: Target, factors) -> list[dict]:
-    """The dense VGB walk's output law after ``T = c (H+1)^2`` steps from the root, exactly, for each ``c``.
+def exact_walk_laws(task, values, target: Target, factors, kernel: str = "dense") -> list[dict]:
+    """VGB's output law after ``T = c (H+1)^2`` steps from the root, exactly, for each ``c``.
 
     Under the exact prefix check ``w = pi_ref V_hat`` is zero off the support's prefixes, so the chain lives on
-    those prefixes and the support's leaves: its transition matrix (lazy 1/2; from ``v`` to the parent with weight
-    ``w(v)``, to child ``c`` with ``w(c)``; from a leaf up with ``1/K``, else stay) is built here and the law after
-    ``T`` steps is ``e_root P^T``. Returns, per ``c``: ``T``, the TV of the leaf law to pi*, the leaf rate
-    (probability of ending at a leaf) and the expected steps per sample ``T / leaf rate``.
+    those prefixes and the support's leaves. Its transition matrix is read off the sampler's own kernel
+    (``KERNELS[kernel].kernel``, with VGB's leaf boost ``2H`` and the walk's laziness) at every such state, and
+    the law after ``T`` steps is ``e_root P^T``. Returns, per ``c``: ``T``, the TV of the leaf law to pi*, the
+    leaf rate (probability of ending at a leaf) and the expected steps per sample ``T / leaf rate``.
     """
     from scipy import sparse
 
-    prefixes = sorted(target.log_mass, key=len)
-    keys = prefixes + target.keys
-    position = {key: i for i, key in enumerate(keys)}
-    nodes = node_of_prefixes(task, [p for p in prefixes if p]) if len(prefixes) > 1 else np.zeros(0, np.int64)
-    log_w = np.empty(len(keys))
-    log_w[0] = 0.0  # the root's own weight is never used
-    log_w[1:len(prefixes)] = task.log_pi_ref(nodes) + values(nodes)
-    log_w[len(prefixes):] = np.log(target.pi) + target.log_z  # pi_ref(x) tau(x) at the support's leaves
-    w = np.exp(log_w - target.log_z)
-    boost = 2.0 * target.h
-    rows, cols, vals = [], [], []
-    children: dict = {}
-    for key in keys[1:]:
-        children.setdefault(position[key[:-1]], []).append(position[key])
-    for i, key in enumerate(keys):
-        if i >= len(prefixes):  # a leaf: up with 1/K, stay otherwise
-            moves = [(position[key[:-1]], 1.0 / boost), (i, 1.0 - 1.0 / boost)]
-        else:
-            out = ([(position[key[:-1]], w[i])] if key else []) + [(c, w[c]) for c in children.get(i, [])]
-            total = sum(x for _, x in out)
-            moves = [(j, x / total) for j, x in out]
-        for j, x in moves:
-            rows.append(i), cols.append(j), vals.append(0.5 * x)
-        rows.append(i), cols.append(i), vals.append(0.5)
-    step = sparse.csr_matrix((vals, (rows, cols)), shape=(len(keys), len(keys))).T.tocsr()
-    law = np.zeros(len(keys))
+    from ttsample.lm.oracle import LMOracle
+    from ttsample.samplers.walk import KERNELS
+
+    prefixes = sorted(target.log_mass, key=len)  # the root first
+    states = np.concatenate([np.zeros(1, dtype=np.int64), node_of_prefixes(task, prefixes[1:] + target.keys)])
+    leaves = np.arange(len(prefixes), states.size)
+    walk = KERNELS[kernel](task.tree, 2.0 * target.h)
+    candidates, weights = walk.kernel(LMOracle(task, values), states)
+    weights = weights / weights.sum(axis=0, keepdims=True)
+    index = {int(v): i for i, v in enumerate(states)}
+    live = weights > 0
+    if not all(int(v) in index for v in candidates[live]):
+        raise AssertionError("the walk can leave the support's prefixes: the prefix check is not exact")
+    cols = np.broadcast_to(np.arange(states.size), candidates.shape)[live]
+    rows = np.array([index[int(v)] for v in candidates[live]])
+    step = sparse.csr_matrix(((1 - walk.laziness) * weights[live], (rows, cols)), shape=(states.size,) * 2)
+    step = step + walk.laziness * sparse.identity(states.size, format="csr")
+    law = np.zeros(states.size)
     law[0] = 1.0
     out, done = [], 0
     for c in sorted(factors):
@@ -292,9 +284,9 @@ def exact_walk_laws(task, values, target: Target, factors) -> list[dict]:
         for _ in range(t - done):
             law = step @ law
         done = t
-        leaves = law[len(prefixes):]
-        rate = float(leaves.sum())
-        tv = 0.5 * float(np.abs(leaves / rate - target.pi).sum()) if rate > 0 else 1.0
+        at_leaf = law[leaves]
+        rate = float(at_leaf.sum())
+        tv = 0.5 * float(np.abs(at_leaf / rate - target.pi).sum()) if rate > 0 else 1.0
         out.append({"c": c, "T": t, "tv": tv, "leaf rate": rate, "steps/sample": t / rate if rate else math.inf})
     return out
 
@@ -356,12 +348,12 @@ def main() -> int:
                   f"{row['round']:.3f} | {'; '.join(x for x in notes if x)} |", flush=True)
         if rows:
             print("\n" + verdict(rows, floor))
-        print(f"\nExact output law of the dense walk against T = c (H+1)^2 (the default is c = 40: rho capped at 4):\n")
-        print("| values | value error: rho, mean abs log | stationary leaf share | "
+        print(f"\nExact output law of VGB's walk against T = c (H+1)^2 (the default is c = 40: rho capped at 4):\n")
+        print("| values | kernel | value error: rho, mean abs log | stationary leaf share (dense) | "
               + " | ".join(f"c = {c:g}: TV, leaf rate, steps/sample" for c in FACTORS) + " |")
-        print("|---|---|---|" + "---|" * len(FACTORS))
-        for name, error, share, laws in walk_length_table(target, np.random.default_rng(args.seed)):
-            print(f"| {name} | {error[0]:.3g}, {error[1]:.2f} | {share:.3f} | "
+        print("|---|---|---|---|" + "---|" * len(FACTORS))
+        for name, kernel, error, share, laws in walk_length_table(target, np.random.default_rng(args.seed)):
+            print(f"| {name} | {kernel} | {error[0]:.3g}, {error[1]:.2f} | {share:.3f} | "
                   + " | ".join(f"{r['tv']:.4f}, {r['leaf rate']:.3f}, {r['steps/sample']:,.0f}" for r in laws) + " |",
                   flush=True)
     return 0
@@ -371,7 +363,8 @@ FACTORS = (0.5, 1, 2.5, 10, 40)
 
 
 def walk_length_table(target: Target, rng: np.random.Generator):
-    """For each values kind: its stationary leaf share and ``exact_walk_laws`` at ``FACTORS``."""
+    """For each values kind and walk kernel: the values' error, the dense walk's stationary leaf share and
+    ``exact_walk_laws`` at ``FACTORS``."""
     from ttsample.lm.backend import LanguageModel
     from ttsample.lm.oracle import LMOracle
     from ttsample.lm.samplers.smc import sample_smc
@@ -382,8 +375,9 @@ def walk_length_table(target: Target, rng: np.random.Generator):
     alpha = float(np.clip(np.exp(pilot.info["log_z"] / target.h), 0.05, 1.0))
     for name, values in [("exact V*", ExactLookup(task, target)), ("calibrated", DepthCalibratedValues(task, rng)),
                          (f"alpha = {alpha:.2f}", HeuristicValues(task, alpha=alpha))]:
-        yield (name, value_error(task, values, target), stationary_leaf_share(task, values, target),
-               exact_walk_laws(task, values, target, FACTORS))
+        error, share = value_error(task, values, target), stationary_leaf_share(task, values, target)
+        for kernel in ("dense", "proposal"):
+            yield name, kernel, error, share, exact_walk_laws(task, values, target, FACTORS, kernel)
 
 
 def value_error(task, values, target: Target) -> tuple[float, float]:
