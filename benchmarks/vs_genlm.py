@@ -22,7 +22,7 @@ TV floor 0.3 at n = 1,000); k = 6, H = 13 has the same forced shape as k = 5, H 
 
 Exact pi*. tau is zero off the support, so ``pi*(y) = pi_ref(y) / Z`` on the enumerated support (``log pi_ref`` by
 ``GenerationTask.log_pi_ref`` on its leaves), ``Z`` their sum; ``V*(v) = sum_{y >= v} pi_ref(y) / pi_ref(v)`` at
-every prefix gives exact values (``--check`` compares both with ``GenerationTask.exact_log_values`` at H = 9, k = 4,
+every prefix gives exact values (``--check`` compares both with ``ttsample.lm.exact.ExactLaw`` at H = 9, k = 4,
 where the whole trie is small enough to enumerate).
 
 TV. Each run gives responses, compared by token tuples (``<eos>`` included). Unweighted samplers (rejection, VGB,
@@ -443,16 +443,15 @@ def print_candidates(lm, rng: np.random.Generator) -> None:
 
 
 def check_exact(lm) -> None:
-    """The support-based pi* and V* against full enumeration (GenerationTask.exact_log_values) at H = 9, k = 4."""
+    """The support-based pi* and V* against full enumeration (ttsample.lm.exact.ExactLaw) at H = 9, k = 4."""
+    from ttsample.lm.exact import ExactLaw
     from ttsample.lm.task import GenerationTask
 
     h, k = 9, 4
     ex = exact_target(lm, h, k)
-    task = GenerationTask(lm, "", h, lambda text: float(complete_ok(text, h, k)))
-    log_v = task.exact_log_values()
-    leaves = task.tree.leaf_nodes()
-    log_pi = task.log_pi_ref(leaves) + task.log_tau(leaves) - log_v[0]
-    full = {key: float(np.exp(lp)) for key, lp in zip(task.tokens(leaves), log_pi) if np.isfinite(lp)}
+    law = ExactLaw(GenerationTask(lm, "", h, lambda text: float(complete_ok(text, h, k))))
+    task, log_v = law.task, law.log_v
+    full = {key: float(p) for key, p in zip(task.tokens(law.leaves), law.pi_star) if p > 0}
     assert set(full) == set(ex.pi), "support mismatch"
     err_pi = max(abs(full[key] - ex.pi[key]) for key in full)
     every = np.arange(task.tree.num_nodes)

@@ -15,6 +15,7 @@ import torch
 from ttsample.errors import ParameterError
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.decoding import Decoding
+from ttsample.lm.exact import ExactLaw
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.rewards import dyck_valid
 from ttsample.lm.samplers.outcome_rs import sample_outcome_rs
@@ -61,11 +62,8 @@ def test_the_decoded_law_matches_a_hand_computation(d):
 def decoded():
     """The Dyck constraint at H = 4 under DECODING, its trie grown: pi* over the decoded pi_ref."""
     task = GenerationTask(LanguageModel.load("dyck"), "", 4, dyck_valid, decoding=DECODING)
-    values = ExactValues(task)
-    leaves = task.tree.leaf_nodes()
-    pi_star = np.zeros(task.tree.num_nodes)
-    pi_star[leaves] = np.exp(task.log_pi_ref(leaves) + task.log_tau(leaves) - values.log_v[0])
-    return task, values, pi_star
+    law = ExactLaw(task)
+    return task, ExactValues(task), law.by_handle(law.pi_star)
 
 
 def test_pi_ref_is_the_decoded_model_law(decoded):

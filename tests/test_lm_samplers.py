@@ -20,6 +20,7 @@ from ttsample.eval.exact_laws import (
     walk_stationary_law,
 )
 from ttsample.lm.backend import LanguageModel
+from ttsample.lm.exact import ExactLaw
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.rewards import dyck_valid
 from ttsample.lm.samplers import action_rs
@@ -39,10 +40,8 @@ def dyck_task():
     """The Dyck task at horizon 4, trie fully grown (ExactValues enumerates it): the same handles every time."""
     task = GenerationTask(LanguageModel.load("dyck"), "", H, dyck_valid)
     exact = LMOracle(task, ExactValues(task))
-    leaves = task.tree.leaf_nodes()
-    pi_star = np.zeros(task.tree.num_nodes)
-    pi_star[leaves] = np.exp(exact.log_weight(leaves))
-    return task, exact, pi_star / pi_star.sum()
+    law = ExactLaw(task)
+    return task, exact, law.by_handle(law.pi_star)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ require("lm")
 
 from ttsample.errors import BudgetExhaustedError, OracleBoundError, ParameterError, RewardError
 from ttsample.lm.backend import LanguageModel
+from ttsample.lm.exact import ExactLaw
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.rewards import REWARDS, Reward, dyck_valid, length_reward, regex_reward
 from ttsample.lm.samplers import mh, outcome_rs, smc
@@ -41,15 +42,10 @@ class Exact:
     def __init__(self, task: GenerationTask):
         self.task = task
         self.values = ExactValues(task)
-        self.log_z = float(self.values.log_v[0])  # log V*(root) = log E_pi_ref[tau]
-        leaves = task.tree.leaf_nodes()
-        self.pi_ref = np.zeros(task.tree.num_nodes)
-        self.pi_ref[leaves] = np.exp(task.log_pi_ref(leaves))
-        self.pi_star = np.zeros(task.tree.num_nodes)
-        self.pi_star[leaves] = np.exp(task.log_pi_ref(leaves) + task.log_tau(leaves) - self.log_z)
-        assert np.isclose(self.pi_star.sum(), 1.0)
-        self.pi_ref /= self.pi_ref.sum()  # float32 model answers
-        self.pi_star /= self.pi_star.sum()
+        law = ExactLaw(task)  # float64 and normalised: the model answers in float32
+        self.log_z = law.log_z  # log V*(root) = log E_pi_ref[tau]
+        self.pi_ref, self.pi_star = law.by_handle(law.pi_ref), law.by_handle(law.pi_star)
+        assert np.isclose(np.exp(np.logaddexp.reduce(law.log_pi + law.log_tau) - law.log_z), 1.0)  # Z two ways
         self.depth = task.tree.depth_of(np.arange(task.tree.num_nodes))
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from ttsample.cli import app
 from ttsample.errors import ParameterError
 from ttsample.eval.report import Expectation
-from ttsample.experiments.lm_runs import Reference, best_of_n_law
+from ttsample.lm.exact import best_of_n_law
 from ttsample.experiments.reproductions import LM_EXPECTATIONS, best_of_n_kl_bound
 from ttsample.experiments.runner import run_spec
 from ttsample.experiments.reproductions import get_reproduction
@@ -118,21 +118,15 @@ def test_two_lm_tasks_need_two_names():
         parse_spec(data)
 
 
-def _reference(p_ref, reward, beta=None):
-    p_ref, reward = np.asarray(p_ref, float), np.asarray(reward, float)
-    log_tau = np.where(reward > 0, 0.0, -np.inf) if beta is None else reward / beta
-    return Reference(True, 0.0, 0.0, 0.0, log_pi=np.log(p_ref), log_tau=log_tau, reward=reward)
-
-
 def test_the_best_of_n_law_in_closed_form_matches_simulation():
     rng = np.random.default_rng(0)
     p_ref, reward = np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.5, 0.1, 0.5, 0.0])
     for beta, k in [(None, 1), (None, 3), (0.5, 4)]:
-        law = best_of_n_law(_reference(p_ref, reward, beta), beta, k)
+        score = (reward > 0).astype(float) if beta is None else reward
+        law = best_of_n_law(p_ref, score, k)
         assert law.sum() == pytest.approx(1.0)
         if k == 1:
             assert law == pytest.approx(p_ref)
-        score = (reward > 0).astype(float) if beta is None else reward
         draws = rng.choice(4, p=p_ref, size=(200_000, k))
         best = draws[np.arange(draws.shape[0]), np.argmax(score[draws], axis=1)]  # the first of the best
         empirical = np.bincount(best, minlength=4) / draws.shape[0]

@@ -20,7 +20,7 @@ from extras import require
 require("sat")
 
 from ttsample.errors import OracleBoundError, ParameterError
-from ttsample.eval.exact_laws import descent_leaf_law, descent_log_probs, rejection_output_law, total_variation
+from ttsample.eval.exact_laws import descent_leaf_law, jvv_output_law, total_variation
 from ttsample.samplers.jvv import descend
 from ttsample.sat import CNF, CountingOracle, make_counter, parse_dimacs, read_cnf, sample_cnf, variable_order
 from ttsample.sat import tools
@@ -251,8 +251,9 @@ def test_exact_counter_descent_is_exactly_uniform_and_reaches_every_solution(cnf
     leaves = oracle.tree.leaf_nodes()
     log_mu = oracle.log_weight(leaves)  # leaves exact: 1/Z on solutions, 0 elsewhere
     assert np.allclose(np.exp(log_mu[np.isfinite(log_mu)]), 1 / len(truth)) and np.isfinite(log_mu).sum() == len(truth)
-    jvv_law, accept = rejection_output_law(descent_log_probs(oracle)[leaves], log_mu, 0.0)  # JVV, bound rho**0
-    assert accept == pytest.approx(1.0, abs=1e-12) and np.abs(jvv_law[np.isfinite(log_mu)] * len(truth) - 1).max() < 1e-12
+    jvv_law, accept = jvv_output_law(oracle)  # an exact counter: rho = 1, bound rho**0
+    on = jvv_law[oracle.tree.leaf_index(leaves)][np.isfinite(log_mu)]
+    assert accept == pytest.approx(1.0, abs=1e-12) and np.abs(on * len(truth) - 1).max() < 1e-12
 
 
 class PerturbedOracle(CountingOracle):

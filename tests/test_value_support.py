@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from ttsample.cli import app
 from ttsample.errors import OracleBoundError
 from ttsample.lm.backend import LanguageModel
+from ttsample.lm.exact import ExactLaw
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.rewards import REWARDS, dyck_valid
 from ttsample.lm.samplers.smc import sample_smc
@@ -36,12 +37,8 @@ H = 6
 @pytest.fixture(scope="module")
 def dyck():
     """The Dyck constraint at H = 6 with its exact pi* (float64, from the enumerated trie), indexed by tokens."""
-    task = GenerationTask(LanguageModel.load("dyck"), "", H, REWARDS["dyck"])
-    exact = ExactValues(task)
-    leaves = task.tree.leaf_nodes()
-    log_p = task.log_pi_ref(leaves).astype(np.float64) + task.log_tau(leaves) - exact.log_v[0]
-    index = {tokens: i for i, tokens in enumerate(task.tokens(leaves))}
-    return task, np.exp(log_p), index
+    law = ExactLaw(GenerationTask(LanguageModel.load("dyck"), "", H, REWARDS["dyck"]))
+    return law.task, law.pi_star, law.index
 
 
 def cells(index, tokens) -> np.ndarray:

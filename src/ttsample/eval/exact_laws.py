@@ -72,11 +72,14 @@ def rejection_output_law(log_p: np.ndarray, log_mu: np.ndarray, log_bound: float
 
 
 def jvv_output_law(oracle, log_bound: float | None = None) -> tuple[np.ndarray, float]:
-    """JVV: the descent's proposal, bound ``rho**(2(n-1))`` (see ``rejection_output_law``)."""
+    """JVV: the descent's proposal, bound ``rho**(2(n-1))`` (see ``rejection_output_law``); on any enumerable
+    tree (a trie fully grown too), indexed by ``tree.leaf_index`` like ``descent_log_probs``."""
     tree = oracle.tree
     if log_bound is None:
         log_bound = log_acceptance_bound(tree, oracle.log_rho)
-    log_mu = oracle.log_weight(np.arange(tree.leaf_start, tree.num_nodes))
+    leaves = tree.leaf_nodes()
+    log_mu = np.full(tree.num_leaf_indices, -np.inf)
+    log_mu[tree.leaf_index(leaves)] = oracle.log_weight(leaves)
     return rejection_output_law(descent_log_probs(oracle), log_mu, log_bound)
 
 

@@ -72,6 +72,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import BudgetExhaustedError
+from ..lm.exact import ExactLaw
+from ..lm.rewards import log_tau_of
 from .spec import LMTask
 
 FLOOR_REPEATS = 200  # exact-draw sets behind the noise floor
@@ -145,19 +147,17 @@ def registered_reward(task: LMTask):
 
 @dataclass
 class Reference:
-    """What the metrics compare with, per task (model, prompt, horizon, reward, beta)."""
+    """What the metrics compare with, per task (model, prompt, horizon, reward, beta): the exact law where the
+    trie is enumerated, else estimates from ``pi_ref`` draws."""
 
-    exact: bool
     log_z: float
     base_reward: float
     pistar_reward: float
-    # exact only: per response (token tuple) its index; per index log pi_ref, log tau, reward, pi*
-    index: dict | None = None
-    log_pi: np.ndarray | None = None
-    log_tau: np.ndarray | None = None
-    reward: np.ndarray | None = None
-    pi_star: np.ndarray | None = None
-    kl_base_pistar: float | None = None
+    law: ExactLaw | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.law is not None
 
 
 def _task_key(task: LMTask, draws: int) -> tuple:
@@ -181,46 +181,23 @@ def _build_reference(task: LMTask, draws: int) -> Reference:
 
     gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, reward_function(task), beta=task.beta)
     if task.exact:
-        log_v = gen.exact_log_values()
-        leaves = gen.tree.leaf_nodes()
-        log_pi = gen.log_pi_ref(leaves)
-        texts = gen.text(leaves)
-        reward = np.array([gen.reward(t) for t in texts])
-        log_tau = _log_tau(reward, task.beta)
-        log_z = float(log_v[0])
-        with np.errstate(invalid="ignore"):
-            pi_star = np.where(np.isfinite(log_tau), np.exp(log_pi + log_tau - log_z), 0.0)
-        p_ref = np.exp(log_pi)
-        on = pi_star > 0
-        kl = float(np.sum(pi_star[on] * (np.log(pi_star[on]) - log_pi[on])))
-        index = {tok: i for i, tok in enumerate(gen.tokens(leaves))}
-        return Reference(True, log_z, float(p_ref @ reward), float(pi_star @ reward), index, log_pi, log_tau, reward,
-                         pi_star, kl)
+        law = ExactLaw(gen)
+        return Reference(law.log_z, law.base_reward, law.pistar_reward, law)
     rng = np.random.default_rng(REFERENCE_SEED)
     leaves = gen.sample_suffix(np.zeros(draws, dtype=np.int64), rng)
     reward = np.array([gen.reward(t) for t in gen.text(leaves)])
-    log_tau = _log_tau(reward, task.beta)
+    log_tau = log_tau_of(reward, task.beta)
     log_z = float(logsumexp(log_tau) - math.log(draws))
     w = np.exp(log_tau - np.max(log_tau)) if np.isfinite(log_tau).any() else np.zeros(draws)
     pistar_reward = float(w @ reward / w.sum()) if w.sum() > 0 else float("nan")
-    return Reference(False, log_z, float(reward.mean()), pistar_reward)
-
-
-def _log_tau(reward: np.ndarray, beta: float | None) -> np.ndarray:
-    return np.where(reward > 0, 0.0, -np.inf) if beta is None else reward / beta
+    return Reference(log_z, float(reward.mean()), pistar_reward)
 
 
 def noise_floor(task: LMTask, ref: Reference, n: int, draws: int) -> tuple[float, float, float]:
     """Mean and 95% quantile of the TV, and mean plug-in KL, of the empirical law of n exact draws from pi*."""
     key = (*_task_key(task, draws), n)
     if key not in _FLOORS:
-        rng = np.random.default_rng(FLOOR_SEED + n)
-        support = ref.pi_star[ref.pi_star > 0]
-        counts = rng.multinomial(n, support / support.sum(), size=FLOOR_REPEATS) / n
-        tv = 0.5 * np.abs(counts - support).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            kl = np.where(counts > 0, counts * np.log(counts / support), 0.0).sum(axis=1)
-        _FLOORS[key] = (float(tv.mean()), float(np.quantile(tv, 0.95)), float(kl.mean()))
+        _FLOORS[key] = ref.law.noise_floor(n, np.random.default_rng(FLOOR_SEED + n), FLOOR_REPEATS)
     return _FLOORS[key]
 
 
@@ -303,19 +280,20 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
         out["kl_bound"] = math.log(k) - (k - 1) / k
     if task.sampler == "aisp":
         out["kl_drift"] = float(np.mean(info["diagnostics"]["kl"]))
-    log_tau = _log_tau(reward, task.beta)
+    log_tau = log_tau_of(reward, task.beta)
     if not ref.exact:
         ok = np.isfinite(log_tau[live]).all() and task.sampler not in MAXIMISERS
         out["kl_base"] = mean(np.where(live, log_tau, 0.0)) - ref.log_z if ok else None
         return out
-    idx = np.array([ref.index[tok] for tok in law])
+    exact = ref.law
+    idx = np.array([exact.index[tok] for tok in law])
     p = np.array(list(law.values()))
-    q = ref.pi_star[idx]
+    q = exact.pi_star[idx]
     out["off_support"] = float(p[q == 0].sum())
     out["tv_pistar"] = float(0.5 * (np.abs(p - q).sum() + (1.0 - q.sum())))
     out["kl_pistar"] = float(np.sum(p * np.log(p / q))) if out["off_support"] == 0 else None
-    out["kl_base"] = float(np.sum(p * (np.log(p) - ref.log_pi[idx])) - (p.size - 1) / (2 * n))
-    out["kl_base_pistar"] = ref.kl_base_pistar
+    out["kl_base"] = float(np.sum(p * (np.log(p) - exact.log_pi[idx])) - (p.size - 1) / (2 * n))
+    out["kl_base_pistar"] = exact.kl_to_base()
     tv_floor, tv_q95, kl_floor = noise_floor(task, ref, n, draws)
     out.update(tv_floor=tv_floor, tv_floor_q95=tv_q95, kl_floor=kl_floor, tv_ratio=out["tv_pistar"] / tv_floor)
     exact_law = _output_law(task, run, ref, options)
@@ -324,12 +302,12 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
         out["law_dead_mass"] = dead
         if dead == 0:
             on = law_p > 0
-            out["tv_output_law"] = float(0.5 * np.abs(law_p - ref.pi_star).sum())
+            out["tv_output_law"] = float(0.5 * np.abs(law_p - exact.pi_star).sum())
             out["tv_law_ratio"] = out["tv_output_law"] / tv_floor
-            off = float(law_p[ref.pi_star == 0].sum())
-            out["kl_pistar_law"] = (float(np.sum(law_p[on] * np.log(law_p[on] / ref.pi_star[on]))) if off == 0
+            off = float(law_p[exact.pi_star == 0].sum())
+            out["kl_pistar_law"] = (float(np.sum(law_p[on] * np.log(law_p[on] / exact.pi_star[on]))) if off == 0
                                     else None)
-            out["kl_base_law"] = float(np.sum(law_p[on] * (np.log(law_p[on]) - ref.log_pi[on])))
+            out["kl_base_law"] = float(np.sum(law_p[on] * (np.log(law_p[on]) - exact.log_pi[on])))
     return out
 
 
@@ -359,26 +337,16 @@ def _finite(x):
 def _output_law(task: LMTask, run, ref: Reference, options: dict):
     """The sampler's exact output law over the reference's responses, with the mass lost at dead ends; or None."""
     if task.sampler == "best-of-n":
-        return best_of_n_law(ref, task.beta, int(options.get("candidates", 8))), 0.0
+        return ref.law.best_of_n(int(options.get("candidates", 8))), 0.0
     if task.sampler == "action-rs" and task.value_kind in ("exact", "heuristic"):
         return _action_rs_law(task, run, ref)
     return None
 
 
-def best_of_n_law(ref: Reference, beta: float | None, k: int) -> np.ndarray:
-    """Best of k draws from pi_ref by the compared reward (tau for a constraint, r for a tilt), ties to the first."""
-    score = np.exp(ref.log_tau) if beta is None else ref.reward
-    p_ref = np.exp(ref.log_pi)
-    levels, level_of = np.unique(score, return_inverse=True)
-    mass = np.bincount(level_of, weights=p_ref, minlength=levels.size)
-    below = np.concatenate([[0.0], np.cumsum(mass)[:-1]])
-    chosen = (below + mass) ** k - below**k  # P(the best of k draws is at this level)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per = np.where(mass > 0, chosen / mass, 0.0)
-    return p_ref * per[level_of]
-
-
 def _action_rs_law(task: LMTask, run, ref: Reference):
+    """ActionLevelRS's exact output law (``descent_log_probs`` on the run's own values, its trie grown), over the
+    reference's responses, and the mass lost where a descent meets children that all weigh zero."""
+    from ..eval.exact_laws import descent_log_probs
     from ..lm.oracle import LMOracle
     from ..lm.values import ExactValues, HeuristicValues
     from ..oracles import with_error
@@ -386,28 +354,11 @@ def _action_rs_law(task: LMTask, run, ref: Reference):
     gt = run.task
     values = ExactValues(gt) if task.value_kind == "exact" else HeuristicValues(gt)
     oracle = with_error(LMOracle(gt, values), "random" if task.rho > 1 else "exact", task.rho, task.seed)
-    tree = gt.tree
-    tree.grow_all(1 << 20)
-    every = np.arange(tree.num_nodes, dtype=np.int64)
-    depth = tree.depth_of(every)
-    mass = np.zeros(every.size)
-    mass[0] = 1.0
-    dead = 0.0
-    for h in range(tree.depth):
-        nodes = every[(depth == h) & ~tree.is_leaf(every)]
-        nodes = nodes[mass[nodes] > 0]
-        if not nodes.size:
-            continue
-        kids, log_w = oracle.children(nodes)
-        top = log_w.max(axis=1, keepdims=True)
-        stuck = np.isneginf(top[:, 0])
-        dead += float(mass[nodes[stuck]].sum())
-        with np.errstate(invalid="ignore"):
-            prob = np.where(stuck[:, None], 0.0, np.exp(log_w - np.where(stuck[:, None], 0.0, top)))
-        prob /= np.maximum(prob.sum(axis=1, keepdims=True), 1e-300)
-        np.add.at(mass, kids.ravel(), (mass[nodes][:, None] * prob).ravel())
-    leaves = tree.leaf_nodes()
-    law = np.zeros(ref.pi_star.size)
-    for tok, m in zip(gt.tokens(leaves), mass[leaves]):
-        law[ref.index[tok]] += m
-    return law, dead
+    gt.tree.grow_all(1 << 20)
+    leaves = gt.tree.leaf_nodes()
+    reached = np.exp(descent_log_probs(oracle)[gt.tree.leaf_index(leaves)])
+    law = np.zeros(ref.law.pi_star.size)
+    for tok, m in zip(gt.tokens(leaves), reached):
+        law[ref.law.index[tok]] += m
+    dead = 1.0 - float(reached.sum())
+    return law, dead if dead > 1e-12 else 0.0  # below that, the rounding of H float64 normalisations

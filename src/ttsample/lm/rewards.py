@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from ..errors import RewardError
 
 
@@ -120,6 +122,12 @@ REWARDS: dict[str, Reward] = {
     "length": Reward(length_reward, "length", (0.0, 1.0), per_char=True),  # characters: at most the response's
     "sentiment": Reward(lexicon_sentiment, "sentiment", (-1.0, 1.0)),  # (positive - negative) / words
 }
+
+
+def log_tau_of(reward, beta: float | None) -> np.ndarray:
+    """``log tau`` from rewards: ``r / beta`` for a tilt, ``0`` or ``-inf`` (``tau = 1{r > 0}``) for a constraint."""
+    r = np.asarray(reward, dtype=np.float64)
+    return np.where(r > 0, 0.0, -np.inf) if beta is None else r / beta
 
 
 def checked(reward: Callable[[str], float], ledger=None,

@@ -9,7 +9,7 @@ shorter responses are padded. The target is
     pi*(y | x) ∝ pi_ref(y | x) * tau(x, y),   tau = exp(r / beta)  or  tau = 1{r(y) > 0} (a constraint),
 
 computed exactly by enumerating the generation task's trie
-(``GenerationTask.exact_log_values``, batched forward passes), laid out on the
+(``ExactLaw``, batched forward passes), laid out on the
 complete tree and returned as a lab ``Target``: every sampler, oracle error model and exact
 law of the lab applies to it unchanged. ``log_values()`` gives
 ``log V*(v) = log E_{pi_ref}[tau | v]`` at every node.
@@ -25,6 +25,7 @@ from ..errors import ParameterError
 from ..target import Target, subtree_log_masses
 from ..trees import Tree
 from .decoding import Decoding
+from .exact import ExactLaw
 from .task import GenerationTask
 
 
@@ -67,15 +68,15 @@ def tilted_target(lm, prompt: str | tuple, horizon: int, reward, *, beta: float 
                   decoding: Decoding | None = None, max_leaves: int = 1 << 24) -> LMTarget:
     """Exact ``pi*`` for a prompt, horizon and reward (``beta=None``: the reward is a 0/1 constraint).
 
-    Enumerates the task's trie (``GenerationTask.exact_log_values``) and lays
-    its leaves on the complete tree, each response padded with ``<eos>``.
+    Lays the task's exact law (``ExactLaw``: the enumerated trie) on the
+    complete tree, each response padded with ``<eos>``.
     ``decoding``: temperature, top-k, top-p of ``pi_ref`` (the model's own law by default).
     """
     task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding)
     b = task.tree.branching
     if b**horizon > max_leaves:
         raise ParameterError(f"{b}**{horizon} leaves are too many to enumerate (limit {max_leaves}); lower the horizon")
-    task.exact_log_values(max_nodes=4 * max_leaves)
+    law = ExactLaw(task, max_nodes=4 * max_leaves)
     trie = task.tree
     every = np.arange(trie.num_nodes, dtype=np.int64)
     depth = trie.depth_of(every)
@@ -83,15 +84,15 @@ def tilted_target(lm, prompt: str | tuple, horizon: int, reward, *, beta: float 
     for h in range(1, horizon + 1):
         level = every[depth == h]
         position[level] = position[trie.parent(level)] * b + trie.action(level)
-    leaves = trie.leaf_nodes()
+    leaves = law.leaves
     pad = horizon - depth[leaves]  # <eos> after <eos>, to the horizon
     padding = np.array([sum(task.eos_action * b**j for j in range(k)) for k in range(horizon + 1)], dtype=np.int64)
     index = position[leaves] * b**pad + padding[pad]
     tree = Tree(b, horizon)
     leaf_log_pi = np.full(tree.num_leaves, -np.inf)
-    leaf_log_pi[index] = task.log_pi_ref(leaves)
+    leaf_log_pi[index] = law.log_pi
     leaf_log_tau = np.full(tree.num_leaves, -np.inf)
-    leaf_log_tau[index] = task.log_tau(leaves)
+    leaf_log_tau[index] = law.log_tau
     target = Target.from_leaf_log_masses(tree, leaf_log_pi + leaf_log_tau)
     log_pi_ref = subtree_log_masses(tree, leaf_log_pi[None, :])[0]  # pi_ref(v) sums over the leaves below v
     return LMTarget(target, log_pi_ref, task.actions, task.prompt, lm)

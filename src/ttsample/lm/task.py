@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..trees import TokenTrie
 from .decoding import Decoding
-from .rewards import Reward, checked
+from .rewards import Reward, checked, log_tau_of
 
 # hook(rows, nodes, log_probs) -> log-weights over the allowed tokens, (m, A) torch tensors on the model's device;
 # rows: which of the batch the caller passed each node is (in sample_suffix, the row of the response being
@@ -182,8 +182,7 @@ class GenerationTask:
 
     def log_tau(self, leaves: np.ndarray) -> np.ndarray:
         """``log tau`` at leaves: ``r / beta``, or ``0 / -inf`` for a constraint."""
-        r = np.array([self.reward(t) for t in self.text(leaves)])
-        return np.where(r > 0, 0.0, -np.inf) if self.beta is None else r / self.beta
+        return log_tau_of([self.reward(t) for t in self.text(leaves)], self.beta)
 
     # ---- exact values, by enumeration ----
 
