@@ -22,8 +22,8 @@ DELTA = 0.01
 SHAPES = [(2, n) for n in (2, 4, 6, 8, 10)] + [(3, n) for n in (2, 4, 6)] + [(5, n) for n in (2, 4)]
 
 
-def first_good_step(walk, oracle, t_max):
-    for t, p_leaf, tv in walk_tv_curve(walk, oracle, t_max):
+def first_good_step(walk, oracle, mu, t_max):
+    for t, p_leaf, tv in walk_tv_curve(walk, oracle, mu, t_max):
         if p_leaf > 1e-3 and tv <= DELTA:
             return t
     return None
@@ -56,7 +56,7 @@ def main() -> None:
                 for target, kind in cases:
                     oracle = make_oracle(target, kind, rho, seed=3)
                     default = default_for(name, n, oracle)  # from the oracle's own (possibly measured) rho
-                    needed = first_good_step(make_walk(name, target.tree), oracle, 4 * default) or 10**9
+                    needed = first_good_step(make_walk(name, target.tree), oracle, target.leaf_probs(), 4 * default) or 10**9
                     margin = min(margin, default / needed)
                     if needed > worst:
                         worst, worst_default = needed, default

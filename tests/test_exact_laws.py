@@ -183,7 +183,7 @@ def test_best_cost_scan_stops_early_without_missing_the_best(kind, rho):
     target = random_target(6, 2, concentration=0.5, seed=5)
     oracle = make_oracle(target, kind, rho, seed=5)
     for walk in walks(target.tree):
-        curve = list(walk_tv_curve(walk, oracle, 3000))
+        curve = list(walk_tv_curve(walk, oracle, target.leaf_probs(), 3000))
         full = min((t / p, t) for t, p, tv in curve if tv <= 0.01 and p > 0)
-        best = walk_best_cost(walk, oracle, 0.01, 3000)
+        best = walk_best_cost(walk, oracle, target.leaf_probs(), 0.01, 3000)
         assert best == (full[1], full[0])

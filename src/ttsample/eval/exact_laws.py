@@ -149,10 +149,10 @@ def walk_output_law(walk, oracle, steps: int) -> tuple[np.ndarray, float]:
     return leaf / p_leaf, p_leaf
 
 
-def walk_tv_curve(walk, oracle, max_steps: int):
-    """Yield ``(T, P(at a leaf after T steps), TV of the restart rule's output law to mu*)`` for T = 1..max_steps."""
+def walk_tv_curve(walk, oracle, mu: np.ndarray, max_steps: int):
+    """Yield ``(T, P(at a leaf after T steps), TV of the restart rule's output law to mu)`` for T = 1..max_steps;
+    ``mu``: the target law on leaves, by ``tree.leaf_index``."""
     p_t = transition_matrix(walk, oracle).T.tocsr()
-    mu = np.exp(oracle.target.leaf_log_mass)
     leaf_of = LeafMap(walk)
     law = np.zeros(walk.num_states)
     law[walk.start] = 1.0
@@ -163,7 +163,7 @@ def walk_tv_curve(walk, oracle, max_steps: int):
         yield t, p_leaf, (total_variation(leaf / p_leaf, mu) if p_leaf > 0 else 1.0)
 
 
-def walk_best_cost(walk, oracle, delta: float, max_steps: int) -> tuple[int, float] | None:
+def walk_best_cost(walk, oracle, mu: np.ndarray, delta: float, max_steps: int) -> tuple[int, float] | None:
     """The restart rule at its best T: ``min T / P(leaf at T)`` over T with output TV <= delta.
 
     ``T / P(leaf)`` is the expected number of chain-steps per delivered sample;
@@ -172,7 +172,7 @@ def walk_best_cost(walk, oracle, delta: float, max_steps: int) -> tuple[int, flo
     the scan stops there.
     """
     best = None
-    for t, p_leaf, tv in walk_tv_curve(walk, oracle, max_steps):
+    for t, p_leaf, tv in walk_tv_curve(walk, oracle, mu, max_steps):
         if best is not None and t >= best[1]:
             break
         if tv <= delta and p_leaf > 0 and (best is None or t / p_leaf < best[1]):

@@ -72,7 +72,7 @@ def _execute(task: Task) -> dict:
     }
     walk_of = sampler_entry(task.sampler).walk
     if exact and walk_of is not None:
-        best = walk_best_cost(walk_of(target.tree, run.result.info), run.oracle, DELTA,
+        best = walk_best_cost(walk_of(target.tree, run.result.info), run.oracle, target.leaf_probs(), DELTA,
                               BEST_T_RANGE * run.result.info["steps"])
         if best is not None:
             outcome["best_walk_steps"], outcome["best_steps_per_sample"] = best
