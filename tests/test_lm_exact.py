@@ -1,6 +1,7 @@
 """ExactLaw: the one computation of a generation task's pi_ref, tau, pi* and V*, in float64."""
 
 import numpy as np
+import pytest
 
 from extras import require
 
@@ -34,3 +35,23 @@ def test_best_of_n_law_rewards_ties_to_the_first_level():
     law = best_of_n_law(p, np.array([1.0, 0.0, 1.0]), 2)
     # the best of 2 has score 1 unless both draws score 0 (1/16); within a level, mass splits as p does
     np.testing.assert_allclose(law, [0.5 * (15 / 16) / 0.75, 1 / 16, 0.25 * (15 / 16) / 0.75])
+
+
+def test_the_language_model_oracle_keeps_the_protocol_and_a_lying_proposal_is_caught():
+    """check_oracle on LMOracle with exact values (claimed rho = 1, checked on the grown trie, float64 recursion on
+    the model's float32 answers); twin: proposals drawn uniformly while pi_ref's probability is reported."""
+    from ttsample.lm.oracle import LMOracle
+    from ttsample.lm.values import ExactValues
+    from ttsample.testing import check_oracle
+
+    task = GenerationTask(LanguageModel.load("dyck"), "", 4, dyck_valid)
+    oracle = LMOracle(task, ExactValues(task), log_rho=0.0)
+    check_oracle(oracle)
+
+    class UniformlyProposing(LMOracle):
+        def propose_child(self, ids, rng):
+            kids = self.tree.child(ids, rng.integers(self.tree.branching, size=np.shape(ids)))
+            return kids, self.proposal_log_prob(kids)
+
+    with pytest.raises(AssertionError, match="does not draw from proposal_log_prob"):
+        check_oracle(UniformlyProposing(task, ExactValues(task), log_rho=0.0))

@@ -75,3 +75,66 @@ def test_the_normal_band_has_the_stated_rate():
     z = normal_band(FALSE_ALARM)
     assert z == pytest.approx(4.89, abs=0.01)
     assert 2 * stats.norm.sf(z) == pytest.approx(FALSE_ALARM, rel=1e-9)
+
+
+# -- check_oracle: the protocol's promises, with a twin for each ---------------------------------------------------
+
+from ttsample import make_oracle, random_target  # noqa: E402
+from ttsample.oracles import ORACLES  # noqa: E402
+from ttsample.testing import check_oracle  # noqa: E402
+
+TARGET = random_target(6, 3, concentration=0.7, seed=4)
+
+
+@pytest.mark.parametrize("kind", sorted(ORACLES))
+def test_every_error_model_of_the_lab_keeps_the_protocol(kind):
+    check_oracle(make_oracle(TARGET, kind, 2.0, seed=1))
+
+
+class Forgetful:
+    """Broken on purpose: each answer carries fresh noise (not deterministic)."""
+
+    def __init__(self, oracle):
+        self.inner, self.tree, self.log_rho, self.rng = oracle, oracle.tree, oracle.log_rho, np.random.default_rng(0)
+
+    def log_weight(self, ids):
+        return self.inner.log_weight(ids) + 0.01 * self.rng.standard_normal(np.shape(ids))
+
+    def children(self, ids):
+        kids = self.tree.children(ids)
+        return kids, self.log_weight(kids)
+
+    def proposal_log_prob(self, ids):
+        return self.inner.proposal_log_prob(ids)
+
+    def propose_child(self, ids, rng):
+        return self.inner.propose_child(ids, rng)
+
+
+class SkewedProposal(Forgetful):
+    """Broken on purpose: deterministic answers, but proposals always pick the first child while claiming uniform."""
+
+    def log_weight(self, ids):
+        return self.inner.log_weight(ids)
+
+    def propose_child(self, ids, rng):
+        kids = self.tree.child(np.asarray(ids), np.zeros(np.shape(ids), dtype=np.int64))
+        return kids, self.proposal_log_prob(kids)
+
+
+class Overclaiming(SkewedProposal):
+    """Broken on purpose: a random error model within rho = 2 that claims rho = 1.5."""
+
+    def __init__(self, oracle):
+        super().__init__(oracle)
+        self.log_rho = np.log(1.5)
+
+    def propose_child(self, ids, rng):
+        return self.inner.propose_child(ids, rng)
+
+
+@pytest.mark.parametrize("broken, message", [(Forgetful, "not deterministic"), (SkewedProposal, "does not draw"),
+                                             (Overclaiming, "beyond rho")])
+def test_check_oracle_catches_each_broken_promise(broken, message):
+    with pytest.raises(AssertionError, match=message):
+        check_oracle(broken(make_oracle(TARGET, "random", 2.0, seed=1)))

@@ -3,8 +3,9 @@
 The harness the project's own tests use, shipped so that a user can check
 their own sampler or oracle the same way.
 
-    from ttsample.testing import FALSE_ALARM, chi_square_p_value
+    from ttsample.testing import FALSE_ALARM, chi_square_p_value, check_oracle
     assert chi_square_p_value(samples, law) > FALSE_ALARM
+    check_oracle(my_oracle)  # the protocol's promises: determinism, proposals, the error bound
 
 Every check here rejects a correct sampler with probability at most
 ``FALSE_ALARM`` (asymptotically, under the chi-square or normal
@@ -79,6 +80,76 @@ def chi_square_p_value(samples, probs) -> float:
 def normal_band(false_alarm: float = FALSE_ALARM) -> float:
     """``z`` with ``P(|N(0, 1)| > z) = false_alarm``: a mean within ``z`` standard errors passes (4.89 at 1e-6)."""
     return float(stats.norm.isf(false_alarm / 2))
+
+
+def check_oracle(oracle, rng: np.random.Generator | None = None, nodes: int = 200, draws: int = 2000) -> None:
+    """Check an oracle against its protocol (``ttsample.oracles.protocol``); raise ``AssertionError`` on the first
+    property it breaks, naming it.
+
+    On ``nodes`` nodes met by descending from the root (children drawn
+    uniformly): answers keep their shape, are never NaN or ``+inf``, and are
+    deterministic, also when asked in another batch; ``children`` agrees with
+    ``log_weight`` of ``tree.children``; ``proposal_log_prob`` is a law over
+    each node's children, ``propose_child`` returns it, and ``draws`` proposals
+    from one node follow it (chi-square at ``FALSE_ALARM``). On an enumerated
+    tree, also: every internal answer is within its ``log_rho`` of the mass of
+    the leaves below it (leaves are exact, so their sum is the true mass).
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    tree = oracle.tree
+    found = [np.zeros(1, dtype=np.int64)]
+    frontier = found[0]
+    while frontier.size and sum(f.size for f in found) < nodes:
+        inner = frontier[~tree.is_leaf(frontier)]
+        if not inner.size:
+            break
+        frontier = tree.child(np.repeat(inner, 2), rng.integers(tree.branching, size=2 * inner.size))
+        frontier = np.unique(frontier)[: nodes]
+        found.append(frontier)
+    ids = np.unique(np.concatenate(found))
+    answers = np.asarray(oracle.log_weight(ids))
+    _expect(answers.shape == ids.shape, f"log_weight changed the shape {ids.shape} to {answers.shape}")
+    _expect(not np.isnan(answers).any() and not np.isposinf(answers).any(), "log_weight answered NaN or +inf")
+    again = np.asarray(oracle.log_weight(ids[::-1]))[::-1]
+    _expect(np.array_equal(answers, again), "log_weight is not deterministic: the same nodes asked again, in "
+                                            "another order, got other answers")
+    one = np.array([oracle.log_weight(ids[i:i + 1])[0] for i in range(min(ids.size, 20))])
+    _expect(np.array_equal(one, answers[:one.size]), "log_weight depends on the batch a node is asked in")
+    inner = ids[~tree.is_leaf(ids)]
+    if inner.size:
+        kids, log_w = oracle.children(inner)
+        _expect(np.array_equal(kids, tree.children(inner)), "children returned other nodes than tree.children")
+        _expect(np.array_equal(log_w, oracle.log_weight(kids)), "children's weights differ from log_weight's")
+        total = np.logaddexp.reduce(np.asarray(oracle.proposal_log_prob(kids), dtype=np.float64), axis=1)
+        _expect(np.all(np.abs(total) < 1e-4), "proposal_log_prob is not a law over each node's children: "
+                                              f"its mass sums to {np.exp(total[np.argmax(np.abs(total))]):.6g}")
+        drawn, log_q = oracle.propose_child(np.repeat(inner[:1], draws), rng)
+        _expect(np.allclose(log_q, oracle.proposal_log_prob(drawn)), "propose_child's log q disagrees with "
+                                                                     "proposal_log_prob")
+        law = np.exp(np.asarray(oracle.proposal_log_prob(kids[0]), dtype=np.float64))
+        where = {int(k): i for i, k in enumerate(kids[0])}
+        _expect(all(int(d) in where for d in drawn), "propose_child drew a node that is not a child")
+        _expect(chi_square_p_value([where[int(d)] for d in drawn], law) > FALSE_ALARM,
+                "propose_child does not draw from proposal_log_prob (chi-square below the false-alarm rate)")
+    if getattr(tree, "enumerated", False):
+        every = np.arange(tree.num_nodes, dtype=np.int64)
+        log_w = np.asarray(oracle.log_weight(every), dtype=np.float64)
+        below = np.where(tree.is_leaf(every), log_w, -np.inf)
+        depth = tree.depth_of(every)
+        for h in range(int(depth.max()), 0, -1):
+            level = every[depth == h]
+            np.logaddexp.at(below, tree.parent(level), below[level])
+        inner = ~tree.is_leaf(every) & (np.isfinite(log_w) | np.isfinite(below))
+        with np.errstate(invalid="ignore"):
+            gap = np.abs(log_w[inner] - below[inner])
+        worst = float(np.nanmax(np.where(np.isnan(gap), np.inf, gap))) if gap.size else 0.0
+        _expect(worst <= oracle.log_rho + 1e-6, f"an internal answer is off by a factor exp({worst:.4g}) from the "
+                                                f"mass of the leaves below it, beyond rho = exp({oracle.log_rho:.4g})")
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(f"oracle check failed: {message}")
 
 
 def target_with_zeros(depth: int, branching: int, seed: int) -> Target:
