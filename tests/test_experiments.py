@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -258,3 +259,15 @@ def test_a_foreign_or_damaged_store_is_refused_and_left_untouched(tmp_path, kind
     assert store.read_bytes() == before
     written = {"results.sqlite", "spec.toml"} if command != "report" else {"results.sqlite"}  # sweep copies its spec first
     assert {p.name for p in out.iterdir()} == written
+
+
+def test_validating_a_language_model_spec_loads_no_torch():
+    """Naming the LM samplers and values must not load a model: spec validation used to import torch (seconds,
+    and impossible on a core-only install). A fresh interpreter, so that no other test has imported it."""
+    import ttsample.experiments
+
+    spec = Path(ttsample.experiments.__file__).parent / "specs" / "lm.toml"
+    code = ("import sys; from ttsample.experiments.spec import load_spec; "
+            f"load_spec({str(spec)!r}); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr

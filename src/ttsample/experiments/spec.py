@@ -74,7 +74,7 @@ LM_EXTRA_REWARDS = ("minilm",)  # rewards registered by the runner (ttsample.exp
 def lm_registry() -> tuple[dict[str, bool], tuple[str, ...]]:
     """The language-model samplers (name -> whether it reads values) and value kinds of ``ttsample.lm.generate``.
 
-    Imported only when a spec has language-model tasks (it loads torch).
+    Imported only when a spec has language-model tasks (naming the samplers loads no model and no torch).
     """
     from ..lm.generate import LM_SAMPLERS, VALUES
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +20,6 @@ from ..errors import ParameterError
 from ..oracles import with_error
 from ..oracles.ledger import MODEL_COSTS, Ledger
 from ..samplers.base import SampleResult
-from .backend import LanguageModel
 from .decoding import Decoding
 from .oracle import LMOracle
 from .rewards import REWARDS
@@ -33,6 +33,9 @@ from .samplers.smc import sample_smc
 from .samplers.vgb import sample_vgb
 from .task import GenerationTask
 from .values import DepthCalibratedValues, ExactValues, HeuristicValues, LearnedValues, RolloutValues
+
+if TYPE_CHECKING:
+    from .backend import LanguageModel
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ParameterError(f"{sampler} has no option {', '.join(unknown)}; its options: {', '.join(accepted)}")
+    from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
+
     lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device)
     task = GenerationTask(lm, prompt, horizon, REWARDS[reward], beta=beta, decoding=decoding)
     rng = np.random.default_rng(seed)
