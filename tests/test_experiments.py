@@ -181,6 +181,14 @@ def test_killed_sweep_resumes_without_losing_or_duplicating(tmp_path):
     assert resumed == rows_of(clean / "results.sqlite")
 
 
+def strict_json(path):
+    """The file parsed as strict JSON: Python's ``NaN`` and ``Infinity`` extensions refused."""
+    def refuse(name):
+        raise ValueError(f"{path.name} holds {name}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def test_quick_reproduction_writes_the_report(tmp_path):
     out = tmp_path / "scaling"
     result = CliRunner().invoke(app, ["reproduce", "scaling", "--quick", "--out", str(out)])
@@ -188,7 +196,7 @@ def test_quick_reproduction_writes_the_report(tmp_path):
     for name in ["report.md", "summary.json", "table.csv", "queries_vs_depth_random_0.5_b2.png",
                  "best_steps_vs_depth_random_0.5_b2.png", "worst_case_vs_depth.png"]:
         assert (out / name).exists(), name
-    summary = json.loads((out / "summary.json").read_text())
+    summary = strict_json(out / "summary.json")
     jvv_exact = [s for s in summary["series"] if s["sampler"] == "jvv" and s["oracle"] == "exact"]
     assert len(jvv_exact) == 1
     lo, hi = jvv_exact[0]["queries"]["slope_ci95"]

@@ -50,6 +50,10 @@ DETERMINISTIC = ("key, status, delivered, forward_passes, tokens, reward_calls, 
                  "tv_pistar, kl_base, accuracy, tv_output_law")
 
 
+
+def refuse_non_json(name):
+    raise ValueError(f"summary.json holds {name}, which is not JSON")
+
 def rows_of(path):
     with sqlite3.connect(path) as db:
         return db.execute(f"SELECT {DETERMINISTIC} FROM results ORDER BY key").fetchall()
@@ -241,7 +245,7 @@ def test_quick_lm_reproduction_writes_the_report_and_resumes(tmp_path):
         assert (out / name).exists(), name
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert "lm_dyck_vs_forward_passes.png" in pngs and "lm_dyck_vs_seconds.png" in pngs
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=refuse_non_json)
     verdicts = summary["expectations"] + summary["controls"]
     assert verdicts and {v["verdict"] for v in verdicts} <= {"confirmed", "refuted", "inconclusive", "not measured"}
     assert {v["provenance"] for v in summary["controls"]} == {"proof"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +23,7 @@ from .oracles import ORACLES
 from .display import print_table, summary_table
 from .sampling import sample_once
 from .staging import staged_folder
+from .strict_json import dumps
 from .problems.classes import make_class
 from .samplers import CLASS_SAMPLERS, FLAT_PROMISE_SAMPLERS, SAMPLERS, WALK_SAMPLERS
 from .target import Target, random_target
@@ -117,7 +116,7 @@ def sample(
     try:
         write_outputs(out, {
             "samples.npy": lambda p: np.save(p, run.result.samples.astype(np.int64)),
-            "ledger.json": lambda p: p.write_text(_json(record, indent=2) + "\n"),
+            "ledger.json": lambda p: p.write_text(dumps(record, indent=2) + "\n"),
         })
     except TtsampleError as exc:
         _fail(exc)
@@ -336,7 +335,7 @@ def generate(
                 "there is nothing to write; raise --set particles=N"
                 + (" or use twisted-smc, whose values steer the particles" if run.values is None else "")
             )
-        lines = [_json({"text": t, "tokens": list(k), "reward": float(r),
+        lines = [dumps({"text": t, "tokens": list(k), "reward": float(r),
                         **({"log_weight": float(log_w[i])} if log_w is not None else {}),
                         **({"weight": float(weight[i])} if weighted else {})})
                  for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
@@ -347,7 +346,7 @@ def generate(
                   "samples": len(lines), "partial": run.partial, "stopped": run.result.stopped,
                   **run.result.ledger.as_dict(), "info": run.result.info}
         files = {"samples.jsonl": lambda p: p.write_text("".join(line + "\n" for line in lines)),
-                 "ledger.json": lambda p: p.write_text(_json(record, indent=2) + "\n")}
+                 "ledger.json": lambda p: p.write_text(dumps(record, indent=2) + "\n")}
         if sampler == "aisp" and texts:
             from .lm.samplers.aisp import plot_diagnostics
 
@@ -398,25 +397,6 @@ def _sampler_options(pairs: list[str]) -> dict:
         else:
             options[key.strip()] = text
     return options
-
-
-def _jsonable(value):
-    """``value`` as plain Python that strict JSON holds: numpy scalars and arrays unpacked, NaN and infinities as
-    None (``null``), e.g. the log-weight of a particle of weight zero."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _json(value, **options) -> str:
-    """Strict JSON (no NaN or Infinity, which strict parsers reject) of ``value``."""
-    return json.dumps(_jsonable(value), allow_nan=False, **options)
 
 
 def _normalised_weights(log_weights: np.ndarray) -> np.ndarray | None:
@@ -471,11 +451,11 @@ def lm_exact(
     if out is not None:
         try:
             support = np.flatnonzero(probs > 0)
-            lines = [_json({"text": exact.text(int(i)), "tokens": list(exact.tokens(int(i))), "p": float(probs[i])})
+            lines = [dumps({"text": exact.text(int(i)), "tokens": list(exact.tokens(int(i))), "p": float(probs[i])})
                      for i in support[np.argsort(probs[support])[::-1]]]
             write_outputs(out, {"pi_star.npy": lambda p: np.save(p, probs),
                                 "pi_star.jsonl": lambda p: p.write_text("\n".join(lines) + "\n"),
-                                "summary.json": lambda p: p.write_text(_json(summary, indent=2) + "\n")})
+                                "summary.json": lambda p: p.write_text(dumps(summary, indent=2) + "\n")})
         except TtsampleError as exc:
             _fail(exc)
 
@@ -509,7 +489,7 @@ def sat_cmd(
         lines = [" ".join(map(str, s)) + " 0" for s in run.solutions]
         record = run.record()
         write_outputs(out, {"solutions.txt": lambda p: p.write_text("\n".join(lines) + "\n"),
-                            "ledger.json": lambda p: p.write_text(_json(record, indent=2) + "\n")})
+                            "ledger.json": lambda p: p.write_text(dumps(record, indent=2) + "\n")})
     except TtsampleError as exc:
         from rich.markup import escape
 

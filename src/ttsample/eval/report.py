@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..strict_json import dumps
 from .scaling import Series, aggregate_table, collect, collect_lm, fit, lm_series, paired_points, worst_cases
 
 
@@ -369,7 +370,7 @@ def write_report(rows: list[dict], out: Path, *, title: str, intro: str, expecta
         summary["plots"] = plots + lm["plots"]
         lm_lines = (["## Language-model expectations against the data", "", LM_COUNTED, ""] + _verdict_table(lm["findings"])
                     + (["### Controls", ""] + _verdict_table(lm["controls"]) if lm["controls"] else []) + lm["lines"])
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.json").write_text(dumps(summary, indent=2) + "\n")
 
     lines = [f"# {title}", "", intro, "", f"Regenerate: `{command}`", "", "## What is counted", "", COSTS, ""]
     lines += ["## Expectations against the data", "", VERDICT_RULE, ""]
@@ -651,7 +652,7 @@ def write_lm_report(rows: list[dict], out: Path, *, title: str, intro: str, expe
     lm = _lm_part(rows, out, expectations, "table.csv", pairings, sections)
     summary = {"title": title, "command": command, "costs": LM_COUNTED, **lm["summary"], "series": [],
                "expectations": lm["findings"], "controls": lm["controls"], "plots": lm["plots"]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.json").write_text(dumps(summary, indent=2) + "\n")
     lines = [f"# {title}", "", intro, "", f"Regenerate: `{command}`", "", "## What is counted", "", LM_COUNTED, ""]
     lines += ["## Expectations against the data", "", VERDICT_RULE, ""]
     lines += _verdict_table(lm["findings"])
