@@ -131,7 +131,7 @@ def check_oracle(oracle, rng: np.random.Generator | None = None, nodes: int = 20
         _expect(all(int(d) in where for d in drawn), "propose_child drew a node that is not a child")
         _expect(chi_square_p_value([where[int(d)] for d in drawn], law) > FALSE_ALARM,
                 "propose_child does not draw from proposal_log_prob (chi-square below the false-alarm rate)")
-    if getattr(tree, "enumerated", False):
+    if tree.enumerated:
         every = np.arange(tree.num_nodes, dtype=np.int64)
         log_w = np.asarray(oracle.log_weight(every), dtype=np.float64)
         below = np.where(tree.is_leaf(every), log_w, -np.inf)
