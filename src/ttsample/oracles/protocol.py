@@ -28,9 +28,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ..trees.protocol import TreeProtocol
+
 
 class Oracle(Protocol):
-    tree: object
+    tree: TreeProtocol
     name: str
     log_rho: float
     normalised: bool = True

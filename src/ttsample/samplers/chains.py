@@ -21,18 +21,39 @@ here; a walk with its own ``step`` is checked against its kernel by Monte Carlo.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from ..errors import NoLeafReachedError, ParameterError
+from ..trees.protocol import TreeProtocol
 from ..oracles.ledger import CountedOracle, Ledger
 from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
+
+class Walk(Protocol):
+    """A walk as this module drives it (the module docstring says what each member means); a walk may also have
+    ``step(oracle, states, rng)``, a draw from ``kernel`` that lists no candidates."""
+
+    tree: TreeProtocol
+    name: str
+    start: int
+    leaf_fraction_guess: float
+    laziness: float
+
+    @property
+    def num_states(self) -> int: ...
+
+    def kernel(self, oracle, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def node_of(self, states: np.ndarray) -> np.ndarray: ...
+
 
 MAX_CHAINS = 1 << 17
 MIN_TRIES_BEFORE_GIVING_UP = 10_000
 ALONE_TRIES = 20  # chains run one at a time until the first leaf, at most this many over the leaf-fraction guess
 
 
-def advance(walk, oracle, states: np.ndarray, steps: int, rng: np.random.Generator, on_step=None) -> np.ndarray:
+def advance(walk: Walk, oracle, states: np.ndarray, steps: int, rng: np.random.Generator, on_step=None) -> np.ndarray:
     """Run every chain ``steps`` steps in place; returns ``states``."""
     m = states.size
     everyone = np.arange(m)
@@ -50,7 +71,7 @@ def advance(walk, oracle, states: np.ndarray, steps: int, rng: np.random.Generat
 
 
 def sample_with_restarts(
-    walk,
+    walk: Walk,
     oracle,
     n_samples: int,
     steps: int,
@@ -130,7 +151,7 @@ def schedule_rho(oracle) -> float:
 
 
 def run_walk_sampler(
-    walk, oracle, n_samples: int, rng: np.random.Generator, steps: int, info: dict,
+    walk: Walk, oracle, n_samples: int, rng: np.random.Generator, steps: int, info: dict,
     max_queries: float | None = None, progress: Progress | None = None,
 ) -> SampleResult:
     """The restart rule for ``walk`` behind a fresh ledger; ``info`` records the walk's parameters."""
