@@ -279,18 +279,18 @@ def run_tt(method: str, n: int, rng: np.random.Generator, exact: Exact, **opts) 
         result = sample_outcome_rs(task, None, n, rng)
         extra["accept"] = result.info["acceptance_rate"]
     elif method in ("smc", "smc-twist", "smc-exact"):
-        values = ExactLookup(task, exact) if method == "smc-exact" else HeuristicValues(task, completable, alpha=1.0)
+        values = ExactLookup(task, exact) if method == "smc-exact" else HeuristicValues(task, prefix=completable, alpha=1.0)
         result = sample_smc(task, LMOracle(task, values), n, rng, twist=method != "smc")
         log_w = result.log_weights
     elif method in ("vgb", "vgb-exact"):
         if method == "vgb-exact":
             values = ExactLookup(task, exact)
         else:  # alpha**(H-h) matches V*'s decay when alpha = Z**(1/H): Z from a small twisted-SMC pilot
-            pilot = sample_smc(task, LMOracle(task, HeuristicValues(task, completable, alpha=1.0)), 100, rng,
+            pilot = sample_smc(task, LMOracle(task, HeuristicValues(task, prefix=completable, alpha=1.0)), 100, rng,
                                twist=True)
             alpha = float(np.clip(np.exp(pilot.info["log_z"] / H), 0.05, 1.0))
             extra["alpha"] = alpha
-            values = HeuristicValues(task, completable, alpha=alpha)
+            values = HeuristicValues(task, prefix=completable, alpha=alpha)
         result = sample_vgb(task, LMOracle(task, values), n, rng, steps=opts.get("steps"))
         extra.update(T=result.info["steps"], queries=result.ledger.queries_total,
                      distinct=result.ledger.queries_distinct)

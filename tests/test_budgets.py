@@ -99,7 +99,7 @@ def test_max_queries_ends_vgb_with_the_start_of_the_full_run(small_rounds):
     assert stopped.result.stopped == "max_queries" and 0 < k < 200
     assert stopped.result.ledger.queries_total >= full.result.ledger.queries_total / 4
     np.testing.assert_array_equal(stopped.result.samples, full.result.samples[:k])
-    assert "queries" in stopped.stop_message() and "at this rate all 200 would take about" in stopped.stop_message()
+    assert "queries" in stopped.stop_message() and "at this rate all of it would take about" in stopped.stop_message()
 
 
 def test_a_budget_never_reached_changes_nothing():
@@ -156,3 +156,16 @@ def test_cli_ctrl_c_writes_what_it_has_and_exits_130(tmp_path, monkeypatch, smal
     assert ledger["partial"] and ledger["stopped"] == "interrupted" and ledger["samples"] == len(lines)
     assert (0 < len(lines) < 40) if some else not lines
     assert "interrupted (Ctrl-C)" in result.output
+
+
+def test_ctrl_c_while_the_values_are_set_up_is_a_plain_interrupt(monkeypatch):
+    """Nothing is drawn before the values exist: no Interrupted (whose partial would be the pilot's result)."""
+    from ttsample.lm.samplers import smc
+
+    def pressed(*args, **kwargs):
+        raise Interrupted(None)
+
+    monkeypatch.setattr(smc, "sample_smc", pressed)  # the calibrated values' pilot
+    with pytest.raises(KeyboardInterrupt) as caught:
+        generate(**{**DYCK, "values": "calibrated"}, sampler="vgb", n=5)
+    assert not isinstance(caught.value, Interrupted)

@@ -147,7 +147,7 @@ def test_lm_oracle_conserves_mass_and_drives_the_walk(task5):
     parent_w = np.exp(oracle.log_weight(inner))
     np.testing.assert_allclose(np.exp(log_w).sum(axis=1), parent_w, rtol=1e-9, atol=1e-15)
     fresh_task = GenerationTask(LanguageModel.load("dyck"), "", 5, dyck_valid)
-    fresh = LMOracle(fresh_task, HeuristicValues(fresh_task, dyck_completable))  # no enumeration: the walk pays
+    fresh = LMOracle(fresh_task, HeuristicValues(fresh_task, prefix=dyck_completable))  # no enumeration: the walk pays
     result = sample_walk_boosted(fresh, 200, np.random.default_rng(0))
     assert result.ledger.forward_passes > 0 and result.ledger.tokens > 0 and result.ledger.reward_calls > 0
     assert all(dyck_valid(t) == 1.0 for t in fresh_task.text(result.samples))
@@ -210,7 +210,7 @@ def test_rollout_values_estimate_v_star(task5):
 
 def test_heuristic_and_value_head(task5):
     task, values = task5
-    h = HeuristicValues(task, dyck_completable, alpha=0.5)
+    h = HeuristicValues(task, prefix=dyck_completable, alpha=0.5)
     nodes = task.tree.child(np.array([0, 0]), [0, 1])  # "(" and ")"
     assert np.allclose(np.exp(h(nodes)), [0.5**4, 0.0])
     # a reward tilt (the constraint's V* is zero at 93% of the nodes at this horizon: nothing to learn)

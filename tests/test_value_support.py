@@ -122,3 +122,12 @@ def test_calibrated_values_from_the_command_line_count_their_pilot(tmp_path):
     ledger = json.loads((out / "ledger.json").read_text())
     assert ledger["values"] == "calibrated" and ledger["info"]["values_setup"]["forward_passes"] > 0
     assert all(json.loads(line)["reward"] == 1.0 for line in (out / "samples.jsonl").read_text().splitlines())
+
+
+def test_the_heuristic_never_underflows_to_a_zero(dyck):
+    """alpha^(H-h) is below the smallest double here (1e-30 ** 19): computed in log space it stays finite, so no
+    subtree is cut off by rounding (with a prefix check such a zero would pass as proven)."""
+    task, _, _ = dyck
+    long = GenerationTask(task.lm, "", 20, REWARDS["dyck"])
+    log_v = HeuristicValues(long, alpha=1e-30)(long.tree.child(np.zeros(1, dtype=np.int64), [0]))  # "("
+    assert np.isfinite(log_v).all() and log_v[0] == pytest.approx(19 * np.log(1e-30))

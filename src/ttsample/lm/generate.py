@@ -100,17 +100,23 @@ class Generation:
         stopped = self.result.stopped
         if stopped is None:
             return None
-        got, led = self.result.samples.size, self.result.ledger
+        got, led, info = self.result.samples.size, self.result.ledger, self.result.info
+        seconds = led.seconds - info.get("values_setup", {}).get("seconds", 0.0)  # the budget counts sampling only
+        if "iterations_done" in info:  # AISP: every chain has an answer; the rounds are what was cut short
+            done, asked = info["iterations_done"], info["iterations"]
+            drawn, share = f"{done} of the {asked} rounds", done / asked
+        else:
+            drawn, share = f"{got} of the {self.n} samples asked", got / self.n
         if stopped == "interrupted":
             head = "interrupted (Ctrl-C)"
         else:
             head = f"stopped at the {'time' if stopped == 'max_seconds' else 'query'} budget, {stopped} = " \
                    f"{self.budget.limit(stopped):,.6g}"
-        spent = (led.queries_total, "queries") if stopped == "max_queries" else (led.seconds, "seconds")
-        need = (f"at this rate all {self.n} would take about {_rounded(spent[0] * self.n / got)} {spent[1]}" if got
+        spent = (led.queries_total, "queries") if stopped == "max_queries" else (seconds, "seconds")
+        need = (f"at this rate all of it would take about {_rounded(spent[0] / share)} {spent[1]}" if share > 0
                 else "no sample was complete: " + ("raise the budget" if stopped != "interrupted" else "run longer"))
-        return f"{self.sampler} {head} after {led.seconds:.1f} s and {led.queries_total:,} queries, with {got} of the " \
-               f"{self.n} samples asked; {need}"
+        return f"{self.sampler} {head} after {seconds:.1f} s of sampling and {led.queries_total:,} queries, with " \
+               f"{drawn}; {need}"
 
 
 def _rounded(x: float) -> str:
@@ -155,7 +161,10 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     if entry.uses_values:
         before = lm.ledger.as_dict()
         with setup.timed():
-            estimator = make_values(task, values, rng)
+            try:
+                estimator = make_values(task, values, rng)
+            except Interrupted:  # Ctrl-C in a pilot run of the values: nothing is drawn yet
+                raise KeyboardInterrupt from None
         after = lm.ledger.as_dict()
         for name in MODEL_COSTS:  # what the values cost before sampling (enumeration, the head's rollouts)
             setattr(setup, name, after[name] - before[name])

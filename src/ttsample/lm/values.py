@@ -77,7 +77,7 @@ class HeuristicValues:
     word only). For a tilt, ``tau(prefix) = exp(r(prefix) / beta) > 0``.
     """
 
-    def __init__(self, task, prefix=None, alpha: float = 0.9, floor: float = 0.01):
+    def __init__(self, task, *, prefix=None, alpha: float = 0.9, floor: float = 0.01):
         self.task, self.alpha, self.floor = task, float(alpha), float(floor)
         if not self.floor > 0:
             raise ValueError(f"the heuristic's floor must be > 0, got {floor!r}")
@@ -90,10 +90,11 @@ class HeuristicValues:
         nodes = np.asarray(nodes, dtype=np.int64)
         h = self.task.tree.depth_of(nodes)
         r = np.array([self.score(t) for t in self.task.text(nodes)], dtype=np.float64)
+        log_alpha = (self.task.horizon - h) * np.log(self.alpha)  # in log space: alpha^(H-h) underflows at long H
         if self.task.beta is None:  # a constraint: alpha^(H-h) times the prefix check, or r(prefix) floored
-            return log_of(self.alpha ** (self.task.horizon - h) * (r if self.proves_zeros else np.maximum(r, self.floor)))
+            return log_alpha + log_of(r if self.proves_zeros else np.maximum(r, self.floor))
         # a tilt: alpha^(H-h) tau(prefix) = alpha^(H-h) exp(r(prefix) / beta); r itself may be negative
-        return (self.task.horizon - h) * np.log(self.alpha) + r / self.task.beta
+        return log_alpha + r / self.task.beta
 
 
 class DepthCalibratedValues:

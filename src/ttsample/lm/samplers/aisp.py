@@ -127,7 +127,7 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
     best_reward = np.full((prompts, n), -np.inf)
     history = [{"mean_reward": [], "best_reward": [], "ess": [], "u_norm": [], "kl": []} for _ in tasks]
     tried: list[list[list[tuple[int, float, float]]]] = [[[] for _ in range(n)] for _ in tasks]
-    done, done_leaf, done_reward = 0, best_leaf[:, :0], best_reward[:, :0]  # rounds completed, and their best
+    done, done_leaf, done_reward, done_u = 0, best_leaf[:, :0], best_reward[:, :0], u.copy()  # rounds completed
     with lm_run(tasks[0], None, budget, progress) as run:
         ledger = run.ledger
         for k in range(iterations):
@@ -157,13 +157,16 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
                 diag["u_norm"].append(float(np.linalg.norm(u[p], axis=(1, 2)).mean()))
                 diag["kl"].append(float(kl[p].mean()))
             ledger.record_tries(prompts * n * m, prompts * n * m, prompts * n * m)
-            done, done_leaf, done_reward = k + 1, best_leaf.copy(), best_reward.copy()
+            done, done_leaf, done_reward, done_u = k + 1, best_leaf.copy(), best_reward.copy(), u.copy()
             run.progress(n * done / iterations, n)
     settings = {"window": window, "candidates": m, "iterations": int(iterations), "sigma": float(sigma),
                 "lambda": float(lam), "alpha": float(alpha), "decode": decode, "prompts": prompts,
                 "iterations_done": done}
+    # a round cut short may have updated some chains and prompts: keep what the completed rounds left
+    history = [{key: trace[:done] for key, trace in diag.items()} for diag in history]
+    tried = [[chain[:done * m] for chain in chains] for chains in tried]
     results = [SampleResult(done_leaf[p], ledger, {**settings, "diagnostics": history[p], "best_reward": done_reward[p],
-                                                   "tried": tried[p], "u": u[p]}, stopped=run.stopped)
+                                                   "tried": tried[p], "u": done_u[p]}, stopped=run.stopped)
                for p in range(prompts)]
     if run.stopped == "interrupted":
         raise Interrupted(results)
