@@ -28,8 +28,11 @@ prefix check only (bar the best case):
 - ``action-rs``: guided decoding on the calibrated values (biased without V*);
 - ``outcome-rs``: rejection from pi_ref.
 For the walks: the share of the walk's moves at each depth (depth occupancy) and the share of chains that ended at
-a leaf at time T (leaf-hit rate), against the stationary leaf share ``K Z / (K Z + sum_h M_h)`` that the values imply.
-One torch thread; the model's caches start empty for every method.
+a leaf at time T (leaf-hit rate), against the stationary leaf share that the values imply
+(``stationary_leaf_share``). Then, per target, the exact output law of VGB's walk (dense and proposal kernels)
+against ``T = c (H+1)^2`` for exact, calibrated and alpha values, with the values' error against ``V*``
+(``--laws-only`` prints only these; about a minute). One torch thread; the model's caches start empty for every
+method. Measured results: docs/lm.md, "VGB at long horizons", and docs/walk_schedule.md.
 """
 
 from __future__ import annotations
