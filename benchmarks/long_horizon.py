@@ -319,7 +319,10 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--laws-only", action="store_true", help="only the exact output laws against T (no sampling)")
     parser.add_argument("--target", action="append", metavar="H,K", help="a target (repeatable; default: all four)")
+    parser.add_argument("--factors", default=",".join(f"{c:g}" for c in FACTORS),
+                        help="the c of T = c (H+1)^2 in the exact-law tables, comma-separated")
     args = parser.parse_args()
+    factors = tuple(float(c) for c in args.factors.split(","))
     import torch
 
     from ttsample.lm.backend import LanguageModel
@@ -352,11 +355,12 @@ def main() -> int:
         if rows:
             print("\n" + verdict(rows, floor))
         print(f"\nExact output law of VGB's walk against T = c (H+1)^2 (the default is c = 40: rho capped at 4):\n")
-        print("| values | kernel | value error: rho, mean abs log | stationary leaf share (dense) | "
-              + " | ".join(f"c = {c:g}: TV, leaf rate, steps/sample" for c in FACTORS) + " |")
-        print("|---|---|---|---|" + "---|" * len(FACTORS))
-        for name, kernel, error, share, laws in walk_length_table(target, np.random.default_rng(args.seed)):
-            print(f"| {name} | {kernel} | {error[0]:.3g}, {error[1]:.2f} | {share:.3f} | "
+        print("| values | kernel | value error: rho, mean abs log | stationary leaf share (dense) | descent acceptance "
+              "(proposal) | " + " | ".join(f"c = {c:g}: TV, leaf rate, steps/sample" for c in factors) + " |")
+        print("|---|---|---|---|---|" + "---|" * len(factors))
+        for name, kernel, error, share, accept, laws in walk_length_table(target, np.random.default_rng(args.seed),
+                                                                          factors):
+            print(f"| {name} | {kernel} | {error[0]:.3g}, {error[1]:.2f} | {share:.3f} | {accept:.3f} | "
                   + " | ".join(f"{r['tv']:.4f}, {r['leaf rate']:.3f}, {r['steps/sample']:,.0f}" for r in laws) + " |",
                   flush=True)
     return 0
@@ -365,7 +369,7 @@ def main() -> int:
 FACTORS = (0.5, 1, 2.5, 10, 40)
 
 
-def walk_length_table(target: Target, rng: np.random.Generator):
+def walk_length_table(target: Target, rng: np.random.Generator, factors=FACTORS):
     """For each values kind and walk kernel: the values' error, the dense walk's stationary leaf share and
     ``exact_walk_laws`` at ``FACTORS``."""
     from ttsample.lm.backend import LanguageModel
@@ -379,8 +383,24 @@ def walk_length_table(target: Target, rng: np.random.Generator):
     for name, values in [("exact V*", ExactLookup(task, target)), ("calibrated", DepthCalibratedValues(task, rng)),
                          (f"alpha = {alpha:.2f}", HeuristicValues(task, alpha=alpha))]:
         error, share = value_error(task, values, target), stationary_leaf_share(task, values, target)
+        accept = descent_acceptance(task, values, target)
         for kernel in ("dense", "proposal"):
-            yield name, kernel, error, share, exact_walk_laws(task, values, target, FACTORS, kernel)
+            yield name, kernel, error, share, accept, exact_walk_laws(task, values, target, factors, kernel)
+
+
+def descent_acceptance(task, values, target: Target) -> float:
+    """The probability that the proposal walk accepts a proposed descent, averaged over its stationary law on the
+    support's inner prefixes (``pi_ref V_hat``), from the kernel's own move probabilities."""
+    from ttsample.lm.oracle import LMOracle
+    from ttsample.samplers.walk import ProposalWalk
+
+    prefixes = sorted(target.log_mass, key=len)
+    states = np.concatenate([np.zeros(1, dtype=np.int64), node_of_prefixes(task, prefixes[1:])])
+    oracle = LMOracle(task, values)
+    _, probs = ProposalWalk(task.tree, 2.0 * target.h).kernel(oracle, states)
+    accept = 2 * probs[1 : task.tree.branching + 1].sum(axis=0)  # descents are proposed half the time
+    weight = np.exp(oracle.log_weight(states) - target.log_z)
+    return float(weight @ accept / weight.sum())
 
 
 def value_error(task, values, target: Target) -> tuple[float, float]:
