@@ -31,7 +31,7 @@ For the walks: the share of the walk's moves at each depth (depth occupancy) and
 a leaf at time T (leaf-hit rate), against the stationary leaf share that the values imply
 (``stationary_leaf_share``). Then, per target, the exact output law of VGB's walk (dense and proposal kernels)
 against ``T = c (H+1)^2`` for exact, calibrated and alpha values, with the values' error against ``V*``
-(``--laws-only`` prints only these; about a minute). One torch thread; the model's caches start empty for every
+(``--laws-only`` prints only these; a few minutes). One torch thread; the model's caches start empty for every
 method. Measured results: docs/lm.md, "VGB at long horizons", and docs/walk_schedule.md.
 """
 
