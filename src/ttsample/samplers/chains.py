@@ -26,9 +26,10 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import NoLeafReachedError, ParameterError
-from ..trees.protocol import TreeProtocol
 from ..oracles.ledger import CountedOracle, Ledger
+from ..trees.protocol import TreeProtocol
 from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
+
 
 class Walk(Protocol):
     """A walk as this module drives it (the module docstring says what each member means); a walk may also have
@@ -99,6 +100,10 @@ def sample_with_restarts(
     ``ALONE_TRIES / leaf_fraction_guess``); 0 batches from the first round,
     which is what a model that answers a batch in one pass wants.
     """
+    n_samples = check_sample_count(n_samples)
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = int(steps)
     guess = walk.leaf_fraction_guess
     # On the calibration instances (docs/walk_schedule.md) a walk at its default T ends at a leaf with
     # probability above guess / 2, so a working walk finds none in 50 / guess tries with probability
@@ -155,13 +160,10 @@ def run_walk_sampler(
     max_queries: float | None = None, progress: Progress | None = None,
 ) -> SampleResult:
     """The restart rule for ``walk`` behind a fresh ledger; ``info`` records the walk's parameters."""
-    n_samples = check_sample_count(n_samples)
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
     ledger = Ledger()
     with ledger.timed():
         leaves, first = sample_with_restarts(
-            walk, CountedOracle(oracle, ledger), n_samples, int(steps), rng, ledger,
+            walk, CountedOracle(oracle, ledger), n_samples, steps, rng, ledger,
             max_queries=max_queries, progress=progress,
         )
     return SampleResult(oracle.tree.leaf_index(leaves), ledger, {"steps": int(steps), **info, **first})

@@ -200,13 +200,20 @@ def sample_walk(
     instead of asking every child (``ProposalWalk``); its default ``T`` is the
     dense schedule, not calibrated for it.
     """
+    walk, steps = node_walk(oracle, kernel, leaf_boost, steps)
+    info = {"leaf_boost": walk.leaf_boost, "kernel": kernel}
+    return run_walk_sampler(walk, oracle, n_samples, rng, steps, info, max_queries, progress)
+
+
+def node_walk(oracle, kernel: str = "dense", leaf_boost: float | None = None, steps: int | None = None):
+    """The walk ``kernel`` on the oracle's tree with leaf boost ``leaf_boost`` (None: the plain walk, K = 1), and
+    its T: ``steps``, or else the calibrated default for the oracle's rho."""
     if kernel not in KERNELS:
         raise ParameterError(f"unknown walk kernel {kernel!r}; choose one of {', '.join(KERNELS)}")
     walk = KERNELS[kernel](oracle.tree, 1.0 if leaf_boost is None else leaf_boost)
     if steps is None:
         steps = default_walk_steps(oracle.tree.depth, schedule_rho(oracle), walk.leaf_boost)
-    info = {"leaf_boost": walk.leaf_boost, "kernel": kernel}
-    return run_walk_sampler(walk, oracle, n_samples, rng, steps, info, max_queries, progress)
+    return walk, steps
 
 
 def sample_walk_boosted(oracle, n_samples: int, rng: np.random.Generator, **kwargs) -> SampleResult:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ParameterError
-from ...samplers.base import Progress, SampleResult, check_sample_count
-from ...samplers.chains import sample_with_restarts, schedule_rho
-from ...samplers.walk import KERNELS, default_walk_steps
+from ...samplers.base import Progress, SampleResult
+from ...samplers.chains import sample_with_restarts
+from ...samplers.walk import KERNELS, node_walk
 from .base import Budget, lm_run
 
 DENSE_MAX_BRANCHING = 64  # beyond this, asking every child each step costs more than drawing one
@@ -41,20 +41,15 @@ def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel
     the dense kernel); ``leaf_boost``: K (default ``2H``). A run stopped by
     the budget or Ctrl-C keeps the leaves of the rounds of chains it completed.
     """
-    n_samples = check_sample_count(n_samples)
     if oracle is None:
         raise ParameterError("VGB needs values: pass an LMOracle(task, values)")
     kernel = choose_kernel(task, kernel)
-    walk = KERNELS[kernel](oracle.tree, 2.0 * task.horizon if leaf_boost is None else leaf_boost)
-    if steps is None:
-        steps = default_walk_steps(oracle.tree.depth, schedule_rho(oracle), walk.leaf_boost)
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ParameterError(f"steps must be an integer >= 1, got {steps!r}")
+    walk, steps = node_walk(oracle, kernel, 2.0 * task.horizon if leaf_boost is None else leaf_boost, steps)
     kept: list[np.ndarray] = []
     with lm_run(task, oracle, budget, progress) as run:
         # batched from the first round: one chain at a time (the lab's way to price a first sample) costs T
         # sequential model calls per chain, minutes per sample at long horizons
-        sample_with_restarts(walk, run.oracle, n_samples, int(steps), rng, run.ledger,
+        sample_with_restarts(walk, run.oracle, n_samples, steps, rng, run.ledger,
                              progress=run.progress, kept=kept, alone_tries=0)
     leaves = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
     info = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel}
