@@ -21,12 +21,14 @@ from .rewards import log_tau_of
 class ExactLaw:
     def __init__(self, task, max_nodes: int = 1 << 20):
         self.task = task
-        self.log_v = task.exact_log_values(max_nodes)  # log V*(v) for every node: the values' exact reference
-        self.log_z = float(self.log_v[0])  # log E_pi_ref[tau]
+        task.tree.grow_all(max_nodes)
         self.leaves = task.tree.leaf_nodes()
         self.log_pi = task.log_pi_ref(self.leaves).astype(np.float64)
-        self.reward = np.array([task.reward(t) for t in task.text(self.leaves)], dtype=np.float64)
+        self.reward = np.array([task.reward(t) for t in task.text(self.leaves)], dtype=np.float64)  # once per leaf
         self.log_tau = log_tau_of(self.reward, task.beta)
+        # log V*(v) for every node: the values' exact reference
+        self.log_v = task.exact_log_values(max_nodes, leaf_log_tau=self.log_tau)
+        self.log_z = float(self.log_v[0])  # log E_pi_ref[tau]
         self.pi_ref = np.exp(log_normalize(self.log_pi))
         self.pi_star = np.exp(log_normalize(self.log_pi + self.log_tau))
         self.index = {tokens: i for i, tokens in enumerate(task.tokens(self.leaves))}

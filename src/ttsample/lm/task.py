@@ -186,14 +186,18 @@ class GenerationTask:
 
     # ---- exact values, by enumeration ----
 
-    def exact_log_values(self, max_nodes: int = 1 << 20) -> np.ndarray:
-        """``log V*(v) = log E_{pi_ref}[tau | v]`` for every node of the fully grown trie (refused beyond ``max_nodes``)."""
+    def exact_log_values(self, max_nodes: int = 1 << 20, leaf_log_tau: np.ndarray | None = None) -> np.ndarray:
+        """``log V*(v) = log E_{pi_ref}[tau | v]`` for every node of the fully grown trie (refused beyond ``max_nodes``).
+
+        ``leaf_log_tau``: ``log tau`` at ``tree.leaf_nodes()`` of the grown trie, where the caller has scored them
+        already (the reward is then not called again).
+        """
         tree = self.tree
         tree.grow_all(max_nodes)
         every = np.arange(tree.num_nodes, dtype=np.int64)
         leaf = tree.is_leaf(every)
         log_v = np.full(every.size, -np.inf)
-        log_v[leaf] = self.log_tau(every[leaf])
+        log_v[leaf] = self.log_tau(every[leaf]) if leaf_log_tau is None else leaf_log_tau
         depth = tree.depth_of(every)
         log_q = np.zeros(every.size)
         log_q[1:] = self.proposal_log_prob(every[1:])
