@@ -6,7 +6,8 @@ expression, length; a small built-in sentiment lexicon. Each built-in is a
 sampler that needs a bound on ``tau = exp(r / beta)`` (OutcomeLevelRS with a
 tilt) finds one without being told, and, for a constraint, a prefix check
 (``prefix``) that value estimators may use to prove a subtree empty. Any
-Python callable ``text -> float`` can be passed instead; it declares neither. ``checked`` wraps either so that a
+Python callable ``text -> float`` can be passed instead; it declares neither.
+``checked`` wraps either so that a
 reward that raises, returns NaN/inf or leaves its declared range stops the run
 with a ``RewardError``, and counts calls in a ledger.
 """

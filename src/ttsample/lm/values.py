@@ -80,7 +80,7 @@ class HeuristicValues:
     def __init__(self, task, *, prefix=None, alpha: float = 0.9, floor: float = 0.01):
         self.task, self.alpha, self.floor = task, float(alpha), float(floor)
         if not self.floor > 0:
-            raise ValueError(f"the heuristic's floor must be > 0, got {floor!r}")
+            raise ParameterError(f"the heuristic's floor must be > 0, got {floor!r}")
         if prefix is None:
             prefix = getattr(task.reward_function, "prefix", None)
         self.proves_zeros = prefix is not None and task.beta is None
@@ -121,13 +121,12 @@ class DepthCalibratedValues:
         pilot = sample_smc(task, LMOracle(task, self.base), particles, rng, twist=True)
         steps = pilot.info["log_z_steps"]
         if not np.isfinite(pilot.info["log_z"]):
-            raise ParameterError(f"the {particles}-particle pilot found no response with tau > 0, so nothing to calibrate "
-                             "the values on: raise its particles")
+            raise ParameterError(f"the {particles}-particle pilot found no response with tau > 0, so there is nothing "
+                                 "to calibrate the values on: raise its particles")
         log_mass = np.full(task.horizon + 1, steps[-1])  # past the pilot's last step only ended responses remain
         log_mass[0] = self.base(np.zeros(1, dtype=np.int64))[0]
         log_mass[1:1 + steps.size] = steps
         self.log_scale = pilot.info["log_z"] - log_mass  # log (Z_hat / M_hat_h) by depth
-        self.pilot = {"particles": int(particles), "log_z": float(pilot.info["log_z"]), "log_mass": log_mass.tolist()}
 
     def __call__(self, nodes) -> np.ndarray:
         nodes = np.asarray(nodes, dtype=np.int64)
