@@ -108,6 +108,7 @@ def test_a_model_folder_saved_with_save_pretrained(tmp_path):
     (["--sampler", "outcome-rs", "--beta", "inf"], "beta must be a finite number"),
     (["--sampler", "smc", "-n", "2", "--horizon", "8", "--seed", "3"], "every one of the 2 particles ended with weight zero"),
     (["--sampler", "vgb", "--set", "max_queries=10"], "--max-queries N instead of --set max_queries=N"),
+    (["--sampler", "vgb", "--set", "seed=3"], "--seed N instead of --set seed=N"),  # once a TypeError
     (["--sampler", "smc", "--max-queries", "10"], "asks no value queries"),
     (["--sampler", "vgb", "--max-seconds", "0"], "max_seconds must be a finite number > 0"),
     (["--sampler", "action-rs", "--model", "subword", "--prompt", "this", "--horizon", "3", "--reward", "length",

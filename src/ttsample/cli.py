@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Optional
 
@@ -305,10 +306,13 @@ def generate(
     try:
         check_output_folder(out)
         options = _sampler_options(option)
-        own = sorted(set(options) & {"max_seconds", "max_queries"})
-        if own:
-            raise ParameterError(f"{own[0]} is a flag of its own, not a sampler option: "
-                                 f"--{own[0].replace('_', '-')} N instead of --set {own[0]}=N")
+        own = sorted(set(options) & set(inspect.signature(run_generation).parameters) - {"options"})
+        if own:  # generate()'s own settings: passed through --set they would collide with its arguments
+            name = own[0]
+            flag = "-n" if name == "n" else f"--{name.replace('_', '-')}"
+            hint = (f"{flag} N instead of --set {name}=N" if name in inspect.signature(generate).parameters
+                    else "ttsample generate --help lists its flags")
+            raise ParameterError(f"{name} is a setting of generate itself, not a sampler option: {hint}")
         if rho < 1 or not np.isfinite(rho):
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
         with _progress_bar() as bar:
