@@ -83,6 +83,40 @@ def test_aisp_keeps_the_best_of_the_rounds_it_completed():
     np.testing.assert_array_equal(result.samples, two_rounds.result.samples)
 
 
+def test_ctrl_c_inside_an_aisp_round_keeps_only_the_rounds_completed():
+    """Two prompts; Ctrl-C from the second prompt's reward in the third of four rounds (where progress never
+    looks), after the first prompt's chains took that round's update: every prompt's samples, diagnostics, tried
+    candidates and U are those of the two completed rounds, as a two-round run's."""
+    from ttsample.lm.backend import LanguageModel
+    from ttsample.lm.rewards import length_reward
+    from ttsample.lm.samplers.aisp import sample_aisp_prompts
+    from ttsample.lm.task import GenerationTask
+
+    lm = LanguageModel.load("subword")
+    settings = dict(candidates=4, window=2)
+    calls = {"n": 0}
+
+    def pressed_in_round_three(text):
+        calls["n"] += 1
+        if calls["n"] > 2 * 3 * 4:  # 3 chains x 4 candidates per round: its first reward of round 3
+            raise KeyboardInterrupt
+        return length_reward(text)
+
+    def tasks(second_reward):
+        return [GenerationTask(lm, "this license", 4, length_reward, beta=1.0),
+                GenerationTask(lm, "the software", 4, second_reward, beta=1.0)]
+
+    two = sample_aisp_prompts(tasks(length_reward), 3, np.random.default_rng(0), iterations=2, **settings)
+    with pytest.raises(Interrupted) as caught:
+        sample_aisp_prompts(tasks(pressed_in_round_three), 3, np.random.default_rng(0), iterations=4, **settings)
+    for result, reference in zip(caught.value.partial, two):
+        assert result.info["iterations_done"] == 2 and result.stopped == "interrupted"
+        np.testing.assert_array_equal(result.samples, reference.samples)
+        assert all(len(trace) == 2 for trace in result.info["diagnostics"].values())
+        assert all(len(chain) == 2 * 4 for chain in result.info["tried"])
+        np.testing.assert_array_equal(result.info["u"], reference.info["u"])
+
+
 @pytest.mark.parametrize("sampler", ["smc", "twisted-smc", "mh", "action-rs"])
 def test_samplers_without_a_partial_answer_return_none(sampler):
     """SMC's particles, MH's chains and ActionLevelRS's descents are all unfinished until the end: no sample."""
