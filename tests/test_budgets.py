@@ -8,6 +8,7 @@ VGB keeps whole rounds of chains, and a round holds about n / (leaf rate)
 chains, so the VGB tests cap a round at 16 chains to have several.
 """
 
+import dataclasses
 import functools
 import json
 
@@ -22,7 +23,8 @@ from typer.testing import CliRunner
 
 from ttsample.cli import app
 from ttsample.lm import generate as generate_module
-from ttsample.lm.generate import LM_SAMPLERS, LMSampler, generate
+from ttsample.lm.generate import generate
+from ttsample.registry import REGISTRY
 from ttsample.lm.samplers import best_of_n, outcome_rs
 from ttsample.samplers import chains
 from ttsample.lm.samplers.base import Interrupted
@@ -177,13 +179,13 @@ def test_cli_max_queries_writes_the_partial_run_and_exits_0(tmp_path, small_roun
 
 @pytest.mark.parametrize("sampler, done_at, some", [("outcome-rs", 20, True), ("smc", 1e-9, False)])
 def test_cli_ctrl_c_writes_what_it_has_and_exits_130(tmp_path, monkeypatch, small_rounds, sampler, done_at, some):
-    real = LM_SAMPLERS[sampler]
+    real = REGISTRY[sampler]
 
     @functools.wraps(real.sample)
     def pressed(*args, progress=None, **kwargs):
         return real.sample(*args, progress=ctrl_c_once(done_at), **kwargs)
 
-    monkeypatch.setitem(generate_module.LM_SAMPLERS, sampler, LMSampler(pressed, real.uses_values))
+    monkeypatch.setitem(REGISTRY, sampler, dataclasses.replace(real, sample=pressed))
     result, out = run(["--sampler", sampler, "--horizon", "6", "-n", "40", "--seed", "3"], tmp_path)
     assert result.exit_code == 130, result.output
     lines, ledger = read(out)

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from ttsample import bounded_tilt_target
 from ttsample.cli import app
 from ttsample.oracles import ORACLES
-from ttsample.samplers import SAMPLERS
+from ttsample.registry import SAMPLERS
 
 runner = CliRunner()
 

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from ttsample.cli import app
 from ttsample.lm import rewards
 from ttsample.lm.backend import LanguageModel
-from ttsample.lm.generate import LM_SAMPLERS
+from ttsample.registry import names
 
-SAMPLER_NAMES = list(LM_SAMPLERS)
+SAMPLER_NAMES = names("generation")
 
 
 def run(args, tmp_path, name="out"):

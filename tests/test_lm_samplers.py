@@ -22,6 +22,7 @@ from ttsample.eval.exact_laws import (
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.exact import ExactLaw
 from ttsample.lm.oracle import LMOracle
+from ttsample.oracles import Oracle
 from ttsample.lm.rewards import dyck_valid
 from ttsample.lm.samplers import action_rs
 from ttsample.lm.samplers.action_rs import sample_action_rs
@@ -126,7 +127,7 @@ def test_twisted_smc_with_pi_ref_proposals_estimates_z_without_bias(dyck, monkey
     estimates = z_hats(noisy)
     assert abs(estimates.mean() - z) < normal_band(FALSE_ALARM) * estimates.std(ddof=1) / np.sqrt(estimates.size)
 
-    class ForgetsTheProposal:  # twin: reports log q = 0, so each step's weight keeps a factor q
+    class ForgetsTheProposal(Oracle):  # twin: reports log q = 0, so each step's weight keeps a factor q
         def __init__(self, oracle):
             self.oracle, self.tree, self.name, self.log_rho = oracle, oracle.tree, "twin", oracle.log_rho
 

@@ -3,7 +3,7 @@ import pytest
 
 from ttsample import Target, make_oracle, random_target
 from ttsample.errors import OracleBoundError
-from ttsample.oracles import ORACLES, CountedOracle, Ledger
+from ttsample.oracles import ORACLES, CountedOracle, Ledger, Oracle
 
 from ttsample.testing import target_with_zeros
 
@@ -56,7 +56,7 @@ def test_single_perturbs_one_child_per_node():
 
 
 def internal_log_errors(oracle):
-    t = oracle.target
+    t = oracle.base.target
     ids = np.arange(t.tree.leaf_start)
     with np.errstate(invalid="ignore"):  # zero-mass nodes: -inf - -inf
         return ids, oracle.log_weight(ids) - t.log_mass[ids]
@@ -140,7 +140,7 @@ def test_bad_rho_and_kind():
         make_oracle(t, "psychic", 1.0)
 
 
-class CountingCalls:
+class CountingCalls(Oracle):
     def __init__(self, oracle):
         self.oracle, self.tree, self.log_rho, self.name, self.asked = oracle, oracle.tree, oracle.log_rho, "spy", []
 

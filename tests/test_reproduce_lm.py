@@ -17,10 +17,11 @@ from ttsample.cli import app
 from ttsample.errors import ParameterError
 from ttsample.eval.report import Expectation
 from ttsample.lm.exact import best_of_n_law
-from ttsample.experiments.reproductions import LM_EXPECTATIONS, best_of_n_kl_bound
+from ttsample.experiments.reproductions import LM_EXPECTATIONS
+from ttsample.registry import REGISTRY, best_of_n_kl_bound, names
 from ttsample.experiments.runner import run_spec
 from ttsample.experiments.reproductions import get_reproduction
-from ttsample.experiments.spec import LMTask, Task, lm_registry, parse_spec
+from ttsample.experiments.spec import LMTask, Task, parse_spec
 from ttsample.experiments.store import ResultStore
 
 from extras import needs
@@ -61,16 +62,13 @@ def rows_of(path):
 
 @needs("lm")
 def test_the_spec_knows_the_lm_layer_s_samplers_and_values():
-    from ttsample.lm.generate import LM_SAMPLERS, VALUES
-
-    uses_values, kinds = lm_registry()
-    assert set(uses_values) == set(LM_SAMPLERS) and kinds == tuple(VALUES)
-    assert {name for name, uses in uses_values.items() if uses} == {"vgb", "action-rs", "twisted-smc"}
+    lm_samplers = names("generation")
+    assert {name for name in lm_samplers if REGISTRY[name].uses_values} == {"vgb", "action-rs", "twisted-smc"}
     data = tomllib.loads(LM_SPEC)
-    data["lm_tasks"][0]["samplers"] = list(LM_SAMPLERS)  # every sampler of the LM layer is a valid spec entry
+    data["lm_tasks"][0]["samplers"] = list(lm_samplers)  # every sampler of the LM layer is a valid spec entry
     data["lm_tasks"][0]["options"] = {}
     data["lm_tasks"][0].pop("sampler_samples")
-    assert {t.sampler for t in parse_spec(data).tasks()} == set(LM_SAMPLERS)
+    assert {t.sampler for t in parse_spec(data).tasks()} == set(lm_samplers)
 
 
 @needs("lm")
@@ -151,7 +149,7 @@ def test_a_lower_bound_claim_is_refuted_only_below_its_band():
     assert judged(1.6, None) == "inconclusive"  # one seed: no interval
     with pytest.raises(ValueError):
         Expectation("x", "ours", "s", lambda f: True, "m", "mean", lambda f: 2.0, upper_bound=True, lower_bound=True)
-    assert best_of_n_kl_bound({"options": {"candidates": 8}}) == pytest.approx(math.log(8) - 7 / 8)
+    assert best_of_n_kl_bound(8) == pytest.approx(math.log(8) - 7 / 8)
 
 
 @needs("lm")

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from ttsample import SAMPLERS, make_oracle, random_target, sample_jvv, sample_walk
-from ttsample.samplers import FLAT_PROMISE_SAMPLERS
+from ttsample.registry import REGISTRY
 from ttsample.oracles import ExactOracle, RandomOracle
 from ttsample.oracles.error_models import hashed_uniform
 from ttsample.errors import BudgetExhaustedError, NoLeafReachedError, OracleBoundError, ParameterError
 
 from ttsample.testing import target_with_zeros
 
-ANY_ORACLE = [s for s in SAMPLERS if s not in FLAT_PROMISE_SAMPLERS]  # the others: test_uniform_rejection.py
+ANY_ORACLE = [s for s in SAMPLERS if not REGISTRY[s].flat_promise]  # the others: test_uniform_rejection.py
 
 
 @pytest.mark.parametrize("name", ANY_ORACLE)

@@ -20,7 +20,7 @@ from ttsample.cli import app
 from ttsample.errors import InconsistentClassError, ParameterError, TreeShapeError
 from ttsample.eval.exact_laws import total_variation
 from ttsample.problems.classes import TargetClass, make_class
-from ttsample.samplers import CLASS_SAMPLERS
+from ttsample.registry import CLASS_SAMPLERS
 from ttsample.samplers import ttt
 from ttsample.samplers.ttt import VersionSpace, sample_learned_oracle, sample_mixture_rejection
 

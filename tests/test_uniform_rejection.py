@@ -13,7 +13,7 @@ from ttsample.errors import BudgetExhaustedError, OracleBoundError
 from ttsample.experiments.runner import execute_task
 from ttsample.experiments.spec import parse_spec
 from ttsample.sampling import sample_once
-from ttsample.samplers import SAMPLERS
+from ttsample.registry import SAMPLERS
 from ttsample.samplers.uniform_rejection import log_acceptance_bound, propose, sample_uniform_rejection
 
 from ttsample.testing import target_with_zeros

@@ -1,9 +1,11 @@
 """ttsample: test-time sampling from approximate density oracles."""
 
 from .errors import TtsampleError
-from .oracles import Ledger, make_oracle
+from .ledger import Ledger
+from .oracles import make_oracle
+from .registry import SAMPLERS
+from .runs import run
 from .samplers import (
-    SAMPLERS,
     SampleResult,
     sample_jvv,
     sample_lifted,
@@ -25,6 +27,7 @@ __all__ = [
     "bounded_tilt_target",
     "make_oracle",
     "random_target",
+    "run",
     "sample_jvv",
     "sample_lifted",
     "sample_walk",

@@ -26,7 +26,7 @@ from .sampling import sample_once
 from .staging import staged_folder
 from .strict_json import dumps
 from .problems.classes import make_class
-from .samplers import CLASS_SAMPLERS, FLAT_PROMISE_SAMPLERS, SAMPLERS, WALK_SAMPLERS
+from .registry import REGISTRY, names
 from .target import Target, random_target
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Test-time sampling from approximate density oracles.")
@@ -79,10 +79,10 @@ def sample(
     branching: int = typer.Option(2, "--branching", "-b", help="Branching factor b of the tree."),
     oracle: str = typer.Option("exact", help=f"Oracle error model: {', '.join(ORACLES)}."),
     rho: float = typer.Option(1.0, help="Error bound rho >= 1 for random, adversarial, single, signs, decoy and drift (delayed and flat measure theirs)."),
-    sampler: str = typer.Option(..., help=f"Sampler: {', '.join([*SAMPLERS, *CLASS_SAMPLERS])} ({', '.join(sorted(FLAT_PROMISE_SAMPLERS))} needs --oracle flat)."),
+    sampler: str = typer.Option(..., help=f"Sampler: {', '.join(names('tree'))} ({', '.join(s for s in names('tree') if REGISTRY[s].flat_promise)} needs --oracle flat)."),
     n: int = typer.Option(..., "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the oracle's noise and --random-target."),
-    steps: Optional[int] = typer.Option(None, help=f"Walk length T for {', '.join(sorted(WALK_SAMPLERS))} (default: our calibrated schedule)."),
+    steps: Optional[int] = typer.Option(None, help=f"Walk length T for {', '.join(s for s in names('tree') if REGISTRY[s].walk)} (default: our calibrated schedule)."),
     max_queries: float = typer.Option(1e10, help="Stop with an error once a run has made this many queries."),
     out: Path = typer.Option(..., "--out", help="Output folder for samples.npy and ledger.json."),
 ) -> None:
@@ -280,7 +280,7 @@ def generate(
     temperature: float = typer.Option(1.0, help="pi_ref is the model's law at this temperature (and so is the target)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="pi_ref keeps only the k most likely tokens at each step."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="pi_ref keeps only the most likely tokens whose mass reaches p."),
-    sampler: str = typer.Option(..., help="vgb, action-rs, outcome-rs, best-of-n, smc, twisted-smc, mh or aisp."),
+    sampler: str = typer.Option(..., help=f"{', '.join(names('generation'))}."),
     values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic, calibrated (the heuristic scaled per depth by a twisted-SMC pilot) or head."),
     rho: float = typer.Option(1.0, help="Put the lab's random error model on the values: a fixed factor in [1/rho, rho] per node."),
     n: int = typer.Option(10, "-n", help="Number of samples."),
@@ -351,10 +351,9 @@ def generate(
                   **run.result.ledger.as_dict(), "info": run.result.info}
         files = {"samples.jsonl": lambda p: p.write_text("".join(line + "\n" for line in lines)),
                  "ledger.json": lambda p: p.write_text(dumps(record, indent=2) + "\n")}
-        if sampler == "aisp" and texts:
-            from .lm.samplers.aisp import plot_diagnostics
-
-            files["aisp_diagnostics.png"] = lambda p: plot_diagnostics(run.result.info, p)
+        plot = REGISTRY[sampler].diagnostics_plot
+        if plot is not None and texts:
+            files[f"{sampler}_diagnostics.png"] = lambda p: plot(run.result.info, p)
         write_outputs(out, files)
     except TtsampleError as exc:
         _fail(exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .display import print_table, summary_table
 from .sampling import sample_once
-from .samplers import FLAT_PROMISE_SAMPLERS, SAMPLERS
+from .registry import REGISTRY, names
 from .target import bounded_tilt_target, random_target
 
 
@@ -23,6 +23,6 @@ def tour(console, depth: int = 8, n_samples: int = 2000, seed: int = 0) -> None:
         (target, "adversarial", 1.5, ""),
         (tilt, "flat", 1.0, ", a tilt within 1.5 of flat (easy)"),
     ]:
-        names = [s for s in SAMPLERS if oracle == "flat" or s not in FLAT_PROMISE_SAMPLERS]
-        runs = [sample_once(tgt, s, n_samples, oracle=oracle, rho=rho, seed=seed, max_queries=1e9) for s in names]
+        names_here = [s for s in names(needs="oracle") if oracle == "flat" or not REGISTRY[s].flat_promise]
+        runs = [sample_once(tgt, s, n_samples, oracle=oracle, rho=rho, seed=seed, max_queries=1e9) for s in names_here]
         print_table(console, summary_table(runs, f"oracle {runs[0].oracle.describe()}{what}"))

@@ -12,7 +12,9 @@ import numpy as np
 from .errors import ParameterError
 from .eval.exact_laws import MAX_ENUMERABLE_LEAVES, total_variation, walk_output_law
 from .oracles import make_oracle
-from .samplers import SampleResult, sampler_entry
+from .registry import sampler_entry
+from .runs import OracleProblem, check_seed, run
+from .samplers import SampleResult
 from .target import Target
 
 
@@ -64,22 +66,12 @@ def sample_once(
     target_class=None,
 ) -> SamplingRun:
     """Sample ``target`` (or, for the class samplers, the true member of ``target_class``)."""
-    entry = sampler_entry(sampler)
+    entry = sampler_entry(sampler, "tree")
     if steps is not None and entry.walk is None:
         raise ParameterError(f"steps applies to the walk samplers only, not to {sampler}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
-    if entry.needs_class and target_class is None:
-        raise ParameterError(f"{sampler} needs the class F the target belongs to (a TargetClass)")
-    orc = make_oracle(target, oracle, rho, seed)
-    kwargs = {"max_queries": max_queries, "progress": progress}
-    if steps is not None:
-        kwargs["steps"] = steps
-    rng = np.random.default_rng([seed, 1])  # the sampler's own stream: not the one that drew the target
-    if entry.needs_class:
-        result = entry.sample(target_class, orc, n_samples, rng, **kwargs)
-    else:
-        result = entry.sample(orc, n_samples, rng, **kwargs)
+    orc = make_oracle(target, oracle, rho, check_seed(seed))
+    options = {"max_queries": max_queries} if steps is None else {"max_queries": max_queries, "steps": steps}
+    result = run(OracleProblem(orc, target_class), sampler, n_samples, seed, progress=progress, **options).result
     tv_law = tv_emp = None
     if exact and target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES:
         mu = target.leaf_probs()

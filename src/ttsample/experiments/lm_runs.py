@@ -74,6 +74,7 @@ import numpy as np
 from ..errors import BudgetExhaustedError
 from ..lm.exact import ExactLaw
 from ..lm.rewards import log_tau_of
+from ..registry import REGISTRY
 from .spec import LMTask
 
 FLOOR_REPEATS = 200  # exact-draw sets behind the noise floor
@@ -217,7 +218,7 @@ def execute_lm(task: LMTask) -> dict:
             spent = exc.ledger.as_dict() if exc.ledger is not None else {}
             return {"status": "budget", "delivered": 0, **spent}
         outcome = {"status": "ok", "delivered": int(run.result.samples.size), **run.result.ledger.as_dict()}
-        outcome.update(_metrics(task, run, reference(task, draws), draws, options))
+        outcome.update(_metrics(task, run, reference(task, draws), draws))
     return outcome
 
 
@@ -232,7 +233,7 @@ def _weights(log_weights) -> np.ndarray | None:
     return w / w.sum()
 
 
-def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> dict:
+def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     leaves = run.result.samples
     n = int(leaves.size)
     tokens = run.task.tokens(leaves)
@@ -247,8 +248,9 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
     if w is None:
         w = np.full(n, 1.0 / n)
     info = run.result.info
+    entry = REGISTRY[task.sampler]
     out = {
-        "responses": responses_per_answer(task.sampler, info, run.result.ledger, n),
+        "responses": entry.responses(info, run.result.ledger, n) if entry.responses is not None else None,
         "weighted": int(weighted),
         "ess": float(1.0 / np.sum(w**2)) if w.sum() > 0 else 0.0,
         "log_z_hat": _finite(info.get("log_z")),
@@ -275,14 +277,11 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
             law[tok] = law.get(tok, 0.0) + float(weight)
     if not weighted:
         law = {tok: count / n for tok, count in law.items()}
-    if task.sampler == "best-of-n":
-        k = int(info["num_candidates"])
-        out["kl_bound"] = math.log(k) - (k - 1) / k
-    if task.sampler == "aisp":
-        out["kl_drift"] = float(np.mean(info["diagnostics"]["kl"]))
+    if entry.kl is not None:
+        out.update(entry.kl(info))
     log_tau = log_tau_of(reward, task.beta)
     if not ref.exact:
-        ok = np.isfinite(log_tau[live]).all() and task.sampler not in MAXIMISERS
+        ok = np.isfinite(log_tau[live]).all() and not entry.maximiser
         out["kl_base"] = mean(np.where(live, log_tau, 0.0)) - ref.log_z if ok else None
         return out
     exact = ref.law
@@ -296,7 +295,7 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
     out["kl_base_pistar"] = exact.kl_to_base()
     tv_floor, tv_q95, kl_floor = noise_floor(task, ref, n, draws)
     out.update(tv_floor=tv_floor, tv_floor_q95=tv_q95, kl_floor=kl_floor, tv_ratio=out["tv_pistar"] / tv_floor)
-    exact_law = _output_law(task, run, ref, options)
+    exact_law = entry.exact_law(exact, run) if entry.exact_law is not None else None
     if exact_law is not None:
         law_p, dead = exact_law
         out["law_dead_mass"] = dead
@@ -311,54 +310,5 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int, options: dict) -> di
     return out
 
 
-MAXIMISERS = ("best-of-n", "aisp")  # reward maximisers: not samplers of pi*
-
-
-def responses_per_answer(sampler: str, info: dict, ledger, n: int) -> float | None:
-    """Responses (or regenerated suffixes) decoded per answer; None where decoding is token by token."""
-    if sampler == "best-of-n":
-        return float(info["num_candidates"])
-    if sampler == "aisp":
-        return float(info["candidates"] * info["iterations"])
-    if sampler in ("smc", "twisted-smc"):
-        return float(info["particles"])
-    if sampler == "mh":
-        steps = info["burn_in"] + info["thin"] * (-(-n // info["chains"]) - 1)
-        return (info["init_tries"] + info["chains"] * steps) / n
-    if sampler == "outcome-rs":
-        return ledger.tries / n
-    return None
-
-
 def _finite(x):
     return None if x is None or not np.isfinite(x) else float(x)
-
-
-def _output_law(task: LMTask, run, ref: Reference, options: dict):
-    """The sampler's exact output law over the reference's responses, with the mass lost at dead ends; or None."""
-    if task.sampler == "best-of-n":
-        return ref.law.best_of_n(int(options.get("candidates", 8))), 0.0
-    if task.sampler == "action-rs" and task.value_kind in ("exact", "heuristic"):
-        return _action_rs_law(task, run, ref)
-    return None
-
-
-def _action_rs_law(task: LMTask, run, ref: Reference):
-    """ActionLevelRS's exact output law (``descent_log_probs`` on the run's own values, its trie grown), over the
-    reference's responses, and the mass lost where a descent meets children that all weigh zero."""
-    from ..eval.exact_laws import descent_log_probs
-    from ..lm.oracle import LMOracle
-    from ..lm.values import ExactValues, HeuristicValues
-    from ..oracles import with_error
-
-    gt = run.task
-    values = ExactValues(gt) if task.value_kind == "exact" else HeuristicValues(gt)
-    oracle = with_error(LMOracle(gt, values), "random" if task.rho > 1 else "exact", task.rho, task.seed)
-    gt.tree.grow_all(1 << 20)
-    leaves = gt.tree.leaf_nodes()
-    reached = np.exp(descent_log_probs(oracle)[gt.tree.leaf_index(leaves)])
-    law = np.zeros(ref.law.pi_star.size)
-    for tok, m in zip(gt.tokens(leaves), reached):
-        law[ref.law.index[tok]] += m
-    dead = 1.0 - float(reached.sum())
-    return law, dead if dead > 1e-12 else 0.0  # below that, the rounding of H float64 normalisations

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import ParameterError
 from ..eval import alignment
 from ..eval.report import Expectation, rho_kind
+from ..registry import best_of_n_kl_bound
 from .spec import Spec, load_spec
 
 
@@ -158,10 +159,9 @@ def _lm(*samplers: str, values: tuple = (None,), noisy: bool | None = None, exac
                       and (constraint is None or (f["beta"] is None) == constraint))
 
 
-def best_of_n_kl_bound(f: dict) -> float:
-    """log k - (k - 1) / k for k candidates (ALGORITHMS.md §8)."""
-    k = int(f["options"].get("candidates", 8))
-    return math.log(k) - (k - 1) / k
+def _candidates(f: dict) -> int:
+    """best-of-n's k, read from what its runs reported (its responses per answer)."""
+    return int(round(f["responses"]["mean"]))
 
 
 VGB_SOURCE = ("VGB's walk with w = pi_ref V_hat is reversible with a stationary law that, conditioned on a leaf, is "
@@ -195,8 +195,8 @@ LM_EXPECTATIONS = [
                 "no rejection (draws x Z = Z)"),
     Expectation("best-of-n: exact KL of its output law to the base model <= log k - (k - 1)/k", "classical",
                 "ALGORITHMS.md §8 (the bound stated for best-of-n; Beirami et al. 2024)",
-                _lm("best-of-n"), "kl_base_law", "mean", best_of_n_kl_bound,
-                lambda f: math.log(int(f["options"].get("candidates", 8))),
+                _lm("best-of-n"), "kl_base_law", "mean", lambda f: best_of_n_kl_bound(_candidates(f)),
+                lambda f: math.log(_candidates(f)),
                 "log k, the bound for any one-of-k selection", upper_bound=True),
     Expectation("best-of-n raises the mean reward above the base model's by at least 0.05", "classical",
                 "the best of k draws has reward >= each draw's (ALGORITHMS.md §8)",

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from ..errors import BudgetExhaustedError, ParameterError, TtsampleError
 from ..eval.exact_laws import MAX_ENUMERABLE_LEAVES, walk_best_cost
-from ..samplers import sampler_entry
+from ..registry import sampler_entry
 from ..sampling import sample_once
 from ..problems.classes import make_class
 from ..target import bounded_tilt_target, random_target

@@ -65,20 +65,10 @@ from pathlib import Path
 
 from ..errors import ParameterError
 from ..oracles import ORACLES
-from ..samplers import CLASS_SAMPLERS, SAMPLERS
+from ..registry import REGISTRY, names as sampler_names
 
 FAMILIES = ("random", "bounded_tilt", "class")
 LM_EXTRA_REWARDS = ("minilm",)  # rewards registered by the runner (ttsample.experiments.lm_runs)
-
-
-def lm_registry() -> tuple[dict[str, bool], tuple[str, ...]]:
-    """The language-model samplers (name -> whether it reads values) and value kinds of ``ttsample.lm.generate``.
-
-    Imported only when a spec has language-model tasks (naming the samplers loads no model and no torch).
-    """
-    from ..lm.generate import LM_SAMPLERS, VALUES
-
-    return {name: entry.uses_values for name, entry in LM_SAMPLERS.items()}, tuple(VALUES)
 
 
 CLASS_KINDS = ("independent", "local", "tilt")
@@ -169,9 +159,8 @@ def _lm_tasks(table: dict, seeds: int, samples: int) -> list[LMTask]:
     out = []
     values = [_value_entry(v) for v in table.get("values", ["heuristic"])]
     options = table.get("options", {})
-    uses_values = lm_registry()[0]
     for sampler in table["samplers"]:
-        if uses_values[sampler]:
+        if REGISTRY[sampler].uses_values:
             names = table.get("sampler_values", {}).get(sampler)
             mine = values if names is None else [_value_entry(v) for v in names]
         else:
@@ -228,7 +217,7 @@ class Spec:
                    for sampler in fam.get("samplers", self.samplers)]
         for (fam, orc, sampler), b in itertools.product(triples, self.branchings):
             is_class = fam["kind"] == "class"
-            if sampler in CLASS_SAMPLERS and not is_class:
+            if REGISTRY[sampler].needs == "class" and not is_class:
                 continue  # class samplers need a class
             name = f"class:{fam['class']}" if is_class else fam["kind"]
             param = float(fam.get("concentration", 1.0) if fam["kind"] == "random"
@@ -260,8 +249,7 @@ def parse_spec(data: dict) -> Spec:
     else:
         _require(isinstance(data.get("samplers"), list) and data["samplers"], "spec needs a non-empty list 'samplers'")
     for s in data["samplers"]:
-        _require(s in SAMPLERS or s in CLASS_SAMPLERS,
-                 f"unknown sampler {s!r} in spec; choose from {', '.join([*SAMPLERS, *CLASS_SAMPLERS])}")
+        _require(s in sampler_names("tree"), f"unknown sampler {s!r} in spec; choose from {', '.join(sampler_names('tree'))}")
     depths = data.get("depths")
     _int_list(depths, "depths")
     _int_list(data.get("branchings", [2]), "branchings")
@@ -347,10 +335,11 @@ def _check_lm_table(t: dict) -> None:
     _require(beta is None or (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta > 0),
              f"{where}: beta must be a number > 0 (leave it out for a 0/1 constraint)")
     _require(isinstance(t.get("exact", False), bool), f"{where}: exact must be true or false")
-    names, kinds = lm_registry()
+    from ..lm.generate import VALUES as kinds  # torch-free: naming the samplers and values loads no model
+
     samplers = t.get("samplers")
-    _require(isinstance(samplers, list) and samplers and all(s in names for s in samplers),
-             f"{where}: samplers must be a non-empty list drawn from {', '.join(names)}, got {samplers!r}")
+    _require(isinstance(samplers, list) and samplers and all(s in sampler_names("generation") for s in samplers),
+             f"{where}: samplers must be a non-empty list drawn from {', '.join(sampler_names('generation'))}, got {samplers!r}")
     entries = list(t.get("values", ["heuristic"]))
     for sub in t.get("sampler_values", {}).values():
         _require(isinstance(sub, list) and sub, f"{where}: sampler_values must map samplers to non-empty lists")

@@ -50,7 +50,7 @@ import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
 from ..errors import ModelLoadError, ParameterError
-from ..oracles.ledger import Ledger
+from ..ledger import Ledger
 from .tokenizer import load_tokenizer
 
 EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", "text", "subword")}

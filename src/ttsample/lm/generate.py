@@ -9,28 +9,18 @@ Shared by ``ttsample generate`` and the Python API; nothing here prints or write
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ParameterError
-from ..oracles import with_error
-from ..oracles.ledger import MODEL_COSTS, Ledger
+from ..registry import sampler_entry
+from ..runs import GenerationProblem, check_seed, run
 from ..samplers.base import SampleResult
 from .decoding import Decoding
-from .oracle import LMOracle
 from .rewards import REWARDS
-from .samplers.action_rs import sample_action_rs
-from .samplers.aisp import sample_aisp
 from .samplers.base import Budget, Interrupted
-from .samplers.best_of_n import sample_best_of_n
-from .samplers.mh import sample_mh
-from .samplers.outcome_rs import sample_outcome_rs
-from .samplers.smc import sample_smc
-from .samplers.vgb import sample_vgb
 from .task import GenerationTask
 from .values import DepthCalibratedValues, ExactValues, HeuristicValues, LearnedValues, RolloutValues
 
@@ -38,22 +28,6 @@ if TYPE_CHECKING:
     from .backend import LanguageModel
 
 
-@dataclass(frozen=True)
-class LMSampler:
-    sample: object  # sampler(task, oracle, n, rng, **options)
-    uses_values: bool
-
-
-LM_SAMPLERS = {
-    "vgb": LMSampler(sample_vgb, True),
-    "action-rs": LMSampler(sample_action_rs, True),
-    "outcome-rs": LMSampler(sample_outcome_rs, False),
-    "best-of-n": LMSampler(sample_best_of_n, False),
-    "smc": LMSampler(partial(sample_smc, twist=False), False),
-    "twisted-smc": LMSampler(partial(sample_smc, twist=True), True),
-    "mh": LMSampler(sample_mh, False),
-    "aisp": LMSampler(sample_aisp, False),
-}
 VALUES = ("exact", "rollout", "heuristic", "calibrated", "head")
 
 
@@ -82,6 +56,7 @@ class Generation:
     result: SampleResult
     n: int = 0  # samples asked
     budget: Budget = Budget()
+    oracle: object | None = None  # the value oracle the sampler asked (None: it reads no values)
 
     def texts(self) -> list[str]:
         return self.task.text(self.result.samples)
@@ -135,51 +110,29 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     what was drawn and what all ``n`` would need. Ctrl-C raises ``Interrupted`` whose ``partial`` is the
     ``Generation`` so far, marked the same way.
     """
-    if sampler not in LM_SAMPLERS:
-        raise ParameterError(f"unknown sampler {sampler!r}; choose one of {', '.join(LM_SAMPLERS)}")
+    entry = sampler_entry(sampler, "generation")
     if reward not in REWARDS:
         raise ParameterError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
     if values not in VALUES:
         raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
-    entry = LM_SAMPLERS[sampler]
+    check_seed(seed)
     budget = Budget(max_seconds, max_queries)
     if max_queries is not None and not entry.uses_values:
         raise ParameterError(f"{sampler} asks no value queries, so max_queries cannot bound it; use max_seconds")
-    accepted = [name for name, p in inspect.signature(entry.sample).parameters.items()
-                if p.kind == p.KEYWORD_ONLY and name not in ("progress", "twist", "budget")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ParameterError(f"{sampler} has no option {', '.join(unknown)}; its options: {', '.join(accepted)}")
+    if "budget" in options:
+        raise ParameterError("give the budget as max_seconds and max_queries, not as an option")
+    entry.check_options(options)
     from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
 
     lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device)
     task = GenerationTask(lm, prompt, horizon, REWARDS[reward], beta=beta, decoding=decoding)
-    rng = np.random.default_rng(seed)
-    oracle, setup = None, Ledger()
-    if entry.uses_values:
-        before = lm.ledger.as_dict()
-        with setup.timed():
-            try:
-                estimator = make_values(task, values, rng)
-            except Interrupted:  # Ctrl-C in a pilot run of the values: nothing is drawn yet
-                raise KeyboardInterrupt from None
-        after = lm.ledger.as_dict()
-        for name in MODEL_COSTS:  # what the values cost before sampling (enumeration, the head's rollouts)
-            setattr(setup, name, after[name] - before[name])
-        oracle = with_error(LMOracle(task, estimator), "random" if rho > 1 else "exact", rho, seed)
 
-    def finished(result: SampleResult) -> Generation:
-        for name in (*MODEL_COSTS, "seconds"):
-            setattr(result.ledger, name, getattr(result.ledger, name) + getattr(setup, name))
-        result.info["values_setup"] = {k: v for k, v in setup.as_dict().items() if v}
-        if entry.uses_values and isinstance(estimator, LearnedValues):
-            result.info["head_fits"] = estimator.fits  # labels used and held-out error of each fit
-        return Generation(task, sampler, values if entry.uses_values else None, rho, result, n, budget)
+    def generation(done) -> Generation:
+        kind = values if entry.uses_values else None
+        return Generation(task, sampler, kind, rho, done.result, n, budget, done.oracle)
 
     try:
-        result = entry.sample(task, oracle, n, rng, budget=budget, progress=progress, **options)
+        return generation(run(GenerationProblem(task, values, rho), sampler, n, seed, progress=progress, budget=budget,
+                              **options))
     except Interrupted as exc:
-        raise Interrupted(finished(exc.partial)) from None
-    return finished(result)
+        raise Interrupted(generation(exc.partial)) from None

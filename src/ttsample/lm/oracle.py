@@ -31,6 +31,7 @@ class LMOracle(Oracle):
         self.tree = task.tree
         self.values = values
         self.log_rho = float(log_rho)
+        self.deterministic = getattr(values, "deterministic", False)  # a bare function: no exact law is claimed
         self.costs = task.lm.ledger  # what the answers cost; CountedOracle copies it into the sampler's ledger
 
     def log_weight(self, ids: np.ndarray) -> np.ndarray:

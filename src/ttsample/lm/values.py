@@ -35,6 +35,7 @@ from .rewards import checked
 
 class ExactValues:
     proves_zeros = True  # a zero is an enumerated subtree without mass
+    deterministic = True  # a fixed function of the node (the oracle protocol's sense)
 
     def __init__(self, task, max_nodes: int = 1 << 20):
         self.log_v = task.exact_log_values(max_nodes)
@@ -50,6 +51,8 @@ class RolloutValues:
     would cut its subtree off, and VGB's exactness needs every subtree that
     holds mass to stay reachable.
     """
+
+    deterministic = False  # each estimate is drawn during the run, from its own random stream
 
     def __init__(self, task, rng: np.random.Generator, k: int = 16, floor: float | None = None):
         self.task, self.rng, self.k = task, rng, int(k)
@@ -76,6 +79,8 @@ class HeuristicValues:
     lies below such prefixes: unfloored, VGB and twisted SMC emitted the empty
     word only). For a tilt, ``tau(prefix) = exp(r(prefix) / beta) > 0``.
     """
+
+    deterministic = True
 
     def __init__(self, task, *, prefix=None, alpha: float = 0.9, floor: float = 0.01):
         self.task, self.alpha, self.floor = task, float(alpha), float(floor)
@@ -111,6 +116,8 @@ class DepthCalibratedValues:
     that hold more (docs/lm.md, "VGB at long horizons"). The zeros are the
     heuristic's own (proven by the prefix check).
     """
+
+    deterministic = True  # fixed once its pilot has run
 
     def __init__(self, task, rng: np.random.Generator, particles: int = 256):
         from .oracle import LMOracle
@@ -206,6 +213,8 @@ class LearnedValues:
     is all VGB's exactness needs. ``fits`` records each fit's size and held-out
     error.
     """
+
+    deterministic = False  # the head changes as it learns
 
     def __init__(self, task, rng: np.random.Generator, *, k: int = 8, warmup: int = 200, explore: float = 0.1,
                  refit_every: int = 100):

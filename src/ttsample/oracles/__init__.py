@@ -15,7 +15,8 @@ from .error_models import (
     make_oracle,
     with_error,
 )
-from .ledger import CountedOracle, Ledger
+from ..ledger import Ledger
+from .counted import CountedOracle
 from .protocol import Oracle
 
 __all__ = [

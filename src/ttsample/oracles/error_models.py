@@ -78,9 +78,7 @@ class ErrorModel(Oracle):
     def __init__(self, base: Oracle, rho: float = 1.0, seed: int = 0):
         self.base = base
         self.tree = base.tree
-        self.target = getattr(base, "target", None)
-        self.costs = getattr(base, "costs", None)
-        self.normalised = getattr(base, "normalised", True)
+        self.costs, self.normalised, self.deterministic = base.costs, base.normalised, base.deterministic
         self.seed = seed
         self.log_factor = float(np.log(_check_rho(rho)))  # this model's own error, log(rho)
         self.log_rho = float(base.log_rho + self.log_factor)

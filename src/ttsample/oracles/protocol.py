@@ -9,6 +9,14 @@ An oracle answers on the nodes of its ``tree`` (``ttsample.trees``):
   it knows no bound). Answers are deterministic: asking a node again gives the
   same answer. Masses need not be normalised unless ``normalised`` is true
   (JVV needs it; the walks do not).
+- Declared facts, with their defaults: ``normalised`` (True), ``flat_promise``
+  (False: true when every internal node is promised within rho of flat,
+  which uniform rejection needs), ``deterministic`` (True: each node's answer
+  is a fixed function of the node, set before the run and independent of its
+  draws; false for values drawn or learned while a sampler runs, whose
+  output then has no exact law) and
+  ``costs`` (None, or the ``Ledger`` of a model whose forward passes answer
+  the queries; the query counter adds what it spends to the run's ledger).
 - ``children(ids) -> (child_ids, log_w)``, shape ``ids.shape + (b,)``: every
   child and its weight, for trees of small branching. Derived from
   ``log_weight``.
@@ -19,7 +27,9 @@ An oracle answers on the nodes of its ``tree`` (``ttsample.trees``):
   proposes from the model (``pi_ref``), which is what makes walks on 50,000
   token vocabularies possible.
 
-Wrappers (the query counter, the error models) are oracles around any oracle.
+Wrappers (the query counter, the error models) are oracles around any oracle
+and pass the declared facts through. An oracle of one's own subclasses
+``Oracle`` to get the derived methods and the defaults.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from typing import Protocol
 import numpy as np
 
 from ..trees.protocol import TreeProtocol
+from ..ledger import Ledger
 
 
 class Oracle(Protocol):
@@ -36,6 +47,9 @@ class Oracle(Protocol):
     name: str
     log_rho: float
     normalised: bool = True
+    flat_promise: bool = False
+    deterministic: bool = True
+    costs: Ledger | None = None
 
     def log_weight(self, ids: np.ndarray) -> np.ndarray: ...
 

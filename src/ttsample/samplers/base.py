@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import BudgetExhaustedError, ParameterError
-from ..oracles.ledger import Ledger
+from ..ledger import Ledger
 
 # progress(done, total): called now and then by long runs, in units of samples
 Progress = Callable[[float, float], None]

@@ -26,7 +26,8 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import NoLeafReachedError, ParameterError
-from ..oracles.ledger import CountedOracle, Ledger
+from ..ledger import Ledger
+from ..oracles.counted import CountedOracle
 from ..trees.protocol import TreeProtocol
 from .base import Progress, SampleResult, categorical, check_budget, check_sample_count
 

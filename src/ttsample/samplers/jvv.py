@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import BudgetExhaustedError, OracleBoundError
 from ..logspace import log_normalize
-from ..oracles.ledger import CountedOracle, Ledger
+from ..ledger import Ledger
+from ..oracles.counted import CountedOracle
 from .base import Progress, SampleResult, categorical, check_sample_count
 from .rejection import sample_by_rejection
 
@@ -64,7 +65,7 @@ def sample_jvv(
     """Exact samples from ``mu*`` by JVV descent with rejection."""
     n_samples = check_sample_count(n_samples)
     tree = oracle.tree
-    if not getattr(oracle, "normalised", True):
+    if not oracle.normalised:
         raise OracleBoundError(
             f"JVV needs normalised leaf masses and the {oracle.name} oracle's are not (its normaliser is "
             "unknown); use a walk sampler, which needs only ratios"

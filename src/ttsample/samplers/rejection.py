@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import OracleBoundError
-from ..oracles.ledger import Ledger
+from ..ledger import Ledger
 from .base import Progress, check_budget
 
 MAX_BATCH = 1 << 16

@@ -31,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InconsistentClassError, ParameterError
-from ..oracles.ledger import CountedOracle, Ledger
+from ..ledger import Ledger
+from ..oracles.counted import CountedOracle
 from ..problems.classes import TargetClass
 from .base import Progress, SampleResult, check_budget, check_sample_count
 

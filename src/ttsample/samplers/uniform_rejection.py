@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BudgetExhaustedError, OracleBoundError
-from ..oracles.ledger import CountedOracle, Ledger
+from ..ledger import Ledger
+from ..oracles.counted import CountedOracle
 from .base import Progress, SampleResult, check_sample_count
 from .rejection import sample_by_rejection
 
@@ -37,7 +38,7 @@ def propose(tree, rng: np.random.Generator, m: int) -> np.ndarray:
 
 def check_flat_promise(oracle) -> None:
     """Refuse an oracle whose promise does not bound every leaf by ``rho b**-(n-1)``."""
-    if not getattr(oracle, "flat_promise", False):
+    if not oracle.flat_promise:
         raise OracleBoundError(
             f"uniform rejection needs the flat oracle's promise (every node within rho of b**-depth, so every "
             f"leaf is at most rho b**-(n-1)); the {oracle.name} oracle promises nothing against the uniform "

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import OracleBoundError, ParameterError
-from ..oracles.ledger import Ledger
+from ..ledger import Ledger
 from ..oracles.protocol import Oracle
 from ..trees.trie import TokenTrie
 from .cnf import CNF, residual

@@ -1,6 +1,6 @@
 """Run one of the lab's samplers on a CNF formula: solutions, the sampler's ledger and the oracle's tool costs.
 
-The samplers are the registry's (``ttsample.samplers.REGISTRY``), unchanged:
+The samplers are the registry's (``ttsample.registry``, the rows that run on a formula), unchanged:
 the formula is just another oracle on a trie. Which give what:
 
 - ``jvv`` with Ganak: exactly uniform (JVV's rejection accepts every try,
@@ -25,14 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParameterError
-from ..samplers import REGISTRY, SampleResult, sampler_entry
+from ..registry import REGISTRY, names, sampler_entry
+from ..runs import OracleProblem, check_seed, run
+from ..samplers import SampleResult
 from .cnf import CNF
 from .counters import make_counter
 from .oracle import CountingOracle
 from .tools import tool_versions
 
-SAT_SAMPLERS = tuple(name for name, e in REGISTRY.items() if not e.needs_class and not e.flat_promise)
-MAX_JVV_TRIES = 1000.0  # expected tries per sample above which JVV is refused (ApproxMC's bound)
+SAT_SAMPLERS = names("formula")
+MAX_TRIES = 1000.0  # expected tries per sample above which a rejection sampler is refused (JVV with ApproxMC's bound)
 
 
 @dataclass
@@ -86,26 +88,24 @@ def sample_cnf(
 ) -> SatRun:
     """``n_samples`` solutions of ``cnf`` by ``sampler``; pass ``oracle`` to reuse the counts of an earlier run."""
     start = time.perf_counter()
-    if sampler not in SAT_SAMPLERS:  # before the registry's own check, whose list holds samplers a formula refuses
+    if sampler not in names("formula"):  # before the registry's own check, to say which it is
         what = f"{sampler} does not apply to a formula" if sampler in REGISTRY else f"unknown sampler {sampler!r}"
-        raise ParameterError(f"{what}; choose one of {', '.join(SAT_SAMPLERS)}")
-    entry = sampler_entry(sampler)
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"the seed must be an integer >= 0, got {seed!r}")
+        raise ParameterError(f"{what}; choose one of {', '.join(names('formula'))}")
+    entry = sampler_entry(sampler, "formula")
+    check_seed(seed)
     if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ParameterError(f"the number of samples must be an integer >= 1, got {n_samples!r}")
     if oracle is None:
         oracle = make_oracle_for(cnf, counter, epsilon=epsilon, delta=delta, seed=seed, order=order,
                                  enumerate_below=enumerate_below)
-    if sampler == "jvv":
-        tries = math.exp(2 * (oracle.n - 1) * oracle.log_rho)
-        if tries > MAX_JVV_TRIES:
-            raise ParameterError(
-                f"JVV with {oracle.name} (rho = 1 + epsilon = {math.exp(oracle.log_rho):.3g}) accepts a try with "
-                f"probability rho**-(2(n-1)) = {1 / tries:.3g} on {oracle.n} variables: too many tries. Use "
-                "--counter ganak (exact: every try accepted), a walk sampler (--sampler lifted or walk), or a much "
-                "smaller --epsilon"
-            )
-    rng = np.random.default_rng([seed, 1])
-    result = entry.sample(oracle, int(n_samples), rng, max_queries=max_queries, progress=progress)
-    return SatRun(cnf, oracle, sampler, result, int(seed), time.perf_counter() - start)
+    tries = entry.expected_tries(oracle) if entry.expected_tries is not None else 1.0
+    if tries > MAX_TRIES:
+        raise ParameterError(
+            f"{sampler} with {oracle.name} (rho = 1 + epsilon = {math.exp(oracle.log_rho):.3g}) accepts a try with "
+            f"probability {1 / tries:.3g} on {oracle.n} variables (its bound at this rho): too many tries. Use "
+            "--counter ganak (exact: every try accepted), a walk sampler (--sampler lifted or walk), or a much "
+            "smaller --epsilon"
+        )
+    done = run(OracleProblem(oracle, kind="formula"), sampler, int(n_samples), seed, max_queries=max_queries,
+               progress=progress)
+    return SatRun(cnf, oracle, sampler, done.result, int(seed), time.perf_counter() - start)

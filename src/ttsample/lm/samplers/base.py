@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ...errors import ParameterError
-from ...oracles.ledger import MODEL_COSTS, CountedOracle, Ledger
+from ...ledger import Ledger, charged
+from ...oracles.counted import CountedOracle
 from ...samplers.base import Progress, SampleResult
 
 
@@ -106,9 +107,8 @@ def lm_run(task, oracle=None, budget: Budget | None = None, progress: Progress |
     builds the partial result and passes it to ``finish``.
     """
     ledger = Ledger()
-    before = task.lm.ledger.as_dict()
     counted = CountedOracle(oracle, ledger, model_costs=False) if oracle is not None else None
-    with ledger.timed():
+    with ledger.timed(), charged(ledger, task.lm.ledger):
         run = LMRun(ledger, counted, budget, progress, time.perf_counter())
         try:
             yield run
@@ -116,7 +116,3 @@ def lm_run(task, oracle=None, budget: Budget | None = None, progress: Progress |
             run.stopped = exc.reason
         except KeyboardInterrupt:
             run.stopped = "interrupted"
-        finally:
-            after = task.lm.ledger.as_dict()
-            for name in MODEL_COSTS:
-                setattr(ledger, name, getattr(ledger, name) + after[name] - before[name])

@@ -1,0 +1,252 @@
+"""Every sampler of ttsample, lab, SAT and language model, as one row of one table.
+
+A row says what a caller needs to know about a sampler, so that no caller
+compares sampler names:
+
+- ``needs``: what it samples from. ``oracle``: a tree's density oracle, called
+  ``sample(oracle, n, rng, **options)`` (the lab's targets and CNF formulas);
+  ``class``: the oracle and the class F the target belongs to,
+  ``sample(cls, oracle, n, rng, **options)``; ``decoder``: a generation task
+  (``ttsample.lm.task.GenerationTask``), which draws responses from
+  ``pi_ref``, with a value oracle when ``uses_values``,
+  ``sample(task, oracle_or_None, n, rng, **options)``.
+- what its output is: ``maximiser`` (a reward maximiser, not a sampler of the
+  target); its exact output law where one is known (``walk``: the walk it ran,
+  whose law the transition matrix gives; ``exact_law`` otherwise).
+- what it reports: ``responses`` decoded per answer, ``kl`` to the base model
+  (maximisers), a ``diagnostics_plot``.
+
+``run`` (``ttsample.runs``) runs any row on a problem of its kind. Adding a
+sampler is one module plus one ``register`` call; the command-line help, spec
+validation and the README's table are read from here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from .errors import ParameterError
+from .lm.samplers.action_rs import sample_action_rs
+from .lm.samplers.aisp import sample_aisp
+from .lm.samplers.best_of_n import sample_best_of_n
+from .lm.samplers.mh import sample_mh
+from .lm.samplers.outcome_rs import sample_outcome_rs
+from .lm.samplers.smc import sample_smc
+from .lm.samplers.vgb import sample_vgb
+from .samplers.jvv import log_acceptance_bound, sample_jvv
+from .samplers.lifted import LiftedWalk, sample_lifted
+from .samplers.ttt import sample_learned_oracle, sample_mixture_rejection
+from .samplers.uniform_rejection import sample_uniform_rejection
+from .samplers.walk import ProposalWalk, SinclairJerrumWalk, sample_walk, sample_walk_boosted, sample_walk_proposal
+
+NEEDS = ("oracle", "class", "decoder")
+PROBLEM_KINDS = {"tree": ("oracle", "class"), "formula": ("oracle",), "generation": ("decoder",)}
+RUN_OPTIONS = ("progress", "twist")  # passed by run itself or fixed by the row, never a user's option
+
+
+@dataclass(frozen=True)
+class SamplerEntry:
+    name: str
+    sample: Callable
+    needs: str  # oracle, class or decoder (module docstring)
+    about: str  # one line: what it is, for help texts and the README's table
+    uses_values: bool = False  # a decoder sampler that also reads V_hat through a value oracle
+    maximiser: bool = False  # a reward maximiser: its output is not the target's law
+    walk: Callable | None = None  # (tree, info) -> the walk it ran, rebuilt from what it reported
+    # its exact output law: oracle rows (oracle, info) -> law on the leaves; decoder rows (ExactLaw, run) ->
+    # (law over the ExactLaw's responses, mass lost at dead ends), or None where this run has none
+    exact_law: Callable | None = None
+    responses: Callable | None = None  # (info, ledger, n) -> responses decoded per answer (decoder rows)
+    kl: Callable | None = None  # info -> {metric: value}: the KL to the base model a maximiser reports
+    flat_promise: bool = False  # refuses every oracle but one whose promise bounds the leaves against flat
+    expected_tries: Callable | None = None  # oracle -> expected tries per sample, where a closed form bounds it
+    diagnostics_plot: Callable | None = None  # (info, path) -> writes a figure of the run
+    options_of: Callable | None = None  # whose keyword-only parameters are its options (default: sample)
+
+    def __post_init__(self):
+        if self.needs not in NEEDS:
+            raise ParameterError(f"a sampler needs one of {', '.join(NEEDS)}, got {self.needs!r}")
+
+    def runs_on(self, kind: str) -> bool:
+        return self.needs in PROBLEM_KINDS[kind] and not (kind == "formula" and self.flat_promise)
+
+    def options(self) -> tuple[str, ...]:
+        """The keyword options a caller may pass it."""
+        params = inspect.signature(self.options_of or self.sample).parameters.values()
+        return tuple(p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name not in RUN_OPTIONS)
+
+    def check_options(self, options: dict) -> None:
+        unknown = sorted(set(options) - set(self.options()))
+        if unknown:
+            raise ParameterError(f"{self.name} has no option {', '.join(unknown)}; its options: "
+                                 f"{', '.join(self.options()) or 'none'}")
+
+
+REGISTRY: dict[str, SamplerEntry] = {}
+
+
+def register(entry: SamplerEntry) -> SamplerEntry:
+    """Add a sampler to the table (a name already taken is refused)."""
+    if entry.name in REGISTRY:
+        raise ParameterError(f"a sampler named {entry.name!r} is already registered")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def names(kind: str | None = None, *, needs: str | None = None) -> tuple[str, ...]:
+    """The samplers that run on problems of ``kind`` (tree, formula, generation), or that need ``needs``."""
+    return tuple(name for name, e in REGISTRY.items()
+                 if (kind is None or e.runs_on(kind)) and (needs is None or e.needs == needs))
+
+
+def sampler_entry(name: str, kind: str | None = None) -> SamplerEntry:
+    """The row of ``name``; with ``kind``, refused unless it runs on problems of that kind."""
+    if name not in REGISTRY:
+        raise ParameterError(f"unknown sampler {name!r}; choose one of {', '.join(names(kind))}")
+    entry = REGISTRY[name]
+    if kind is not None and not entry.runs_on(kind):
+        raise ParameterError(f"{name} does not run on a {kind} problem; choose one of {', '.join(names(kind))}")
+    return entry
+
+
+def markdown_table() -> str:
+    """The table as Markdown: the README's list of samplers is this text (a test keeps the two equal)."""
+    lines = ["| sampler | runs on | reads | output | exact output law | what it is |", "|---|---|---|---|---|---|"]
+    for name, e in REGISTRY.items():
+        kinds = ", ".join(kind for kind in PROBLEM_KINDS if e.runs_on(kind))
+        reads = {"oracle": "the oracle", "class": "the oracle and the class F",
+                 "decoder": "pi_ref" + (" and the values" if e.uses_values else "")}[e.needs]
+        law = "by transition matrix" if e.walk else "closed form" if e.exact_law else "-"
+        output = "reward maximiser" if e.maximiser else "sampler of the target"
+        lines.append(f"| `{name}` | {kinds} | {reads} | {output} | {law} | {e.about} |")
+    return "\n".join(lines) + "\n"
+
+
+# --- exact laws and reports, read from what each sampler put in its info ---
+
+def _jvv_law(oracle, info):
+    from .eval.exact_laws import jvv_output_law
+
+    return jvv_output_law(oracle)[0]
+
+
+def _uniform_rejection_law(oracle, info):
+    from .eval.exact_laws import uniform_rejection_output_law
+
+    return uniform_rejection_output_law(oracle)[0]
+
+
+def _best_of_n_law(exact, run):
+    return exact.best_of_n(int(run.result.info["num_candidates"])), 0.0
+
+
+def _action_rs_law(exact, run):
+    """ActionLevelRS's exact output law (``descent_log_probs`` on the run's own oracle, the trie grown), over the
+    ExactLaw's responses, and the mass lost where a descent meets children that all weigh zero; None unless its
+    values are a fixed function of the node (then the law is the run's)."""
+    from .eval.exact_laws import descent_log_probs
+
+    if not run.oracle.deterministic:
+        return None
+    task = run.task
+    task.tree.grow_all(1 << 20)
+    leaves = task.tree.leaf_nodes()
+    reached = np.exp(descent_log_probs(run.oracle)[task.tree.leaf_index(leaves)])
+    law = np.zeros(exact.pi_star.size)
+    for tok, m in zip(task.tokens(leaves), reached):
+        law[exact.index[tok]] += m
+    dead = 1.0 - float(reached.sum())
+    return law, dead if dead > 1e-12 else 0.0  # below that, the rounding of H float64 normalisations
+
+
+def best_of_n_kl_bound(k: int) -> float:
+    """``log k - (k - 1) / k``: the bound on the KL of best-of-k's output law to the base (ALGORITHMS.md §8)."""
+    return math.log(k) - (k - 1) / k
+
+
+def _mh_responses(info, ledger, n):
+    steps = info["burn_in"] + info["thin"] * (-(-n // info["chains"]) - 1)
+    return (info["init_tries"] + info["chains"] * steps) / n
+
+
+def _plot_aisp(info, path):
+    from .lm.samplers.aisp import plot_diagnostics
+
+    plot_diagnostics(info, path)
+
+
+def _walk(walk_class):
+    return lambda tree, info: walk_class(tree, info["leaf_boost"])
+
+
+for _entry in (
+    SamplerEntry("jvv", sample_jvv, "oracle", "JVV descent with rejection: exact, needs normalised masses",
+                 exact_law=_jvv_law,
+                 expected_tries=lambda oracle: math.exp(log_acceptance_bound(oracle.tree, oracle.log_rho))),
+    SamplerEntry("walk", sample_walk, "oracle", "the Sinclair–Jerrum random walk with restarts",
+                 walk=_walk(SinclairJerrumWalk)),
+    SamplerEntry("walk-boosted", sample_walk_boosted, "oracle", "the Sinclair–Jerrum walk with leaf boost K = 2n",
+                 walk=_walk(SinclairJerrumWalk), options_of=sample_walk),
+    SamplerEntry("walk-proposal", sample_walk_proposal, "oracle",
+                 "the boosted walk drawing one child per step from the proposal", walk=_walk(ProposalWalk),
+                 options_of=sample_walk),
+    SamplerEntry("lifted", sample_lifted, "oracle", "a lifted (non-reversible) walk",
+                 walk=lambda tree, info: LiftedWalk(tree, info["leaf_hold"])),
+    SamplerEntry("uniform-rejection", sample_uniform_rejection, "oracle",
+                 "uniform leaves accepted by the flat promise (needs the flat oracle)",
+                 exact_law=_uniform_rejection_law, flat_promise=True),
+    SamplerEntry("mixture-rejection", sample_mixture_rejection, "class",
+                 "rejection from the class's mixture (for a small class F)"),
+    SamplerEntry("learned-oracle", sample_learned_oracle, "class",
+                 "a test-time learned oracle over the class F (for a small class F)"),
+    SamplerEntry("vgb", sample_vgb, "decoder", "value-guided sampling with backtracking (VGB)", uses_values=True),
+    SamplerEntry("action-rs", sample_action_rs, "decoder",
+                 "token-level guided decoding by the values (ActionLevelRS); its law is exact for fixed values",
+                 uses_values=True, exact_law=_action_rs_law),
+    SamplerEntry("outcome-rs", sample_outcome_rs, "decoder", "rejection of pi_ref responses by tau (OutcomeLevelRS)",
+                 responses=lambda info, ledger, n: ledger.tries / n),
+    SamplerEntry("best-of-n", sample_best_of_n, "decoder", "the best of k pi_ref responses", maximiser=True,
+                 exact_law=_best_of_n_law, responses=lambda info, ledger, n: float(info["num_candidates"]),
+                 kl=lambda info: {"kl_bound": best_of_n_kl_bound(int(info["num_candidates"]))}),
+    SamplerEntry("smc", partial(sample_smc, twist=False), "decoder", "sequential Monte Carlo, weighted particles",
+                 responses=lambda info, ledger, n: float(info["particles"])),
+    SamplerEntry("twisted-smc", partial(sample_smc, twist=True), "decoder", "SMC twisted by the values",
+                 uses_values=True, responses=lambda info, ledger, n: float(info["particles"])),
+    SamplerEntry("mh", sample_mh, "decoder", "Metropolis–Hastings over suffix regenerations",
+                 responses=_mh_responses),
+    SamplerEntry("aisp", sample_aisp, "decoder", "adaptive importance sampling on pre-logits (AISP)", maximiser=True,
+                 responses=lambda info, ledger, n: float(info["candidates"] * info["iterations"]),
+                 kl=lambda info: {"kl_drift": float(np.mean(info["diagnostics"]["kl"]))},
+                 diagnostics_plot=_plot_aisp),
+):
+    register(_entry)
+
+
+class _SampleFunctions(Mapping):
+    """name -> sample function of the rows that need ``needs``, read from the table at each use (so a row
+    registered later is in it)."""
+
+    def __init__(self, needs: str):
+        self.needs = needs
+
+    def __getitem__(self, name: str) -> Callable:
+        if name not in REGISTRY or REGISTRY[name].needs != self.needs:
+            raise KeyError(name)
+        return REGISTRY[name].sample
+
+    def __iter__(self):
+        return iter(names(needs=self.needs))
+
+    def __len__(self) -> int:
+        return len(names(needs=self.needs))
+
+
+SAMPLERS = _SampleFunctions("oracle")  # the samplers of a tree's oracle: sample(oracle, n, rng, **options)
+CLASS_SAMPLERS = _SampleFunctions("class")  # sample(cls, oracle, n, rng, **options)
