@@ -4,6 +4,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -12,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ttsample.cli import app
-from ttsample.errors import ParameterError
+from ttsample.errors import ParameterError, ResultStoreError
 from ttsample.experiments.reproductions import SCALING_EXPECTATIONS
 from ttsample.experiments.runner import run_spec
 from ttsample.experiments.spec import load_spec, parse_spec, rho_at
-from ttsample.experiments.store import ResultStore
+from ttsample.experiments.store import COLUMNS, ResultStore
 
 from extras import needs
 
@@ -150,7 +151,7 @@ KILL_AFTER_K_ROWS = """
 import os, signal, sys
 from ttsample.experiments.runner import run_spec
 from ttsample.experiments.spec import load_spec
-from ttsample.experiments.store import ResultStore
+from ttsample.experiments.store import COLUMNS, ResultStore
 
 spec_file, db, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
 stored = []
@@ -229,6 +230,26 @@ def test_a_store_from_an_older_version_gains_new_columns(tmp_path):
     run_spec(spec, store, workers=1)
     rows = store.rows()
     assert len(rows) == len(spec.tasks()) + 1 and all("surplus" in r for r in rows)
+
+
+def test_an_outcome_with_a_key_the_store_has_no_column_for_is_refused(tmp_path):
+    store = ResultStore(tmp_path / "results.sqlite")
+    task = parse_spec(tomllib.loads(SPEC)).tasks()[0]
+    with pytest.raises(ResultStoreError, match="no column for new_metric"):
+        store.add(task, {"status": "ok", "delivered": 1, "new_metric": 0.5})
+    assert store.rows() == []  # nothing half-written
+
+
+@pytest.mark.parametrize("path", [Path(__file__).parent / "data" / "scaling_snapshot_v1.sqlite",
+                                  *sorted((Path(__file__).resolve().parents[1] / "docs" / "results").glob("*/results.sqlite"))],
+                         ids=lambda p: p.parent.name)
+def test_old_and_shipped_stores_open_and_read(tmp_path, path):
+    copy = tmp_path / "results.sqlite"
+    shutil.copy(path, copy)
+    with sqlite3.connect(path) as db:
+        stored = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    rows = ResultStore(copy).rows()
+    assert len(rows) == stored > 0 and all(set(COLUMNS) <= set(r) for r in rows)
 
 
 def damage(kind: str, path) -> None:

@@ -100,3 +100,18 @@ def test_the_readme_lists_the_registry_as_it_is():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert markdown_table() in readme  # regenerate the README's table with markdown_table() after adding a row
+
+
+def test_a_walk_s_exact_law_is_the_law_of_the_kernel_it_ran():
+    """``walk`` with kernel="proposal" ran the proposal walk: its exact law is that walk's, not the dense one's."""
+    from ttsample.eval.exact_laws import walk_output_law
+    from ttsample.samplers.walk import ProposalWalk, SinclairJerrumWalk
+    from ttsample.sampling import exact_output_law
+
+    oracle = make_oracle(random_target(4, 2, concentration=0.5, seed=1), "random", 1.5, seed=2)
+    done = run(OracleProblem(oracle), "walk", 20, seed=0, kernel="proposal", steps=30)
+    law = exact_output_law("walk", oracle, done.result.info)
+    proposal = walk_output_law(ProposalWalk(oracle.tree, 1.0), oracle, 30)[0]
+    dense = walk_output_law(SinclairJerrumWalk(oracle.tree, 1.0), oracle, 30)[0]
+    assert np.abs(proposal - dense).sum() > 1e-3  # the two laws differ at T = 30, so the check can fail
+    np.testing.assert_allclose(law, proposal, rtol=0, atol=1e-12)

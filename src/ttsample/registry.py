@@ -44,7 +44,7 @@ from .samplers.jvv import log_acceptance_bound, sample_jvv
 from .samplers.lifted import LiftedWalk, sample_lifted
 from .samplers.ttt import sample_learned_oracle, sample_mixture_rejection
 from .samplers.uniform_rejection import sample_uniform_rejection
-from .samplers.walk import ProposalWalk, SinclairJerrumWalk, sample_walk, sample_walk_boosted, sample_walk_proposal
+from .samplers.walk import KERNELS, sample_walk, sample_walk_boosted, sample_walk_proposal
 
 NEEDS = ("oracle", "class", "decoder")
 PROBLEM_KINDS = {"tree": ("oracle", "class"), "formula": ("oracle",), "generation": ("decoder",)}
@@ -182,8 +182,9 @@ def _plot_aisp(info, path):
     plot_diagnostics(info, path)
 
 
-def _walk(walk_class):
-    return lambda tree, info: walk_class(tree, info["leaf_boost"])
+def _node_walk(tree, info):
+    """The walk sample_walk ran, from the kernel and leaf boost it reported."""
+    return KERNELS[info["kernel"]](tree, info["leaf_boost"])
 
 
 for _entry in (
@@ -191,11 +192,11 @@ for _entry in (
                  exact_law=_jvv_law,
                  expected_tries=lambda oracle: math.exp(log_acceptance_bound(oracle.tree, oracle.log_rho))),
     SamplerEntry("walk", sample_walk, "oracle", "the Sinclair–Jerrum random walk with restarts",
-                 walk=_walk(SinclairJerrumWalk)),
+                 walk=_node_walk),
     SamplerEntry("walk-boosted", sample_walk_boosted, "oracle", "the Sinclair–Jerrum walk with leaf boost K = 2n",
-                 walk=_walk(SinclairJerrumWalk), options_of=sample_walk),
+                 walk=_node_walk, options_of=sample_walk),
     SamplerEntry("walk-proposal", sample_walk_proposal, "oracle",
-                 "the boosted walk drawing one child per step from the proposal", walk=_walk(ProposalWalk),
+                 "the boosted walk drawing one child per step from the proposal", walk=_node_walk,
                  options_of=sample_walk),
     SamplerEntry("lifted", sample_lifted, "oracle", "a lifted (non-reversible) walk",
                  walk=lambda tree, info: LiftedWalk(tree, info["leaf_hold"])),

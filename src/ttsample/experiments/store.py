@@ -2,7 +2,8 @@
 
 A row is written only when its run has finished, in its own transaction, so a
 sweep that is killed loses at most the runs in flight, and running it again
-skips every key already stored. A file that is not such a store (damaged, not
+skips every key already stored. A run whose outcome has a key with no
+column is refused, not stored without it. A file that is not such a store (damaged, not
 SQLite, or another program's database) is refused before anything is written.
 """
 
@@ -94,6 +95,10 @@ class ResultStore:
 
     def add(self, task: Task | LMTask, outcome: dict) -> None:
         row = {"key": task.key, **asdict(task), "rho": task.rho, "rho_label": task.rho_label, **outcome}
+        unknown = sorted(set(row) - set(COLUMNS))
+        if unknown:  # a metric with no column would vanish from every report: add it to COLUMNS
+            raise ResultStoreError(f"the store has no column for {', '.join(unknown)}; add it to "
+                                   "ttsample.experiments.store.COLUMNS (older stores gain it when opened)")
         row = {k: row.get(k) for k in COLUMNS}
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
