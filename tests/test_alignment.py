@@ -187,4 +187,3 @@ def test_reproduce_alignment_quick_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 10_000
     points = {(p["lm_task"], method(p), p["responses"]["mean"]) for p in summary["lm_points"]}
     assert ("sentiment", "best-of-n", 16.0) in points and ("minilm", "aisp", 16.0) in points
-    assert get_reproduction("alignment").lm_sections is not None

@@ -64,7 +64,7 @@ def test_twin_broken_walk_fails_the_check():
     target = random_target(5, 2, concentration=0.7, seed=3)
     oracle = make_oracle(target, "random", 2.0, seed=2)
     steps = 400
-    correct_law = exact_output_law("walk", oracle, {"leaf_boost": 10.0, "steps": steps})
+    correct_law = exact_output_law("walk", oracle, {"kernel": "dense", "leaf_boost": 10.0, "steps": steps})
     broken = ParentWeightWalk(target.tree, 10.0)
     leaves, _ = sample_with_restarts(broken, CountedOracle(oracle, Ledger()), N, steps, np.random.default_rng(1234), Ledger())
     assert chi_square_p_value(leaves - target.tree.leaf_start, correct_law) < FALSE_ALARM
@@ -101,7 +101,7 @@ def test_walk_before_mixing_follows_its_exact_output_law():
 def test_twin_walk_without_laziness_fails_the_check():
     target = random_target(5, 2, concentration=0.7, seed=3)
     oracle = make_oracle(target, "random", 1.5, seed=2)
-    lazy_law = exact_output_law("walk", oracle, {"leaf_boost": 1.0, "steps": SHORT_STEPS})
+    lazy_law = exact_output_law("walk", oracle, {"kernel": "dense", "leaf_boost": 1.0, "steps": SHORT_STEPS})
     eager = EagerWalk(target.tree, 1.0)
     leaves, _ = sample_with_restarts(eager, CountedOracle(oracle, Ledger()), N_SHORT, SHORT_STEPS,
                                      np.random.default_rng(1234), Ledger())

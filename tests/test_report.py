@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ttsample.eval.report import Expectation, write_report
+from ttsample.eval.lab_part import lab_part
+from ttsample.eval.report import write_report
+from ttsample.eval.verdicts import Expectation
 from ttsample.eval.scaling import collect, fit, worst_cases
 from ttsample.experiments.reproductions import ADVERSARY_ORACLES, SCALING_EXPECTATIONS
 
@@ -113,9 +115,30 @@ def test_worst_case_is_the_largest_instance_per_depth():
 
 def test_report_on_the_first_snapshot(tmp_path):
     summary = write_report(snapshot_rows(), tmp_path, title="t", intro="i", expectations=SCALING_EXPECTATIONS,
-                           caveats=[], command="c", adversary_oracles=ADVERSARY_ORACLES)
+                           caveats=[], command="c", parts=[lab_part(("depth",), ADVERSARY_ORACLES)])
     report = (tmp_path / "report.md").read_text()
     assert "(value: no seed variance)" in report and "## Worst instance found" in report
     for v in summary["expectations"]:
         assert v["provenance"] != "abstract"  # nothing in this reproduction is the paper's
         assert v["verdict"] in ("confirmed", "refuted", "inconclusive", "not measured")
+
+
+def test_a_sweep_of_both_kinds_is_one_report_with_one_verdict_table(tmp_path):
+    """The lab snapshot and the shipped language-model store in one sweep: both parts, one table of verdicts."""
+    from ttsample.experiments.reproductions import SWEEP_REPORT
+    from ttsample.experiments.store import ResultStore
+
+    lm_store = ResultStore(Path(__file__).resolve().parents[1] / "docs" / "results" / "lm" / "results.sqlite")
+    rows = snapshot_rows() + lm_store.rows()
+    lm_store.close()
+    summary = write_report(rows, tmp_path, title="t", intro="i", parts=list(SWEEP_REPORT.parts),
+                           expectations=SWEEP_REPORT.expectations, caveats=SWEEP_REPORT.caveats_for(rows),
+                           command="c")
+    report = (tmp_path / "report.md").read_text()
+    assert report.count("## Expectations against the data") == 1
+    assert "## Every series against depth n" in report and "## Every configuration" in report
+    claims = [v["claim"] for v in summary["expectations"] + summary["controls"]]
+    assert any("VGB" in c for c in claims) and any("leaf-boosted walk" in c for c in claims)  # lab and lm together
+    assert summary["series"] and summary["lm_points"]
+    assert (tmp_path / "table.csv").exists() and (tmp_path / "lm_table.csv").exists()
+    assert "`table.csv`" in report and "`lm_table.csv`" in report

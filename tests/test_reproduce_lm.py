@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ttsample.cli import app
 from ttsample.errors import ParameterError
-from ttsample.eval.report import Expectation
+from ttsample.eval.verdicts import Expectation
 from ttsample.lm.exact import best_of_n_law
 from ttsample.experiments.reproductions import LM_EXPECTATIONS
 from ttsample.registry import REGISTRY, best_of_n_kl_bound, names

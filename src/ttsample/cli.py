@@ -144,17 +144,9 @@ def _sweep(spec, out: Path, workers: Optional[int], executor: str, address: Opti
 
 
 def _report(out: Path, reproduction: Optional[str], command: str) -> None:
-    from .eval.report import VERDICTS, write_report
-    from .experiments.reproductions import (
-        ADVERSARY_ORACLES,
-        LM_CAVEATS,
-        LM_EXPECTATIONS,
-        SCALING_CAVEATS,
-        SCALING_EXPECTATIONS,
-        TTT_CAVEATS,
-        TTT_EXPECTATIONS,
-        get_reproduction,
-    )
+    from .eval.report import write_report
+    from .eval.verdicts import VERDICTS
+    from .experiments.reproductions import SWEEP_REPORT, get_reproduction
     from .experiments.store import ResultStore
 
     if not (out / "results.sqlite").exists():
@@ -162,21 +154,10 @@ def _report(out: Path, reproduction: Optional[str], command: str) -> None:
     store = ResultStore(out / "results.sqlite")
     rows = store.rows()
     store.close()
-    if reproduction:
-        rep = get_reproduction(reproduction)
-        title, intro, expectations, caveats = rep.title, rep.intro, rep.expectations, rep.caveats
-        axes, extra, adversary = rep.axes, rep.extra_sections, rep.adversary_oracles
-        lm_expectations, lm_pairings, lm_sections = rep.lm_expectations, rep.lm_pairings, rep.lm_sections
-    else:
-        title, intro = f"Sweep report: {out.name}", "Cost per sample against depth and class size for every series."
-        expectations, caveats = SCALING_EXPECTATIONS + TTT_EXPECTATIONS, SCALING_CAVEATS + TTT_CAVEATS
-        axes, extra, adversary = ("depth", "class_size"), None, ADVERSARY_ORACLES
-        lm_expectations, lm_pairings, lm_sections = LM_EXPECTATIONS, (), None
-        if any(r.get("kind") == "lm" for r in rows):
-            caveats = caveats + LM_CAVEATS if any(r.get("kind") != "lm" for r in rows) else LM_CAVEATS
-    summary = write_report(rows, out, title=title, intro=intro, expectations=expectations, caveats=caveats,
-                           command=command, axes=axes, extra_sections=extra, adversary_oracles=adversary,
-                           lm_expectations=lm_expectations, lm_pairings=lm_pairings, lm_sections=lm_sections)
+    rep = get_reproduction(reproduction) if reproduction else SWEEP_REPORT
+    title = rep.title or f"Sweep report: {out.name}"
+    summary = write_report(rows, out, title=title, intro=rep.intro, parts=list(rep.parts),
+                           expectations=rep.expectations, caveats=rep.caveats_for(rows), command=command)
     verdicts = [v["verdict"] for v in summary["expectations"]]
     counts = ", ".join(f"{verdicts.count(k)} {k}" for k in VERDICTS)
     shown = f"{len(summary['series'])} series" if summary["series"] or "lm_points" not in summary else (

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from ..errors import ParameterError
 from ..eval import alignment
-from ..eval.report import Expectation, rho_kind
+from ..eval.lab_part import lab_part
+from ..eval.lm_part import lm_part
+from ..eval.verdicts import Expectation, about_lm, rho_kind
 from ..registry import best_of_n_kl_bound
 from .spec import Spec, load_spec
 
@@ -169,7 +171,7 @@ VGB_SOURCE = ("VGB's walk with w = pi_ref V_hat is reversible with a stationary 
               "for the dense kernel); at our calibrated walk length (docs/walk_schedule.md) its output is within "
               "TV 0.01 on the lab's trees; so its TV to pi* is the sampling noise of n draws")
 FLOOR_ALT = "biased: twice the noise floor"
-LM_EXPECTATIONS = [
+LM_EXPECTATIONS = about_lm([
     Expectation("VGB with exact values: TV to pi* at the noise floor of n exact draws", "classical",
                 "Rohatgi et al. 2025 (VGB), Thm 4.1 with eps = 0; " + VGB_SOURCE,
                 _lm("vgb", values=("exact",), noisy=False), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
@@ -242,7 +244,7 @@ LM_EXPECTATIONS = [
                 _lm("vgb", "action-rs", "outcome-rs", "mh", values=(None, "exact", "heuristic", "rollout", "head"), exact=None,
                     constraint=True), "accuracy", "mean", _const(1.0), lambda f: f["z"],
                 "the base model's rate Z"),
-]
+])
 
 LM_CAVEATS = [
     "TV and KL to pi* are of the empirical law of n samples, so even an exact sampler is away from pi*: its "
@@ -305,7 +307,7 @@ def _scaled_gain(c: float):
 AISP_SOURCE = ("Kanai et al. 2025 (AISP, arXiv 2510.26219; ALGORITHMS.md §7) report higher reward than best-of-n at "
                "equal numbers of samples; the margin asked here (a quarter of best-of-n's own gain over the base "
                "model) is ours")
-ALIGNMENT_EXPECTATIONS = [
+ALIGNMENT_EXPECTATIONS = about_lm([
     Expectation("AISP beats best-of-n at equal samples: its answer's reward exceeds best-of-n's by at least a quarter "
                 "of best-of-n's gain over the base model", "classical", AISP_SOURCE,
                 _paired("aisp - best-of-n"), "mean_reward_difference", "mean", _scaled_gain(0.25),
@@ -329,7 +331,7 @@ ALIGNMENT_EXPECTATIONS = [
                 VGB_SOURCE.replace("its TV to pi* is the sampling noise of n draws", "its mean reward is pi*'s"),
                 _lm("vgb", values=("heuristic",), exact=False, constraint=False), "mean_reward", "mean",
                 lambda f: f["pistar_reward"], lambda f: f["base_reward"], "the base model's mean reward"),
-]
+])
 
 ALIGNMENT_CAVEATS = [
     "Best-of-n and AISP maximise the reward; SMC, MH and VGB sample pi* ∝ pi_ref exp(r / beta). More budget buys "
@@ -420,12 +422,10 @@ class Reproduction:
     intro: str
     expectations: list
     caveats: list
-    axes: tuple = ("depth",)
-    extra_sections: object = None
-    adversary_oracles: tuple = ()
-    lm_expectations: list = ()
-    lm_pairings: tuple = ()  # ttsample.eval.scaling.Pairing: paired comparisons the expectations may judge
-    lm_sections: object = None  # (rows, points, paired, out) -> (lines, plots): the reproduction's own part
+    parts: tuple  # ttsample.eval.report parts, in the report's order
+
+    def caveats_for(self, rows: list[dict]) -> list:
+        return self.caveats(rows) if callable(self.caveats) else self.caveats
 
     def spec(self, quick: bool) -> Spec:
         ref = resources.files("ttsample.experiments") / "specs" / (self.quick_spec_file if quick else self.spec_file)
@@ -443,7 +443,7 @@ REPRODUCTIONS = {
         "signs, a decoy favouring the lightest child, a drift toward the root) for the worst instance per sampler; "
         "and the bounded-tilt control with uniform rejection. Each expectation names its provenance and the "
         "alternative it is told apart from, and is marked confirmed, refuted or inconclusive by the data.",
-        SCALING_EXPECTATIONS, SCALING_CAVEATS, adversary_oracles=ADVERSARY_ORACLES,
+        SCALING_EXPECTATIONS, SCALING_CAVEATS, (lab_part(("depth",), ADVERSARY_ORACLES),),
     ),
     "ttt": Reproduction(
         "ttt", "ttt.toml", "ttt_quick.toml",
@@ -453,7 +453,7 @@ REPRODUCTIONS = {
         "walk, which does not, on the same instances: against depth at |F| = 16, and against |F| at depth 8, for "
         "classes whose members are easy (independent, tilt: one leaf tells them apart) and hard (local: they "
         "differ only in one deep subtree) to tell apart; oracle random with rho = 1.5.",
-        TTT_EXPECTATIONS, TTT_CAVEATS, ("depth", "class_size"), crossover_section,
+        TTT_EXPECTATIONS, TTT_CAVEATS, (lab_part(("depth", "class_size"), sections=crossover_section),),
     ),
     "lm": Reproduction(
         "lm", "lm.toml", "lm_quick.toml",
@@ -466,7 +466,7 @@ REPRODUCTIONS = {
         "Each metric is plotted against what it cost (forward passes, tokens, reward calls, seconds). Each "
         "expectation names its provenance and the alternative it is told apart from, and is marked confirmed, "
         "refuted or inconclusive by the data.",
-        [], LM_CAVEATS, axes=(), lm_expectations=LM_EXPECTATIONS,
+        LM_EXPECTATIONS, LM_CAVEATS, (lm_part(),),
     ),
     "alignment": Reproduction(
         "alignment", "alignment.toml", "alignment_quick.toml",
@@ -478,10 +478,23 @@ REPRODUCTIONS = {
         "model and diversity. AISP is compared with each other method by paired differences at equal budgets. "
         "Each expectation names its provenance and the alternative it is told apart from, and is marked "
         "confirmed, refuted or inconclusive by the data.",
-        [], ALIGNMENT_CAVEATS, axes=(), lm_expectations=ALIGNMENT_EXPECTATIONS,
-        lm_pairings=tuple(ALIGNMENT_PAIRINGS), lm_sections=alignment.section,
+        ALIGNMENT_EXPECTATIONS, ALIGNMENT_CAVEATS, (lm_part(tuple(ALIGNMENT_PAIRINGS), alignment.section),),
     ),
 }
+
+
+def _sweep_caveats(rows: list[dict]) -> list:
+    """The lab's caveats, the language model's, or both: as the rows of a sweep are."""
+    lab, lm = any(r.get("kind") != "lm" for r in rows), any(r.get("kind") == "lm" for r in rows)
+    return (SCALING_CAVEATS + TTT_CAVEATS if lab or not lm else []) + (LM_CAVEATS if lm else [])
+
+
+# `ttsample report DIR` on a sweep of any spec: every part and every expectation (the title names the folder)
+SWEEP_REPORT = Reproduction(
+    "sweep", "", "", "", "Cost per sample against depth and class size for every series.",
+    SCALING_EXPECTATIONS + TTT_EXPECTATIONS + LM_EXPECTATIONS, _sweep_caveats,
+    (lab_part(("depth", "class_size"), ADVERSARY_ORACLES), lm_part()),
+)
 
 
 def get_reproduction(name: str) -> Reproduction:
