@@ -305,12 +305,17 @@ def test_text_model_no_e_target():
     assert all("e" not in target.text(int(i)) for i in np.flatnonzero(target.target.leaf_probs() > 0)[:200])
 
 
-def test_embedding_similarity_reward():
-    from ttsample.lm.embedding import EmbeddingSimilarity
+def test_embedding_similarity_reward_scores_a_batch_as_it_scores_each_text():
+    from ttsample.lm.embedding import BATCH, similarity_reward
 
-    reward = EmbeddingSimilarity("free software license")
-    assert reward("free software license") == pytest.approx(1.0, abs=1e-5)
+    reward = similarity_reward("free software license")
+    assert reward.batched and reward("free software license") == pytest.approx(1.0, abs=1e-5)
     assert reward("a license for free software") > reward("the cat sat on the mat")
+    texts = [f"text {i} about {'free software' if i % 3 else 'cats'}" for i in range(BATCH + 5)]  # two batches
+    together = reward.score([""] * len(texts), texts)
+    alone = [reward(t) for t in texts]
+    # padding to the batch's longest text changes float32 sums by a few ulps, not the scores
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)
 
 
 def test_cli_lm_exact_and_train_tiny(tmp_path):

@@ -256,7 +256,9 @@ def generate(
     model: str = typer.Option("dyck", help="Embedded model (dyck, text, subword) or a folder saved with save_pretrained."),
     prompt: str = typer.Option("", help="Prompt text (after <bos>)."),
     horizon: int = typer.Option(8, help="Longest response H in tokens (<eos> ends one earlier)."),
-    reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
+    reward: str = typer.Option("dyck", help="A built-in (dyck, dyck-completable, no-e, length, sentiment), "
+                               "regex:PATTERN, similarity:TEXT, python:MODULE:FUNCTION, path/to/file.py:FUNCTION or "
+                               "hf:DIR[:LABEL] (a sequence-classification reward model)."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
     temperature: float = typer.Option(1.0, help="pi_ref is the model's law at this temperature (and so is the target)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="pi_ref keeps only the k most likely tokens at each step."),
@@ -397,7 +399,9 @@ def lm_exact(
     model: str = typer.Option("dyck", help="Embedded model (dyck, text, subword) or a local model folder."),
     prompt: str = typer.Option("", help="Prompt text (after <bos>)."),
     horizon: int = typer.Option(8, help="Response length H (responses are padded after <eos>)."),
-    reward: str = typer.Option("dyck", help="dyck, dyck-completable, no-e, length or sentiment."),
+    reward: str = typer.Option("dyck", help="A built-in (dyck, dyck-completable, no-e, length, sentiment), "
+                               "regex:PATTERN, similarity:TEXT, python:MODULE:FUNCTION, path/to/file.py:FUNCTION or "
+                               "hf:DIR[:LABEL] (a sequence-classification reward model)."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
     temperature: float = typer.Option(1.0, help="pi_ref is the model's law at this temperature (and so is the target)."),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="pi_ref keeps only the k most likely tokens at each step."),
@@ -407,15 +411,14 @@ def lm_exact(
 ) -> None:
     """Compute pi*(y|x) ∝ pi_ref(y|x) tau(x,y) exactly by enumerating every response."""
     from .lm.backend import LanguageModel
-    from .lm.rewards import REWARDS
+    from .lm.rewards import resolve_reward
     from .lm.targets import tilted_target
 
     try:
-        if reward not in REWARDS:
-            raise ParameterError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
+        scorer = resolve_reward(reward)
         decoding = Decoding(temperature, top_k, top_p)
         lm = LanguageModel.load(model)
-        exact = tilted_target(lm, prompt, horizon, REWARDS[reward], beta=beta, decoding=decoding)
+        exact = tilted_target(lm, prompt, horizon, scorer, beta=beta, decoding=decoding)
     except TtsampleError as exc:
         _fail(exc)
     probs = exact.target.leaf_probs()

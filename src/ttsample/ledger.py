@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Iterator
 
-MODEL_COSTS = ("forward_passes", "tokens", "cache_hits", "cache_misses", "reward_calls")
+MODEL_COSTS = ("forward_passes", "tokens", "cache_hits", "cache_misses", "reward_calls", "reward_texts")
 
 
 @dataclass
@@ -30,7 +30,8 @@ class Ledger:
     tokens: int = 0  # tokens fed to the model
     cache_hits: int = 0  # prefixes answered from a model cache
     cache_misses: int = 0  # prefixes the model had to compute
-    reward_calls: int = 0
+    reward_calls: int = 0  # calls of the reward: one per batch for a batched reward, one per text otherwise
+    reward_texts: int = 0  # responses (or prefixes) it scored
     seconds: float = 0.0
 
     def as_dict(self) -> dict:

@@ -110,40 +110,12 @@ def fresh_model(model: str):
 
 
 @lru_cache(maxsize=None)
-def _similarity(reference: str):
-    from ..lm.embedding import similarity_reward
+def reward_function(reward: str, reference: str = ""):
+    """The task's ``Reward``, resolved once per process (a MiniLM encoder is loaded once per reference):
+    ``minilm`` with its reference is ``similarity:REFERENCE``, any other name a form of ``resolve_reward``."""
+    from ..lm.rewards import resolve_reward
 
-    return similarity_reward(reference)  # the encoder is loaded once per process and reference
-
-
-def reward_function(task: LMTask):
-    """The task's reward, text -> float: a name of ``REWARDS``, or the MiniLM similarity to its reference."""
-    from ..lm.rewards import REWARDS
-
-    return _similarity(task.reference) if task.reward == "minilm" else REWARDS[task.reward]
-
-
-@contextmanager
-def registered_reward(task: LMTask):
-    """The name under which ``generate`` finds the task's reward in ``REWARDS``.
-
-    The similarity reward is registered for the run only (as ``minilm:<reference>``) and removed after it, so
-    the table of named rewards is what ``ttsample.lm.rewards`` defines outside a run.
-    """
-    from ..lm.rewards import REWARDS
-
-    if task.reward != "minilm":
-        yield task.reward
-        return
-    name = f"minilm:{task.reference}"
-    added = name not in REWARDS
-    if added:
-        REWARDS[name] = reward_function(task)
-    try:
-        yield name
-    finally:
-        if added:
-            REWARDS.pop(name, None)
+    return resolve_reward(f"similarity:{reference}" if reward == "minilm" else reward)
 
 
 @dataclass
@@ -180,13 +152,14 @@ def _build_reference(task: LMTask, draws: int) -> Reference:
     from ..lm.task import GenerationTask
     from ..logspace import logsumexp
 
-    gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, reward_function(task), beta=task.beta)
+    gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, reward_function(task.reward, task.reference),
+                         beta=task.beta)
     if task.exact:
         law = ExactLaw(gen)
         return Reference(law.log_z, law.base_reward, law.pistar_reward, law)
     rng = np.random.default_rng(REFERENCE_SEED)
     leaves = gen.sample_suffix(np.zeros(draws, dtype=np.int64), rng)
-    reward = np.array([gen.reward(t) for t in gen.text(leaves)])
+    reward = gen.rewards(leaves)
     log_tau = log_tau_of(reward, task.beta)
     log_z = float(logsumexp(log_tau) - math.log(draws))
     w = np.exp(log_tau - np.max(log_tau)) if np.isfinite(log_tau).any() else np.zeros(draws)
@@ -208,10 +181,11 @@ def execute_lm(task: LMTask) -> dict:
 
     options = json.loads(task.options)
     draws = task.reference_draws
-    with one_thread(), registered_reward(task) as name:
+    with one_thread():
         lm = fresh_model(task.model)
         try:
-            run = generate(lm, task.prompt, task.horizon, name, sampler=task.sampler,
+            run = generate(lm, task.prompt, task.horizon, reward_function(task.reward, task.reference),
+                           sampler=task.sampler,
                            values=task.value_kind or "heuristic", rho=task.rho, beta=task.beta, n=task.samples,
                            seed=task.seed, **options)
         except BudgetExhaustedError as exc:
@@ -238,10 +212,8 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     n = int(leaves.size)
     tokens = run.task.tokens(leaves)
     texts = run.task.text(leaves)
-    scored: dict[str, float] = {}
-    for t in texts:  # once per distinct text
-        if t not in scored:
-            scored[t] = run.task.reward(t)
+    distinct = list(dict.fromkeys(texts))  # each distinct text scored once, in one batch
+    scored = dict(zip(distinct, run.task.score(distinct)))
     reward = np.array([scored[t] for t in texts])
     w = _weights(run.result.log_weights)
     weighted = w is not None

@@ -37,7 +37,8 @@ a spec may hold only these (then ``samplers`` and ``depths`` may be left out)::
     model = "dyck"            # dyck, text, subword (embedded) or a local model folder
     prompt = ""               # or prompts = ["...", "..."]: the prompts are replicates, like seeds
     horizon = 6
-    reward = "dyck"           # a name of ttsample.lm.rewards.REWARDS, or "minilm" (with reference = "...")
+    reward = "dyck"           # a built-in, regex:P, similarity:TEXT, python:M:F, file.py:F, hf:DIR[:LABEL] (REWARD_FORMS);
+                              # or "minilm" with reference = "..." (the same as similarity:...)
     # beta = 0.1              # a tilt tau = exp(r / beta); leave out for a 0/1 constraint (tau = 1{r > 0})
     exact = true              # enumerate pi* (small vocabularies and horizons): TV and KL to pi*
     samplers = ["vgb", "action-rs", "outcome-rs", "best-of-n", "smc", "twisted-smc", "mh"]
@@ -68,7 +69,6 @@ from ..oracles import ORACLES
 from ..registry import REGISTRY, names as sampler_names
 
 FAMILIES = ("random", "bounded_tilt", "class")
-LM_EXTRA_REWARDS = ("minilm",)  # rewards registered by the runner (ttsample.experiments.lm_runs)
 
 
 CLASS_KINDS = ("independent", "local", "tilt")
@@ -312,7 +312,7 @@ def parse_spec(data: dict) -> Spec:
 
 
 def _check_lm_table(t: dict) -> None:
-    from ..lm.rewards import REWARDS  # light: no model is loaded
+    from ..lm.rewards import check_reward_name  # light: no model is loaded
 
     where = f"[[lm_tasks]] {t.get('name')!r}"
     _require(isinstance(t.get("name"), str) and t["name"], "every [[lm_tasks]] table needs a name")
@@ -327,8 +327,12 @@ def _check_lm_table(t: dict) -> None:
     _require(isinstance(horizon, int) and not isinstance(horizon, bool) and horizon >= 1,
              f"{where}: horizon must be an integer >= 1")
     reward = t.get("reward")
-    _require(reward in REWARDS or reward in LM_EXTRA_REWARDS,
-             f"{where}: unknown reward {reward!r}; choose one of {', '.join([*REWARDS, *LM_EXTRA_REWARDS])}")
+    _require(isinstance(reward, str), f"{where}: reward must be a name, got {reward!r}")
+    if reward != "minilm":
+        try:
+            check_reward_name(reward)
+        except ParameterError as exc:
+            raise ParameterError(f"{where}: {exc}") from None
     _require(reward != "minilm" or (isinstance(t.get("reference"), str) and t["reference"]),
              f"{where}: the minilm reward needs reference = \"a text\" whose similarity is rewarded")
     beta = t.get("beta")

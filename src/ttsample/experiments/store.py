@@ -26,6 +26,7 @@ COLUMNS = {
     "delivered": "INTEGER",
     "queries_total": "INTEGER", "queries_distinct": "INTEGER", "steps": "INTEGER", "tries": "INTEGER",
     "restarts": "INTEGER", "surplus": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",
+    "reward_texts": "INTEGER",
     "cache_hits": "INTEGER", "cache_misses": "INTEGER", "error": "TEXT",  # error: why a run failed (status error)
     "seconds": "REAL", "walk_steps": "INTEGER", "tv_output_law": "REAL", "tv_empirical": "REAL",
     # queries until the first sample, as a one-at-a-time run from a fresh cache would make them: total and distinct

@@ -51,11 +51,16 @@ class EmbeddingSimilarity:
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return torch.nn.functional.normalize(pooled, dim=1).numpy()
 
-    def __call__(self, text: str) -> float:
+    def __call__(self, prompts: list[str], texts: list[str]) -> np.ndarray:
+        """The similarity of each text (the prompts are not read), in batches of ``BATCH`` texts."""
         # a cosine of unit vectors; float32 rounding can put it a few ulps outside [-1, 1]
-        return float(np.clip(self.embed([text])[0] @ self.reference, -1.0, 1.0))
+        scores = [self.embed(texts[i:i + BATCH]) @ self.reference for i in range(0, len(texts), BATCH)]
+        return np.clip(np.concatenate(scores).astype(np.float64), -1.0, 1.0)
+
+
+BATCH = 64  # texts per encoder call
 
 
 def similarity_reward(reference: str) -> Reward:
-    """The MiniLM similarity to ``reference`` as a reward that declares its range, [-1, 1]."""
-    return Reward(EmbeddingSimilarity(reference), f"similarity:{reference}", (-1.0, 1.0))
+    """The MiniLM similarity to ``reference`` as a batched reward that declares its range, [-1, 1]."""
+    return Reward(EmbeddingSimilarity(reference), f"similarity:{reference}", (-1.0, 1.0), batched=True)

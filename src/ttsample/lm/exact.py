@@ -24,7 +24,7 @@ class ExactLaw:
         task.tree.grow_all(max_nodes)
         self.leaves = task.tree.leaf_nodes()
         self.log_pi = task.log_pi_ref(self.leaves).astype(np.float64)
-        self.reward = np.array([task.reward(t) for t in task.text(self.leaves)], dtype=np.float64)  # once per leaf
+        self.reward = task.rewards(self.leaves)  # once per leaf
         self.log_tau = log_tau_of(self.reward, task.beta)
         # log V*(v) for every node: the values' exact reference
         self.log_v = task.exact_log_values(max_nodes, leaf_log_tau=self.log_tau)

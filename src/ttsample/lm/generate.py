@@ -10,7 +10,7 @@ Shared by ``ttsample generate`` and the Python API; nothing here prints or write
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from ..registry import sampler_entry
 from ..runs import GenerationProblem, check_seed, run
 from ..samplers.base import SampleResult
 from .decoding import Decoding
-from .rewards import REWARDS
+from .rewards import Reward, resolve_reward
 from .samplers.base import Budget, Interrupted
 from .task import GenerationTask
 from .values import DepthCalibratedValues, ExactValues, HeuristicValues, LearnedValues, RolloutValues
@@ -63,7 +63,7 @@ class Generation:
 
     def rewards(self) -> np.ndarray:
         """The reward of each sample's text (for reporting; after the run, so not in its ledger)."""
-        return np.array([self.task.reward(t) for t in self.texts()], dtype=np.float64)
+        return self.task.score(self.texts())
 
     @property
     def partial(self) -> bool:
@@ -98,12 +98,15 @@ def _rounded(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
-def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str, *, sampler: str, values: str = "heuristic",
+def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str | Callable | Reward, *, sampler: str, values: str = "heuristic",
              rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
              device: str = "cpu", max_seconds: float | None = None, max_queries: float | None = None, progress=None,
              **options) -> Generation:
     """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
 
+    ``reward``: a name (``ttsample.lm.rewards.REWARD_FORMS``: a built-in, ``regex:``, ``similarity:``,
+    ``python:MODULE:FUNCTION``, ``file.py:FUNCTION``, ``hf:DIR[:LABEL]``), a callable (per text, or marked
+    ``@batched``) or a ``Reward``.
     ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
     ``max_seconds`` (of sampling) and ``max_queries`` (value queries; only for samplers that ask values) end the
     run early with the samples it has completed: ``result.stopped`` names the limit and ``stop_message()`` says
@@ -111,8 +114,7 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     ``Generation`` so far, marked the same way.
     """
     entry = sampler_entry(sampler, "generation")
-    if reward not in REWARDS:
-        raise ParameterError(f"unknown reward {reward!r}; choose one of {', '.join(REWARDS)}")
+    reward = resolve_reward(reward)
     if values not in VALUES:
         raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}")
     check_seed(seed)
@@ -125,7 +127,7 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str,
     from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
 
     lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device)
-    task = GenerationTask(lm, prompt, horizon, REWARDS[reward], beta=beta, decoding=decoding)
+    task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding)
 
     def generation(done) -> Generation:
         kind = values if entry.uses_values else None

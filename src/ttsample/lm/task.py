@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..trees import TokenTrie
 from .decoding import Decoding
-from .rewards import Reward, checked, log_tau_of
+from .rewards import as_reward, checked, log_tau_of
 
 # hook(rows, nodes, log_probs) -> log-weights over the allowed tokens, (m, A) torch tensors on the model's device;
 # rows: which of the batch the caller passed each node is (in sample_suffix, the row of the response being
@@ -72,11 +72,11 @@ class GenerationTask:
         self._columns = slice(0, self.actions.size) if contiguous else lm.torch_index(self.actions)  # a view when it can
         self.eos_action = int(np.flatnonzero(self.actions == lm.tokenizer.eos_id)[0])
         self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action)
-        # a range the reward declares: over responses of at most horizon tokens, each adding at most max_token_chars
-        self.reward_range = reward.range(self.horizon * lm.tokenizer.max_token_chars) \
-            if isinstance(reward, Reward) else None
-        self.reward_function = reward  # as given (a Reward carries its name and range)
-        self.reward = checked(reward, lm.ledger, self.reward_range)
+        self.prompt_text = prompt if isinstance(prompt, str) else lm.tokenizer.decode(self.prompt[1:])  # after <bos>
+        self.reward_function = as_reward(reward)  # a Reward carries its name, range and prefix check
+        # the range it declares: over responses of at most horizon tokens, each adding at most max_token_chars
+        self.reward_range = self.reward_function.range(self.horizon * lm.tokenizer.max_token_chars)
+        self._score = checked(self.reward_function, lm.ledger, self.reward_range)
         self._known = 1  # trie nodes the arrays below describe
         self._backend = np.array([lm.handle(self.prompt)], dtype=np.int64)  # trie node -> model handle
         self._log_pi = np.zeros(1)  # log pi_ref(node | prompt); NaN until known
@@ -180,9 +180,20 @@ class GenerationTask:
             return 0.0
         return None if self.reward_range is None else self.reward_range[1] / self.beta
 
+    def score(self, texts: list[str]) -> np.ndarray:
+        """The reward of each response text to this prompt: one batch (one call of a batched reward)."""
+        return self._score([self.prompt_text] * len(texts), list(texts))
+
+    def reward(self, text: str) -> float:
+        return float(self.score([text])[0])
+
+    def rewards(self, leaves: np.ndarray) -> np.ndarray:
+        """The reward of each leaf's response, in one batch."""
+        return self.score(self.text(leaves))
+
     def log_tau(self, leaves: np.ndarray) -> np.ndarray:
         """``log tau`` at leaves: ``r / beta``, or ``0 / -inf`` for a constraint."""
-        return log_tau_of([self.reward(t) for t in self.text(leaves)], self.beta)
+        return log_tau_of(self.rewards(leaves), self.beta)
 
     # ---- exact values, by enumeration ----
 

@@ -89,12 +89,16 @@ class HeuristicValues:
         if prefix is None:
             prefix = getattr(task.reward_function, "prefix", None)
         self.proves_zeros = prefix is not None and task.beta is None
-        self.score = checked(prefix, task.lm.ledger) if self.proves_zeros else task.reward
+        if self.proves_zeros:
+            check = checked(prefix, task.lm.ledger)
+            self.score = lambda texts: check([task.prompt_text] * len(texts), texts)
+        else:
+            self.score = task.score
 
     def __call__(self, nodes) -> np.ndarray:
         nodes = np.asarray(nodes, dtype=np.int64)
         h = self.task.tree.depth_of(nodes)
-        r = np.array([self.score(t) for t in self.task.text(nodes)], dtype=np.float64)
+        r = self.score(self.task.text(nodes))
         log_alpha = (self.task.horizon - h) * np.log(self.alpha)  # in log space: alpha^(H-h) underflows at long H
         if self.task.beta is None:  # a constraint: alpha^(H-h) times the prefix check, or r(prefix) floored
             return log_alpha + log_of(r if self.proves_zeros else np.maximum(r, self.floor))

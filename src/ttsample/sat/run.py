@@ -58,7 +58,7 @@ class SatRun:
             "sampling_set": len(self.cnf.sampled), "projected": self.cnf.projected,
             "sampler": self.sampler, "seed": self.seed, "n_samples": int(self.result.samples.size),
             "rho": math.exp(self.oracle.log_rho),
-            **{k: v for k, v in led.items() if k not in ("forward_passes", "tokens", "reward_calls")},
+            **{k: v for k, v in led.items() if k not in ("forward_passes", "tokens", "reward_calls", "reward_texts")},
             "repeat_queries": led["queries_total"] - led["queries_distinct"], "wall_seconds": self.wall_seconds,
             **self.oracle.stats(), "tools": tool_versions(),
             "info": {k: (v.item() if isinstance(v, np.generic) else v) for k, v in self.result.info.items()},

@@ -139,7 +139,7 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
             leaves = sample_suffixes(tasks, roots, rng, hooks)
             kl = kl.reshape(prompts, n * m)
             for p, task in enumerate(tasks):
-                rewards = np.array([task.reward(t) for t in task.text(leaves[p])]).reshape(n, m)
+                rewards = task.rewards(leaves[p]).reshape(n, m)
                 ledger.steps += int(task.tree.depth_of(leaves[p]).sum())
                 mine = leaves[p].reshape(n, m)
                 ess = np.zeros(n)

@@ -1,0 +1,26 @@
+"""Rewards as a user writes them, for ``python:user_rewards:NAME`` in the tests (the tests folder is on the path)."""
+
+from ttsample.lm.rewards import Reward, batched, dyck_valid
+
+CALLS: list[int] = []  # the batch size of each call of balanced_batched
+
+
+def balanced(text: str) -> float:
+    """Per text: 1 for a balanced Dyck word."""
+    return dyck_valid(text)
+
+
+@batched
+def balanced_batched(prompts: list[str], responses: list[str]) -> list[float]:
+    """The same reward, scored a batch at a time."""
+    CALLS.append(len(responses))
+    return [dyck_valid(r) for r in responses]
+
+
+@batched
+def one_short(prompts, responses):
+    """Broken on purpose: one score too few."""
+    return [1.0] * (len(responses) - 1)
+
+
+bounded_length = Reward(lambda text: float(len(text)), "bounded-length", (0.0, 1.0), per_char=True)
