@@ -171,3 +171,43 @@ def test_a_scalar_reward_model_drives_a_sampler(tmp_path):
     chosen = run.rewards()
     best = [max(r for _, r in c) for c in run.result.info["candidates"]]
     np.testing.assert_allclose(chosen, best, rtol=0, atol=1e-6)  # best-of-n kept the top score of each
+
+
+def test_users_values_by_name_are_cached_per_node_and_drive_vgb_to_pi_star():
+    """VGB is exact with any values positive where V* is (ALGORITHMS.md §2): the user's completability values give
+    the exact pi* of valid Dyck words. Chi-square at FALSE_ALARM (1e-6 false alarms); the twin below runs the same
+    walk far too short to mix (T = 8 instead of the default 1,960), which is biased, and must be caught."""
+    from ttsample.lm.exact import ExactLaw
+    from ttsample.testing import FALSE_ALARM, chi_square_p_value
+
+    user_rewards.CALLS.clear()
+    run = generate("dyck", "", 6, "dyck", sampler="vgb", values="python:user_rewards:completable_values", n=1500,
+                   seed=5)
+    asked = sum(user_rewards.CALLS)
+    assert asked == len(run.oracle.values.cache) and len(user_rewards.CALLS) < asked  # once per node, in batches
+    law = ExactLaw(GenerationTask(LanguageModel.load("dyck"), "", 6, REWARDS["dyck"]))
+    drawn = [law.index[t] for t in run.task.tokens(run.result.samples)]
+    assert chi_square_p_value(drawn, law.pi_star) > FALSE_ALARM
+    twin = generate("dyck", "", 6, "dyck", sampler="vgb", values="python:user_rewards:completable_values",
+                    n=1500, seed=5, steps=8)
+    assert chi_square_p_value([law.index[t] for t in twin.task.tokens(twin.result.samples)], law.pi_star) < FALSE_ALARM
+
+
+def test_users_values_that_give_an_unproven_zero_are_refused():
+    from ttsample.errors import OracleBoundError
+
+    with pytest.raises(OracleBoundError, match="values are 0 at the prefix"):
+        generate("dyck", "", 6, "dyck", sampler="vgb", values="python:user_rewards:zero_values", n=5, seed=0)
+    with pytest.raises(ParameterError, match="or name your own"):
+        generate("dyck", "", 6, "dyck", sampler="vgb", values="magic", n=5, seed=0)
+
+
+def test_a_classifier_folder_as_values_is_read_as_log_v(tmp_path):
+    folder = tiny_classifier(tmp_path / "verifier", labels=2, seed=2)
+    run = generate("dyck", "", 5, "dyck", sampler="twisted-smc", values=f"hf:{folder}:good", n=10, seed=0,
+                   particles=16)
+    values = run.oracle.values
+    nodes = np.array(list(values.cache), dtype=np.int64)
+    expected = resolve_reward(f"hf:{folder}:good").score([""] * nodes.size, run.task.text(nodes))
+    np.testing.assert_allclose(values(nodes), expected, rtol=0, atol=1e-5)  # log V_hat = log P(good | prefix)
+    assert run.result.samples.size > 0

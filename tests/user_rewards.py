@@ -24,3 +24,17 @@ def one_short(prompts, responses):
 
 
 bounded_length = Reward(lambda text: float(len(text)), "bounded-length", (0.0, 1.0), per_char=True)
+
+
+@batched
+def completable_values(prompts, prefixes):
+    """A user's V_hat: 1 on a completable Dyck prefix, a small floor elsewhere (a zero would be refused)."""
+    from ttsample.lm.rewards import dyck_completable
+
+    CALLS.append(len(prefixes))
+    return [max(dyck_completable(p), 1e-3) for p in prefixes]
+
+
+def zero_values(prefix: str) -> float:
+    """Broken on purpose for values: 0 on some prefixes, which nothing proves empty."""
+    return float(prefix.count("(") <= 1)

@@ -340,6 +340,7 @@ def _check_lm_table(t: dict) -> None:
              f"{where}: beta must be a number > 0 (leave it out for a 0/1 constraint)")
     _require(isinstance(t.get("exact", False), bool), f"{where}: exact must be true or false")
     from ..lm.generate import VALUES as kinds  # torch-free: naming the samplers and values loads no model
+    from ..lm.values import is_user_values
 
     samplers = t.get("samplers")
     _require(isinstance(samplers, list) and samplers and all(s in sampler_names("generation") for s in samplers),
@@ -351,7 +352,9 @@ def _check_lm_table(t: dict) -> None:
     for entry in entries:
         _require(isinstance(entry, (str, dict)), f"{where}: a values entry is a kind or a table {{kind, rho}}")
         kind = entry if isinstance(entry, str) else entry.get("kind")
-        _require(kind in kinds, f"{where}: unknown values {kind!r}; choose from {', '.join(kinds)}")
+        _require(kind in kinds or (isinstance(kind, str) and is_user_values(kind)),
+                 f"{where}: unknown values {kind!r}; choose from {', '.join(kinds)}, or name your own "
+                 "(python:MODULE:FUNCTION, path/to/file.py:FUNCTION, hf:DIR[:LABEL])")
         rho = 1.0 if isinstance(entry, str) else entry.get("rho", 1.0)
         _require(isinstance(rho, (int, float)) and not isinstance(rho, bool) and rho >= 1,
                  f"{where}: the values' rho must be a number >= 1, got {rho!r}")

@@ -22,7 +22,8 @@ from .decoding import Decoding
 from .rewards import Reward, resolve_reward
 from .samplers.base import Budget, Interrupted
 from .task import GenerationTask
-from .values import DepthCalibratedValues, ExactValues, HeuristicValues, LearnedValues, RolloutValues
+from .values import (DepthCalibratedValues, ExactValues, HeuristicValues, LearnedValues, RolloutValues, UserValues,
+                     is_user_values)
 
 if TYPE_CHECKING:
     from .backend import LanguageModel
@@ -44,7 +45,10 @@ def make_values(task, kind: str, rng: np.random.Generator):
         return DepthCalibratedValues(task, rng)
     if kind == "head":
         return LearnedValues(task, rng)
-    raise ParameterError(f"unknown values {kind!r}; choose one of {', '.join(VALUES)}")
+    if is_user_values(kind):
+        return UserValues(task, kind)
+    raise ParameterError(f"unknown values {kind!r}; choose one of {', '.join(VALUES)}, or name your own: "
+                         "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL]")
 
 
 @dataclass
@@ -115,8 +119,9 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
     """
     entry = sampler_entry(sampler, "generation")
     reward = resolve_reward(reward)
-    if values not in VALUES:
-        raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}")
+    if values not in VALUES and not is_user_values(values):
+        raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}, or name your own: "
+                             "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL]")
     check_seed(seed)
     budget = Budget(max_seconds, max_queries)
     if max_queries is not None and not entry.uses_values:

@@ -22,15 +22,22 @@ no mass (``proves_zeros``): VGB's and twisted SMC's exactness needs
   first nodes a sampler asks (paid for anyway), their estimates train the
   head, the head answers from then on, and a share of later nodes still gets
   rollouts whose labels refit it as they arrive.
+- ``UserValues``: a user's estimate of partial generations, named like a
+  reward (``python:MODULE:FUNCTION``, ``file.py:FUNCTION``: ``V_hat >= 0``;
+  ``hf:DIR[:LABEL]``: a classifier read as ``log V_hat``, e.g. the
+  log-probability of a verifier's "good" label), cached per trie node and
+  asked once per batch of new nodes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import OracleBoundError, ParameterError
 from ..logspace import log_of
-from .rewards import checked
+from .rewards import checked, resolve_reward
+
+USER_VALUE_FORMS = ("python:", "hf:")  # and path/to/file.py:FUNCTION
 
 
 class ExactValues:
@@ -256,3 +263,41 @@ class LearnedValues:
         if (self.head is None and len(self.labels) >= self.warmup) or (self.head is not None and self._since_fit >= self.refit_every):
             self._fit()
         return out
+
+
+def is_user_values(kind: str) -> bool:
+    """Whether ``kind`` names a user's values (``UserValues``) rather than a built-in estimator."""
+    path, sep, function = kind.rpartition(":")
+    return kind.startswith(USER_VALUE_FORMS) or (bool(sep) and path.endswith(".py") and function.isidentifier())
+
+
+class UserValues:
+    """``V_hat`` from a user's function of partial text, ``(prompts, prefixes) -> values`` (or per text), or from a
+    classifier folder (``hf:``) whose score is read as ``log V_hat``.
+
+    Each node is asked once (cached per trie node), new nodes one batch per
+    call. A value of 0 is refused by ``LMOracle`` (nothing proves the subtree
+    empty): floor it, or return a small positive value.
+    """
+
+    proves_zeros = False
+    deterministic = True  # a fixed function of the prefix
+
+    def __init__(self, task, name: str):
+        self.task, self.name = task, name
+        self.scorer = resolve_reward(name)
+        self.in_log = name.startswith("hf:")
+        self.cache: dict[int, float] = {}
+
+    def __call__(self, nodes) -> np.ndarray:
+        nodes = np.asarray(nodes, dtype=np.int64)
+        fresh = [v for v in dict.fromkeys(nodes.ravel().tolist()) if v not in self.cache]
+        if fresh:
+            texts = self.task.text(np.array(fresh, dtype=np.int64))
+            scores = np.asarray(self.scorer.score([self.task.prompt_text] * len(texts), texts), dtype=np.float64)
+            if scores.shape != (len(texts),) or np.isnan(scores).any() or np.isposinf(scores).any() \
+                    or (not self.in_log and (scores < 0).any()):
+                raise OracleBoundError(f"the values {self.name} must give one finite value >= 0 per prefix (log "
+                                       f"values for hf:); got {scores[:5]!r} for {texts[:5]!r}")
+            self.cache.update(zip(fresh, scores if self.in_log else log_of(scores)))
+        return np.array([self.cache[v] for v in nodes.ravel().tolist()]).reshape(nodes.shape)
