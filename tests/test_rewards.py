@@ -211,3 +211,21 @@ def test_a_classifier_folder_as_values_is_read_as_log_v(tmp_path):
     expected = resolve_reward(f"hf:{folder}:good").score([""] * nodes.size, run.task.text(nodes))
     np.testing.assert_allclose(values(nodes), expected, rtol=0, atol=1e-5)  # log V_hat = log P(good | prefix)
     assert run.result.samples.size > 0
+
+
+def test_a_python_reward_equal_to_the_built_in_gives_pi_star_and_a_twin_off_by_one_response_is_caught():
+    """OutcomeLevelRS is exact (rejection): with python:user_rewards:balanced, the built-in dyck's function, its
+    samples fit lm-exact's pi* (chi-square, 1e-6 false alarms). The twin differs from it on the one response "()"
+    and must be caught."""
+    from ttsample.lm.exact import ExactLaw
+    from ttsample.testing import FALSE_ALARM, chi_square_p_value
+
+    law = ExactLaw(GenerationTask(LanguageModel.load("dyck"), "", 6, REWARDS["dyck"]))
+    n = 3000
+    tokenizer = law.task.lm.tokenizer
+    pair = (*tokenizer.encode("()"), tokenizer.eos_id)  # the response "()" and its <eos>
+    assert law.pi_star[law.index[pair]] * n > 30  # the twin's change is visible at this n
+    for name, fits in (("balanced", True), ("balanced_but_one", False)):
+        run = generate("dyck", "", 6, f"python:user_rewards:{name}", sampler="outcome-rs", n=n, seed=9)
+        p = chi_square_p_value([law.index[t] for t in run.task.tokens(run.result.samples)], law.pi_star)
+        assert (p > FALSE_ALARM) == fits, (name, p)

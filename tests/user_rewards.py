@@ -38,3 +38,14 @@ def completable_values(prompts, prefixes):
 def zero_values(prefix: str) -> float:
     """Broken on purpose for values: 0 on some prefixes, which nothing proves empty."""
     return float(prefix.count("(") <= 1)
+
+
+def balanced_but_one(text: str) -> float:
+    """Broken on purpose: the built-in dyck reward except on the one response "()"."""
+    return 0.0 if text == "()" else dyck_valid(text)
+
+
+@batched
+def contains_target(prompts, responses):
+    """1 where the response contains its prompt's "target" field (read from a prompts file)."""
+    return [float(p.fields["target"] in r) for p, r in zip(prompts, responses)]

@@ -276,6 +276,9 @@ def generate(
                                                            "samples it has completed (marked partial)."),
     max_queries: Optional[float] = typer.Option(None, help="End the run after this many value queries (vgb, action-rs, "
                                                            "twisted-smc), with the samples it has completed."),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts", help="A JSONL file, one {\"prompt\": ..., \"id\": ..., "
+                                                "other fields for the reward} per line: N samples for each prompt "
+                                                "(prompt i with seed + i); each line of samples.jsonl carries its prompt_id."),
     out: Path = typer.Option(..., "--out", help="Folder for samples.jsonl and ledger.json."),
 ) -> None:
     """Sample N responses from pi*(y|x) ∝ pi_ref(y|x) tau(x,y); write DIR/samples.jsonl and DIR/ledger.json (aisp: also DIR/aisp_diagnostics.png).
@@ -283,7 +286,10 @@ def generate(
     A run ended by --max-seconds, --max-queries or Ctrl-C writes the samples it completed, marked partial
     (exit code 0 at a budget, 130 after Ctrl-C).
     """
+    from .lm.backend import LanguageModel
     from .lm.generate import generate as run_generation
+    from .lm.prompts import read_prompts
+    from .lm.rewards import resolve_reward
     from .lm.samplers.base import Interrupted
 
     try:
@@ -298,73 +304,119 @@ def generate(
             raise ParameterError(f"{name} is a setting of generate itself, not a sampler option: {hint}")
         if rho < 1 or not np.isfinite(rho):
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
-        with _progress_bar() as bar:
-            job = bar.add_task(sampler, total=n)
-            decoding = Decoding(temperature, top_k, top_p)
-            try:
-                run = run_generation(model, prompt, horizon, reward, sampler=sampler, values=values, rho=rho, beta=beta,
-                                     decoding=decoding, n=n, seed=seed, device=device, max_seconds=max_seconds,
-                                     max_queries=max_queries,
-                                     progress=lambda done, total: bar.update(job, completed=done), **options)
-            except Interrupted as exc:
-                run = exc.partial
-            except KeyboardInterrupt:  # before the sampler started (loading, the values' set-up): nothing drawn
-                err_console.print("interrupted before any sample was drawn; nothing written")
-                raise typer.Exit(code=130) from None
-        texts, rewards = run.texts(), run.rewards()
-        tokens = run.task.tokens(run.result.samples)
-        log_w, weighted = run.result.log_weights, run.result.weighted
-        weight = _normalised_weights(log_w) if log_w is not None else None
-        if log_w is not None and weight is None and not run.partial:
-            particles = run.result.info.get("particles", n)
-            raise ParameterError(
-                f"every one of the {particles} particles ended with weight zero (none satisfies the reward), so "
-                "there is nothing to write; raise --set particles=N"
-                + (" or use twisted-smc, whose values steer the particles" if run.values is None else "")
-            )
-        lines = [dumps({"text": t, "tokens": list(k), "reward": float(r),
-                        **({"log_weight": float(log_w[i])} if log_w is not None else {}),
-                        **({"weight": float(weight[i])} if weighted else {})})
-                 for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
-        record = {"model": model, "prompt": prompt, "horizon": horizon, "reward": reward, "beta": beta,
-                  "decoding": decoding.as_dict(), "sampler": sampler,
-                  "values": run.values, "rho": rho, "n": n, "seed": seed, "device": device, "options": options,
-                  "max_seconds": max_seconds, "max_queries": max_queries, "weighted": weighted,
-                  "samples": len(lines), "partial": run.partial, "stopped": run.result.stopped,
-                  **run.result.ledger.as_dict(), "info": run.result.info}
+        decoding = Decoding(temperature, top_k, top_p)
+        prompt_list = read_prompts(prompts_file) if prompts_file is not None else [prompt]
+        if prompts_file is not None and prompt:
+            raise ParameterError("give --prompt or --prompts FILE, not both")
+        if prompts_file is not None:  # one model for every prompt (a name is loaded once)
+            resolve_reward(reward)  # a bad reward is refused before the model loads
+            model_or_name = LanguageModel.load(model, device=device)
+        else:
+            model_or_name = model
+        runs = []
+        for i, text in enumerate(prompt_list):
+            with _progress_bar() as bar:
+                job = bar.add_task(sampler if len(prompt_list) == 1 else f"{sampler} · prompt {text.id}", total=n)
+                try:
+                    run = run_generation(model_or_name, text, horizon, reward, sampler=sampler, values=values,
+                                         rho=rho, beta=beta, decoding=decoding, n=n, seed=seed + i, device=device,
+                                         max_seconds=max_seconds, max_queries=max_queries,
+                                         progress=lambda done, total: bar.update(job, completed=done), **options)
+                except Interrupted as exc:
+                    run = exc.partial
+                except KeyboardInterrupt:  # before the sampler started (loading, the values' set-up)
+                    if not runs:
+                        err_console.print("interrupted before any sample was drawn; nothing written")
+                        raise typer.Exit(code=130) from None
+                    break  # the prompts finished so far are written
+            runs.append(run)
+            if run.result.stopped == "interrupted":
+                break
+        lines, weights = [], []
+        for run in runs:
+            run_lines, weight = _sample_lines(run, n, prompts_file is not None)
+            lines += run_lines
+            weights.append(weight)
+        run = runs[-1]
+        settings = {"model": model, "horizon": horizon, "reward": reward, "beta": beta,
+                    "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
+                    "seed": seed, "device": device, "options": options, "max_seconds": max_seconds,
+                    "max_queries": max_queries, "weighted": run.result.weighted}
+        if prompts_file is None:
+            record = {"model": model, "prompt": prompt, **settings, "samples": len(lines), "partial": run.partial,
+                      "stopped": run.result.stopped, **run.result.ledger.as_dict(), "info": run.result.info}
+        else:  # one record per prompt, and the costs summed over them
+            totals = {k: sum(r.result.ledger.as_dict()[k] for r in runs) for k in run.result.ledger.as_dict()}
+            record = {**settings, "prompts_file": str(prompts_file), "prompts": len(prompt_list),
+                      "prompts_run": len(runs), "samples": len(lines),
+                      "partial": any(r.partial for r in runs) or len(runs) < len(prompt_list), **totals,
+                      "runs": [{"id": r.task.prompt_text.id, "prompt": str(r.task.prompt_text), "seed": seed + i,
+                                "samples": int(r.result.samples.size), "partial": r.partial,
+                                "stopped": r.result.stopped, **r.result.ledger.as_dict(), "info": r.result.info}
+                               for i, r in enumerate(runs)]}
         files = {"samples.jsonl": lambda p: p.write_text("".join(line + "\n" for line in lines)),
                  "ledger.json": lambda p: p.write_text(dumps(record, indent=2) + "\n")}
         plot = REGISTRY[sampler].diagnostics_plot
-        if plot is not None and texts:
+        if plot is not None and lines and len(runs) == 1:
             files[f"{sampler}_diagnostics.png"] = lambda p: plot(run.result.info, p)
         write_outputs(out, files)
     except TtsampleError as exc:
         _fail(exc)
-    led = run.result.ledger
-    table = Table(title=f"{sampler} on {model}, prompt {prompt!r}, H = {horizon}, reward {reward}"
+    weighted = run.result.weighted
+    table = Table(title=f"{sampler} on {model}, "
+                        + (f"prompt {prompt!r}" if prompts_file is None else f"{len(runs)} prompts of {prompts_file}")
+                        + f", H = {horizon}, reward {reward}"
                         + (f", pi_ref at {decoding.describe()}" if not decoding.is_identity else "")
                         + (f", values {run.values}" + (f" within rho = {rho}" if rho > 1 else "") if run.values else "")
                         + (": a weighted set of particles, not draws" if weighted else "")
-                        + (f" (partial: {len(texts)} of {n})" if run.partial else ""))
-    mean_reward = float(weight @ rewards) if weighted else float(np.mean(rewards)) if texts else float("nan")
+                        + (f" (partial: {run.result.samples.size} of {n})" if run.partial and len(runs) == 1 else ""))
     columns = ("particles" if weighted else "samples", "distinct", "weighted mean reward" if weighted else "mean reward",
                "forward passes", "tokens", "reward calls", "queries", "seconds")
-    for column in columns:
+    for column in (("prompt",) if prompts_file is not None else ()) + columns:
         table.add_column(column, justify="right")
-    table.add_row(str(len(texts)), str(len(set(texts))), f"{mean_reward:.3f}" if texts else "-", f"{led.forward_passes:,}",
-                  f"{led.tokens:,}", f"{led.reward_calls:,}", f"{led.queries_total:,}", f"{led.seconds:.2f}")
+    for r, weight in zip(runs, weights):
+        led, texts, rewards = r.result.ledger, r.texts(), r.rewards()
+        mean_reward = float(weight @ rewards) if weighted else float(np.mean(rewards)) if texts else float("nan")
+        table.add_row(*((r.task.prompt_text.id,) if prompts_file is not None else ()), str(len(texts)),
+                      str(len(set(texts))), f"{mean_reward:.3f}" if texts else "-", f"{led.forward_passes:,}",
+                      f"{led.tokens:,}", f"{led.reward_calls:,}", f"{led.queries_total:,}", f"{led.seconds:.2f}")
     print_table(console, table)
     if weighted:
-        console.print(f"each line of samples.jsonl carries its weight (self-normalised; ESS "
-                      f"{1.0 / float(weight @ weight):.1f} of {len(texts)}): weigh by it, or resample, before using "
-                      "the particles as draws from pi*", markup=False)
-    for t in texts[:3]:
+        ess = ", ".join(f"{1.0 / float(w @ w):.1f} of {w.size}" for w in weights if w is not None)
+        console.print(f"each line of samples.jsonl carries its weight (self-normalised per prompt; ESS {ess}): "
+                      "weigh by it, or resample, before using the particles as draws from pi*", markup=False)
+    for t in runs[0].texts()[:3]:
         console.print(repr(t), markup=False)
     console.print(f"wrote {out / 'samples.jsonl'} and {out / 'ledger.json'}")
-    if run.partial:
-        err_console.print(f"[bold yellow]partial:[/] {run.stop_message()}", soft_wrap=True, highlight=False)
-        if run.result.stopped == "interrupted":
-            raise typer.Exit(code=130)
+    for r in runs:
+        if r.partial:
+            err_console.print(f"[bold yellow]partial:[/] {r.stop_message()}", soft_wrap=True, highlight=False)
+    if len(runs) < len(prompt_list):
+        err_console.print(f"[bold yellow]partial:[/] {len(runs)} of the {len(prompt_list)} prompts were run",
+                          highlight=False)
+    if runs[-1].result.stopped == "interrupted" or len(runs) < len(prompt_list):
+        raise typer.Exit(code=130)
+
+
+def _sample_lines(run, n: int, with_id: bool) -> tuple[list[str], np.ndarray | None]:
+    """samples.jsonl's lines of one run, and its self-normalised weights (None: unweighted)."""
+    texts, rewards = run.texts(), run.rewards()
+    tokens = run.task.tokens(run.result.samples)
+    log_w, weighted = run.result.log_weights, run.result.weighted
+    weight = _normalised_weights(log_w) if log_w is not None else None
+    if log_w is not None and weight is None and not run.partial:
+        particles = run.result.info.get("particles", n)
+        raise ParameterError(
+            f"every one of the {particles} particles ended with weight zero (none satisfies the reward), so "
+            "there is nothing to write; raise --set particles=N"
+            + (" or use twisted-smc, whose values steer the particles" if run.values is None else "")
+        )
+    prompt_id = {"prompt_id": run.task.prompt_text.id} if with_id else {}
+    lines = [dumps({**prompt_id, "text": t, "tokens": list(k), "reward": float(r),
+                    **({"log_weight": float(log_w[i])} if log_w is not None else {}),
+                    **({"weight": float(weight[i])} if weighted else {})})
+             for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
+    return lines, weight if weighted else None
 
 
 def _sampler_options(pairs: list[str]) -> dict:

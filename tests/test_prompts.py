@@ -1,0 +1,61 @@
+"""Prompts from a JSONL file: parsing, bad lines named by number, and every prompt run with its own fields."""
+
+import json
+
+import pytest
+
+from extras import needs
+
+from ttsample.errors import ParameterError
+from ttsample.lm.prompts import Prompt, read_prompts
+
+
+def test_a_prompts_file_gives_prompts_with_ids_and_fields(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a", "answer": 3}\n\n{"prompt": "b", "id": "second"}\n')
+    first, second = read_prompts(path)
+    assert isinstance(first, str) and first == "a" and first.id == "1" and first.fields == {"answer": 3}
+    assert second == "b" and second.id == "second" and second.fields == {}
+    assert Prompt("x", 7).upper() == "X"  # a str wherever a prompt is read
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"prompt": "a"}\n{"prompt": \n', "line 2: not JSON"),
+    ('{"prompt": "a"}\n["b"]\n', 'line 2: each line is an object with a text "prompt"'),
+    ('{"text": "a"}\n', 'line 1: each line is an object with a text "prompt"'),
+    ("\n\n", "holds no prompt"),
+    ('{"prompt": "a", "id": 1}\n{"prompt": "b", "id": "1"}\n', "repeats the id '1'"),
+])
+def test_bad_prompts_files_are_refused_with_the_line(tmp_path, text, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text(text)
+    with pytest.raises(ParameterError, match=message):
+        read_prompts(path)
+
+
+@needs("lm")
+def test_generate_runs_every_prompt_and_gives_the_reward_its_fields(tmp_path):
+    from typer.testing import CliRunner
+
+    from ttsample.cli import app
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "", "id": "round", "target": "()"}\n{"prompt": "", "id": "square", "target": "[]"}\n')
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["generate", "--model", "dyck", "--horizon", "6", "--prompts", str(prompts),
+                                      "--reward", "python:user_rewards:contains_target", "--sampler", "outcome-rs",
+                                      "-n", "8", "--seed", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [line["prompt_id"] for line in lines] == ["round"] * 8 + ["square"] * 8
+    target = {"round": "()", "square": "[]"}
+    assert all(target[line["prompt_id"]] in line["text"] and line["reward"] == 1.0 for line in lines)
+    ledger = json.loads((out / "ledger.json").read_text())
+    assert ledger["prompts"] == ledger["prompts_run"] == 2 and ledger["samples"] == 16
+    assert [(r["id"], r["seed"], r["samples"]) for r in ledger["runs"]] == [("round", 4, 8), ("square", 5, 8)]
+    assert ledger["reward_texts"] == sum(r["reward_texts"] for r in ledger["runs"]) > 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "("}\nnot json\n')
+    refused = CliRunner().invoke(app, ["generate", "--prompts", str(bad), "--sampler", "outcome-rs",
+                                       "--out", str(tmp_path / "refused")])
+    assert refused.exit_code == 2 and "line 2: not JSON" in refused.output and not (tmp_path / "refused").exists()
