@@ -269,6 +269,8 @@ def generate(
     n: int = typer.Option(10, "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    dtype: Optional[str] = typer.Option(None, help="The model's weights and KV cache as float32, bfloat16 or float16 "
+                                                   "(default: as saved; the cache's byte budget counts its size)."),
     option: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                      help="A sampler option, repeatable: e.g. --set particles=64 (smc), --set candidates=16 "
                                           "(best-of-n, aisp), --set sigma=0.7 --set lam=0.3 --set window=8 (aisp)."),
@@ -310,7 +312,7 @@ def generate(
             raise ParameterError("give --prompt or --prompts FILE, not both")
         if prompts_file is not None:  # one model for every prompt (a name is loaded once)
             resolve_reward(reward)  # a bad reward is refused before the model loads
-            model_or_name = LanguageModel.load(model, device=device)
+            model_or_name = LanguageModel.load(model, device=device, dtype=dtype)
         else:
             model_or_name = model
         runs = []
@@ -320,6 +322,7 @@ def generate(
                 try:
                     run = run_generation(model_or_name, text, horizon, reward, sampler=sampler, values=values,
                                          rho=rho, beta=beta, decoding=decoding, n=n, seed=seed + i, device=device,
+                                         dtype=dtype,
                                          max_seconds=max_seconds, max_queries=max_queries,
                                          progress=lambda done, total: bar.update(job, completed=done), **options)
                 except Interrupted as exc:
@@ -340,7 +343,7 @@ def generate(
         run = runs[-1]
         settings = {"model": model, "horizon": horizon, "reward": reward, "beta": beta,
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
-                    "seed": seed, "device": device, "options": options, "max_seconds": max_seconds,
+                    "seed": seed, "device": device, "dtype": dtype, "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:
             record = {"model": model, "prompt": prompt, **settings, "samples": len(lines), "partial": run.partial,

@@ -1,0 +1,68 @@
+"""A user's model folder: GPT-2, Llama, Qwen2 and Mistral configurations at random initialisation, saved with a
+tokenizer that carries a chat template, through ``ttsample generate`` with every sampler."""
+
+import json
+
+import pytest
+
+from extras import require
+
+require("lm")
+
+import torch  # noqa: E402
+from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,  # noqa: E402
+                          MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
+from typer.testing import CliRunner  # noqa: E402
+
+from ttsample.cli import app  # noqa: E402
+from ttsample.lm.backend import EMBEDDED, LanguageModel  # noqa: E402
+from ttsample.registry import REGISTRY, names  # noqa: E402
+
+CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+             max_position_embeddings=64)
+
+
+def build(kind: str, tokenizer):
+    # the embedding padded past the tokenizer, as released models do (Qwen2's tokenizer class adds a token on load)
+    ids = dict(vocab_size=len(tokenizer) + 64, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    if kind == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=4, **ids))
+    config, model = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+                     "mistral": (MistralConfig, MistralForCausalLM)}[kind]
+    return model(config(**SMALL, **ids))
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama", "qwen2", "mistral"])
+def folder(request, tmp_path_factory):
+    """The embedded subword model's BPE tokenizer (4,096 tokens) with a chat template, beside random weights."""
+    path = tmp_path_factory.mktemp(request.param)
+    tokenizer = AutoTokenizer.from_pretrained(EMBEDDED["subword"], local_files_only=True)
+    tokenizer.chat_template = CHAT
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(0)
+    build(request.param, tokenizer).save_pretrained(path)
+    return path
+
+
+def test_the_folder_loads_with_its_chat_template_and_dtype(folder):
+    lm = LanguageModel.load(str(folder), dtype="bfloat16")
+    assert lm.model.dtype == torch.bfloat16 and lm.node_bytes > 0
+    assert LanguageModel.load(str(folder)).node_bytes > lm.node_bytes  # the cache counts the dtype's bytes
+
+
+@pytest.mark.parametrize("sampler", names("generation"))
+def test_every_sampler_runs_on_the_folder(folder, sampler, tmp_path):
+    options = {"aisp": ["--set", "iterations=2", "--set", "candidates=2"],
+               "smc": ["--set", "particles=32"], "twisted-smc": ["--set", "particles=32"]}.get(sampler, [])  # SMC: enough
+    # particles that one avoids e (a random model writes e in most tokens)
+    result = CliRunner().invoke(app, ["generate", "--model", str(folder), "--prompt", "the software", "--horizon", "3",
+                                      "--reward", "no-e", "--sampler", sampler, "--values", "heuristic", "-n", "3",
+                                      "--seed", "0", *options, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "out" / "samples.jsonl").read_text().splitlines()
+    samples = [json.loads(line) for line in lines]
+    if not REGISTRY[sampler].maximiser:  # a sampler of pi* returns only responses without an e (or weight 0)
+        assert samples and all("e" not in s["text"].lower() or s.get("weight") == 0 for s in samples)
+    ledger = json.loads((tmp_path / "out" / "ledger.json").read_text())
+    assert ledger["forward_passes"] > 0 and ledger["tokens"] > 0
