@@ -6,7 +6,7 @@ k, AISP candidates x iterations, MH one start and one regenerated suffix per
 step, SMC one per particle (its weighted set is one answer). Methods are
 compared at equal budgets by paired differences over (prompt, seed)
 (``ttsample.eval.scaling.Pairing``); VGB decodes token by token, so it has no
-budget in responses and is shown against reward calls and seconds only.
+budget in responses and is shown against reward texts and seconds only.
 """
 
 from __future__ import annotations
@@ -85,11 +85,11 @@ def section(rows: list[dict], points: list[dict], paired: list[dict], out: Path)
                   f"{', '.join(repr(x) for x in first['prompts'])}", "",
                   f"Base model's mean reward {first['base_reward']:.3f}; pi\\*'s (importance-weighted estimate) "
                   f"{first['pistar_reward']:.3f}.", "",
-                  "| method | responses / answer | reward calls / answer | seconds / answer | reward | gain over base "
+                  "| method | responses / answer | reward texts / answer | seconds / answer | reward | gain over base "
                   "[95% CI] | KL to base | distinct | distinct-2 | runs |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for p in mine:
-            lines.append(f"| {method(p)} | {_cell(p['responses'])} | {_cell(p['answer_reward_calls'])} | "
+            lines.append(f"| {method(p)} | {_cell(p['responses'])} | {_cell(p['answer_reward_texts'])} | "
                          f"{_cell(p['answer_seconds'], 2)} | {_cell(p['mean_reward'])} | "
                          f"{_cell(p['reward_gain'], 2, interval=True)} | {_kl(p)} | {_cell(p['distinct_share'], 2)} | "
                          f"{_cell(p['distinct_2'], 2)} | {p['seeds_ok']} ok, {p['seeds_failed']} failed |")
@@ -134,14 +134,14 @@ def wins_and_losses(points: list[dict], paired: list[dict]) -> list[str]:
 
 
 def plot_task(points: list[dict], path: Path) -> None:
-    """Mean reward against responses, reward calls and seconds per answer: a line per method."""
+    """Mean reward against responses, reward texts and seconds per answer: a line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    costs = (("responses", "responses decoded per answer"), ("answer_reward_calls", "reward calls per answer"),
+    costs = (("responses", "responses decoded per answer"), ("answer_reward_texts", "reward texts per answer"),
              ("answer_seconds", "seconds per answer"))
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.4))
     first = points[0]

@@ -15,8 +15,9 @@ from .verdicts import judge
 
 LM_COUNTED = (
     "Per run of n samples, from its ledger: *forward passes* of the model (a batch of rows is one pass), *tokens* "
-    "fed to it (a cached prefix is not fed again; each run starts from an empty cache), *reward calls* (the reward "
-    "on a whole response, or on a prefix for the heuristic values), *queries* of the value oracle (V_hat, for "
+    "fed to it (a cached prefix is not fed again; each run starts from an empty cache), *reward calls* (of the reward "
+    "function: one per batch for a batched reward such as the MiniLM similarity, one per text otherwise) and "
+    "*reward texts* (responses, or prefixes for the heuristic values, that it scored), *queries* of the value oracle (V_hat, for "
     "the samplers that read it), and *seconds* of wall time on one thread; costs are shown per delivered "
     "sample. What the values cost before sampling (enumerating the trie for exact values, the rollouts and "
     "fitting of the test-time head) is part of the run's costs. Metrics: *TV to pi\\** and *KL to pi\\** are "
@@ -32,7 +33,8 @@ LM_COUNTED = (
 LM_SHOWN = (("tv_ratio", "TV / floor"), ("tv_output_law", "law TV"), ("kl_pistar", "KL to pi*"),
             ("accuracy", "accuracy"), ("mean_reward", "reward"), ("kl_base", "KL to base"),
             ("distinct_share", "distinct"), ("forward_passes", "fwd passes / sample"), ("tokens", "tokens / sample"),
-            ("reward_calls", "reward calls / sample"), ("seconds", "seconds / sample"))
+            ("reward_calls", "reward calls / sample"), ("reward_texts", "reward texts / sample"),
+            ("seconds", "seconds / sample"))
 LM_PLOT_COSTS = (("forward_passes", "forward passes per sample"), ("seconds", "seconds per sample"))
 
 

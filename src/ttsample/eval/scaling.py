@@ -208,9 +208,11 @@ LM_METRICS = {
     "forward_passes": _per_sample("forward_passes"),
     "tokens": _per_sample("tokens"),
     "reward_calls": _per_sample("reward_calls"),
+    "reward_texts": _per_sample("reward_texts"),
     "queries": _per_sample("queries_total"),
     "seconds": _per_sample("seconds"),
     "answer_reward_calls": _per_answer("reward_calls"),
+    "answer_reward_texts": _per_answer("reward_texts"),
     "answer_seconds": _per_answer("seconds"),
 }
 LM_COSTS = ("forward_passes", "tokens", "reward_calls", "queries", "seconds")

@@ -192,7 +192,7 @@ LM_EXPECTATIONS = about_lm([
                 _lm("outcome-rs"), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
     Expectation("OutcomeLevelRS: responses drawn per sample ~ 1/Z (draws x Z ~ 1)", "classical",
                 "rejection sampling accepts with probability Z / max tau = Z for a constraint; the reward is asked "
-                "once per distinct response, so reward calls per sample are at most 1/Z",
+                "once per distinct response, so reward texts per sample are at most 1/Z",
                 _lm("outcome-rs", constraint=True), "draws_times_z", "mean", _const(1.0), lambda f: f["z"],
                 "no rejection (draws x Z = Z)"),
     Expectation("best-of-n: exact KL of its output law to the base model <= log k - (k - 1)/k", "classical",
@@ -471,7 +471,7 @@ REPRODUCTIONS = {
     "alignment": Reproduction(
         "alignment", "alignment.toml", "alignment_quick.toml",
         "Test-time alignment at equal budgets: AISP against best-of-n, SMC, Metropolis–Hastings and VGB",
-        "Reward of the answer against the budget spent on it (responses decoded, reward calls, seconds) on the "
+        "Reward of the answer against the budget spent on it (responses decoded, reward texts scored, seconds) on the "
         "subword model (4,096 tokens), for two rewards — a rule-based lexicon sentiment and the MiniLM embedding "
         "similarity to a reference sentence — over several prompts: best-of-n and AISP (reward maximisers; AISP "
         "also at lambda -> 0), and SMC, MH and VGB (samplers of pi* ∝ pi_ref exp(r / beta)), with KL to the base "
