@@ -66,3 +66,28 @@ def test_every_sampler_runs_on_the_folder(folder, sampler, tmp_path):
         assert samples and all("e" not in s["text"].lower() or s.get("weight") == 0 for s in samples)
     ledger = json.loads((tmp_path / "out" / "ledger.json").read_text())
     assert ledger["forward_passes"] > 0 and ledger["tokens"] > 0
+
+
+def test_chat_lays_the_prompt_out_by_the_template_and_the_reward_gets_the_prompt_as_given(folder, tmp_path):
+    from ttsample.lm.generate import generate
+    from ttsample.lm.rewards import batched
+
+    seen = []
+
+    @batched
+    def spy(prompts, responses):
+        seen.extend(prompts)
+        return [1.0] * len(responses)
+
+    run = generate(str(folder), "the software", 3, spy, sampler="best-of-n", beta=1.0, chat=True, system="be brief",
+                   n=2, seed=0, candidates=2)
+    tokenizer = run.task.lm.tokenizer
+    laid_out = tokenizer.decode(run.task.prompt)
+    assert laid_out == "<|system|>be brief\n<|user|>the software\n"  # the template of the fixture, system first
+    assert set(seen) == {"the software"}  # the user's text, not the template
+    result = CliRunner().invoke(app, ["generate", "--model", "dyck", "--chat", "--sampler", "outcome-rs",
+                                      "--out", str(tmp_path / "no-template")])
+    assert result.exit_code == 2 and "no chat template" in result.output and not (tmp_path / "no-template").exists()
+    result = CliRunner().invoke(app, ["generate", "--model", str(folder), "--system", "x", "--sampler", "outcome-rs",
+                                      "--out", str(tmp_path / "system-alone")])
+    assert result.exit_code == 2 and "give chat=True (--chat)" in result.output

@@ -269,6 +269,9 @@ def generate(
     n: int = typer.Option(10, "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    chat: bool = typer.Option(False, "--chat", help="Lay the prompt out by the tokenizer's chat template, as the user's "
+                                                   "turn (the reward receives the prompt as given)."),
+    system: Optional[str] = typer.Option(None, help="With --chat: a system turn before the prompt."),
     dtype: Optional[str] = typer.Option(None, help="The model's weights and KV cache as float32, bfloat16 or float16 "
                                                    "(default: as saved; the cache's byte budget counts its size)."),
     option: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
@@ -322,7 +325,7 @@ def generate(
                 try:
                     run = run_generation(model_or_name, text, horizon, reward, sampler=sampler, values=values,
                                          rho=rho, beta=beta, decoding=decoding, n=n, seed=seed + i, device=device,
-                                         dtype=dtype,
+                                         dtype=dtype, chat=chat, system=system,
                                          max_seconds=max_seconds, max_queries=max_queries,
                                          progress=lambda done, total: bar.update(job, completed=done), **options)
                 except Interrupted as exc:
@@ -343,7 +346,8 @@ def generate(
         run = runs[-1]
         settings = {"model": model, "horizon": horizon, "reward": reward, "beta": beta,
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
-                    "seed": seed, "device": device, "dtype": dtype, "options": options, "max_seconds": max_seconds,
+                    "seed": seed, "device": device, "dtype": dtype, "chat": chat, "system": system,
+                    "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:
             record = {"model": model, "prompt": prompt, **settings, "samples": len(lines), "partial": run.partial,

@@ -104,14 +104,16 @@ def _rounded(x: float) -> str:
 
 def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str | Callable | Reward, *, sampler: str, values: str = "heuristic",
              rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
-             device: str = "cpu", dtype: str | None = None, max_seconds: float | None = None, max_queries: float | None = None, progress=None,
+             device: str = "cpu", dtype: str | None = None, chat: bool = False, system: str | None = None,
+             max_seconds: float | None = None, max_queries: float | None = None, progress=None,
              **options) -> Generation:
     """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
 
     ``reward``: a name (``ttsample.lm.rewards.REWARD_FORMS``: a built-in, ``regex:``, ``similarity:``,
     ``python:MODULE:FUNCTION``, ``file.py:FUNCTION``, ``hf:DIR[:LABEL]``), a callable (per text, or marked
     ``@batched``) or a ``Reward``.
-    ``device`` and ``dtype`` (float32, bfloat16, float16; default: as saved) apply when ``model`` is a name.
+    ``chat`` lays the prompt out by the tokenizer's chat template as the user's turn, after ``system``'s if given
+    (the reward still receives the prompt as given). ``device`` and ``dtype`` (float32, bfloat16, float16; default: as saved) apply when ``model`` is a name.
     ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
     ``max_seconds`` (of sampling) and ``max_queries`` (value queries; only for samplers that ask values) end the
     run early with the samples it has completed: ``result.stopped`` names the limit and ``stop_message()`` says
@@ -133,7 +135,7 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
     from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
 
     lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device, dtype=dtype)
-    task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding)
+    task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system)
 
     def generation(done) -> Generation:
         kind = values if entry.uses_values else None

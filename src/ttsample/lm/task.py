@@ -54,13 +54,20 @@ def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
 
 class GenerationTask:
     def __init__(self, lm, prompt: str | tuple[int, ...], horizon: int, reward: Callable[[str], float], *,
-                 beta: float | None = None, decoding: Decoding | None = None):
+                 beta: float | None = None, decoding: Decoding | None = None, chat: bool = False,
+                 system: str | None = None):
+        """``chat``: the prompt is the user's turn of the tokenizer's chat template (after ``system``'s); the
+        reward still receives the prompt as given."""
         if not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")
         if beta is not None and not (isinstance(beta, (int, float, np.integer, np.floating)) and 0 < beta < np.inf):
             raise ParameterError(f"beta must be a finite number > 0 (omit it for a 0/1 constraint), got {beta!r}")
         self.lm = lm
-        self.prompt = prompt_ids(lm, prompt)
+        if system is not None and not chat:
+            raise ParameterError("a system prompt goes into the chat template: give chat=True (--chat) with it")
+        if chat and not isinstance(prompt, str):
+            raise ParameterError("chat=True lays out a prompt text, not token ids")
+        self.prompt = tuple(lm.tokenizer.chat_ids(prompt, system)) if chat else prompt_ids(lm, prompt)
         if len(self.prompt) + horizon > lm.max_length:
             raise ParameterError(
                 f"prompt ({len(self.prompt)} tokens) + horizon ({horizon}) exceed the model's context of {lm.max_length}"
@@ -73,6 +80,7 @@ class GenerationTask:
         self.eos_action = int(np.flatnonzero(self.actions == lm.tokenizer.eos_id)[0])
         self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action)
         self.prompt_text = prompt if isinstance(prompt, str) else lm.tokenizer.decode(self.prompt[1:])  # after <bos>
+        self.chat, self.system = bool(chat), system
         self.reward_function = as_reward(reward)  # a Reward carries its name, range and prefix check
         # the range it declares: over responses of at most horizon tokens, each adding at most max_token_chars
         self.reward_range = self.reward_function.range(self.horizon * lm.tokenizer.max_token_chars)

@@ -47,6 +47,9 @@ class CharTokenizer:
     def decode(self, ids) -> str:
         return "".join(self.symbols[i] for i in ids if self.symbols[i] not in ("<bos>", "<eos>"))
 
+    def chat_ids(self, prompt: str, system: str | None = None) -> list[int]:
+        raise ParameterError("this model's character tokenizer has no chat template: drop --chat (and --system)")
+
     def save(self, folder: Path) -> None:
         (Path(folder) / "tokenizer.json").write_text(json.dumps({"type": "char", "symbols": list(self.symbols)}))
 
@@ -89,6 +92,17 @@ class HFTokenizer:
 
     def decode(self, ids) -> str:
         return self.hf.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def chat_ids(self, prompt: str, system: str | None = None) -> list[int]:
+        """The prompt as the user's turn (after ``system``'s, if given) laid out by the chat template, up to where
+        the assistant's reply begins."""
+        if not getattr(self.hf, "chat_template", None):
+            raise ParameterError("this model's tokenizer has no chat template: drop --chat (and --system), or use a "
+                                 "chat model whose tokenizer_config.json carries one")
+        messages = ([{"role": "system", "content": system}] if system is not None else []) + \
+            [{"role": "user", "content": prompt}]
+        text = self.hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return list(self.hf.encode(text, add_special_tokens=False))
 
 
 def load_tokenizer(path, local: bool, *, trust_remote_code: bool = False, revision: str | None = None):
