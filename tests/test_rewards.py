@@ -229,3 +229,22 @@ def test_a_python_reward_equal_to_the_built_in_gives_pi_star_and_a_twin_off_by_o
         run = generate("dyck", "", 6, f"python:user_rewards:{name}", sampler="outcome-rs", n=n, seed=9)
         p = chi_square_p_value([law.index[t] for t in run.task.tokens(run.result.samples)], law.pi_star)
         assert (p > FALSE_ALARM) == fits, (name, p)
+
+
+def test_a_stop_string_ends_responses_and_pi_star_is_over_the_stopped_responses():
+    """With stop ")", a response ends at its first ")": the trie's leaves are the stopped responses and the exact
+    law is over them. OutcomeLevelRS and VGB with exact values (both exact) fit it (chi-square, 1e-6 false
+    alarms each); the twin, the same VGB walk at T = 8, must not."""
+    from ttsample.lm.exact import ExactLaw
+    from ttsample.testing import FALSE_ALARM, chi_square_p_value
+
+    lm = LanguageModel.load("dyck")
+    law = ExactLaw(GenerationTask(lm, "", 5, REWARDS["dyck-completable"], stop=(")",)))
+    texts = law.task.text(law.leaves)
+    assert all(")" not in t[:-1] for t in texts) and any(t.endswith(")") for t in texts)  # nothing after the stop
+    for sampler, options, fits in (("outcome-rs", {}, True), ("vgb", {}, True), ("vgb", {"steps": 8}, False)):
+        run = generate(lm, "", 5, "dyck-completable", sampler=sampler, values="exact", stop=(")",), n=2000, seed=2,
+                       **options)
+        assert all(")" not in t[:-1] for t in run.texts())
+        drawn = [law.index[t] for t in run.task.tokens(run.result.samples)]
+        assert (chi_square_p_value(drawn, law.pi_star) > FALSE_ALARM) == fits, (sampler, options)

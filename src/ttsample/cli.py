@@ -272,6 +272,8 @@ def generate(
     chat: bool = typer.Option(False, "--chat", help="Lay the prompt out by the tokenizer's chat template, as the user's "
                                                    "turn (the reward receives the prompt as given)."),
     system: Optional[str] = typer.Option(None, help="With --chat: a system turn before the prompt."),
+    stop: list[str] = typer.Option([], "--stop", help="A string that ends a response as <eos> does (repeatable); the "
+                                                      "text keeps it, and pi* is over the stopped responses."),
     dtype: Optional[str] = typer.Option(None, help="The model's weights and KV cache as float32, bfloat16 or float16 "
                                                    "(default: as saved; the cache's byte budget counts its size)."),
     option: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
@@ -325,7 +327,7 @@ def generate(
                 try:
                     run = run_generation(model_or_name, text, horizon, reward, sampler=sampler, values=values,
                                          rho=rho, beta=beta, decoding=decoding, n=n, seed=seed + i, device=device,
-                                         dtype=dtype, chat=chat, system=system,
+                                         dtype=dtype, chat=chat, system=system, stop=tuple(stop),
                                          max_seconds=max_seconds, max_queries=max_queries,
                                          progress=lambda done, total: bar.update(job, completed=done), **options)
                 except Interrupted as exc:
@@ -346,7 +348,7 @@ def generate(
         run = runs[-1]
         settings = {"model": model, "horizon": horizon, "reward": reward, "beta": beta,
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
-                    "seed": seed, "device": device, "dtype": dtype, "chat": chat, "system": system,
+                    "seed": seed, "device": device, "dtype": dtype, "chat": chat, "system": system, "stop": list(stop),
                     "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:

@@ -105,6 +105,7 @@ def _rounded(x: float) -> str:
 def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str | Callable | Reward, *, sampler: str, values: str = "heuristic",
              rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
              device: str = "cpu", dtype: str | None = None, chat: bool = False, system: str | None = None,
+             stop: tuple[str, ...] = (),
              max_seconds: float | None = None, max_queries: float | None = None, progress=None,
              **options) -> Generation:
     """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
@@ -113,7 +114,8 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
     ``python:MODULE:FUNCTION``, ``file.py:FUNCTION``, ``hf:DIR[:LABEL]``), a callable (per text, or marked
     ``@batched``) or a ``Reward``.
     ``chat`` lays the prompt out by the tokenizer's chat template as the user's turn, after ``system``'s if given
-    (the reward still receives the prompt as given). ``device`` and ``dtype`` (float32, bfloat16, float16; default: as saved) apply when ``model`` is a name.
+    (the reward still receives the prompt as given). ``stop``: strings that end a response as ``<eos>`` does
+    (``GenerationTask``). ``device`` and ``dtype`` (float32, bfloat16, float16; default: as saved) apply when ``model`` is a name.
     ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
     ``max_seconds`` (of sampling) and ``max_queries`` (value queries; only for samplers that ask values) end the
     run early with the samples it has completed: ``result.stopped`` names the limit and ``stop_message()`` says
@@ -135,7 +137,8 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
     from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
 
     lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device, dtype=dtype)
-    task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system)
+    task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
+                          stop=tuple(stop))
 
     def generation(done) -> Generation:
         kind = values if entry.uses_values else None

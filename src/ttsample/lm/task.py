@@ -55,9 +55,11 @@ def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
 class GenerationTask:
     def __init__(self, lm, prompt: str | tuple[int, ...], horizon: int, reward: Callable[[str], float], *,
                  beta: float | None = None, decoding: Decoding | None = None, chat: bool = False,
-                 system: str | None = None):
+                 system: str | None = None, stop: tuple[str, ...] = ()):
         """``chat``: the prompt is the user's turn of the tokenizer's chat template (after ``system``'s); the
-        reward still receives the prompt as given."""
+        reward still receives the prompt as given. ``stop``: strings that end a response as ``<eos>`` does: a
+        response ends at the first token after which its text contains one (the text keeps it), so the trie's
+        leaves, and pi*, are over stopped responses."""
         if not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")
         if beta is not None and not (isinstance(beta, (int, float, np.integer, np.floating)) and 0 < beta < np.inf):
@@ -78,7 +80,11 @@ class GenerationTask:
         contiguous = bool(np.all(np.diff(self.actions) == 1)) and self.actions[0] == 0
         self._columns = slice(0, self.actions.size) if contiguous else lm.torch_index(self.actions)  # a view when it can
         self.eos_action = int(np.flatnonzero(self.actions == lm.tokenizer.eos_id)[0])
-        self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action)
+        self.stop = tuple(stop)
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            raise ParameterError(f"stop strings must be non-empty texts, got {stop!r}")
+        self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action,
+                              stop=self._stopped if self.stop else None)
         self.prompt_text = prompt if isinstance(prompt, str) else lm.tokenizer.decode(self.prompt[1:])  # after <bos>
         self.chat, self.system = bool(chat), system
         self.reward_function = as_reward(reward)  # a Reward carries its name, range and prefix check
@@ -187,6 +193,9 @@ class GenerationTask:
         if self.beta is None:
             return 0.0
         return None if self.reward_range is None else self.reward_range[1] / self.beta
+
+    def _stopped(self, nodes: np.ndarray) -> np.ndarray:
+        return np.array([any(s in text for s in self.stop) for text in self.text(nodes)], dtype=bool)
 
     def score(self, texts: list[str]) -> np.ndarray:
         """The reward of each response text to this prompt: one batch (one call of a batched reward)."""

@@ -3,7 +3,9 @@
 A node is a sequence of actions (token choices) from the root; its handle is
 the order in which it was first reached. ``<eos>`` (the action ``eos``) ends a
 branch, and the horizon ``depth`` bounds every branch, so the leaves are the
-responses that ended with ``<eos>`` and those that reached the horizon. Only
+responses that ended with ``<eos>`` and those that reached the horizon; with
+``stop`` (a test of new nodes, e.g. "its text contains a stop string"), also
+the nodes it marks: a stopped response is a leaf like one ended by ``<eos>``. Only
 the nodes a sampler touched exist, so a vocabulary of 50,000 tokens at a
 horizon of 32 costs memory in proportion to the visits, not to ``b**H``.
 
@@ -31,15 +33,17 @@ def _mix(keys: np.ndarray, actions: np.ndarray) -> np.ndarray:
 
 
 class TokenTrie:
-    def __init__(self, branching: int, depth: int, eos: int | None = None):
+    def __init__(self, branching: int, depth: int, eos: int | None = None, stop=None):
+        """``stop(handles) -> bool array``: which new nodes end their branch (asked once per node, when it is made)."""
         if not isinstance(branching, (int, np.integer)) or branching < 1:
             raise TreeShapeError(f"branching must be an integer >= 1, got {branching!r}")
         if not isinstance(depth, (int, np.integer)) or depth < 1:
             raise ParameterError(f"the horizon must be an integer >= 1, got {depth!r}")
         if eos is not None and not 0 <= eos < branching:
             raise TreeShapeError(f"the <eos> action {eos} is not one of the {branching} actions")
-        self.branching, self.depth, self.eos = int(branching), int(depth), eos
+        self.branching, self.depth, self.eos, self.stop = int(branching), int(depth), eos, stop
         self._size = 1
+        self._stopped = np.zeros(1024, dtype=bool)
         self._parent = np.zeros(1024, dtype=np.int64)
         self._action = np.full(1024, -1, dtype=np.int64)
         self._depth = np.zeros(1024, dtype=np.int64)
@@ -81,6 +85,8 @@ class TokenTrie:
         leaf = self._depth[ids] >= self.depth
         if self.eos is not None:
             leaf |= self._action[ids] == self.eos
+        if self.stop is not None:
+            leaf |= self._stopped[ids]
         return leaf
 
     def node_key(self, ids: np.ndarray) -> np.ndarray:
@@ -150,7 +156,7 @@ class TokenTrie:
         start, end = self._size, self._size + codes.size
         if end > self._parent.size:
             capacity = max(end, 2 * self._parent.size)
-            for name in ("_parent", "_action", "_depth", "_key"):
+            for name in ("_parent", "_action", "_depth", "_key", "_stopped"):
                 old = getattr(self, name)
                 grown = np.empty(capacity, dtype=old.dtype)
                 grown[: old.size] = old
@@ -160,4 +166,7 @@ class TokenTrie:
         self._depth[start:end] = self._depth[parents] + 1
         self._key[start:end] = _mix(self._key[parents], actions)
         self._size = end
-        return np.arange(start, end, dtype=np.int64)
+        handles = np.arange(start, end, dtype=np.int64)
+        if self.stop is not None:
+            self._stopped[start:end] = np.asarray(self.stop(handles), dtype=bool)
+        return handles
