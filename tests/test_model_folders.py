@@ -15,6 +15,7 @@ from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfi
 from typer.testing import CliRunner  # noqa: E402
 
 from ttsample.cli import app  # noqa: E402
+from user_models import tiny_classifier  # noqa: E402
 from ttsample.lm.backend import EMBEDDED, LanguageModel  # noqa: E402
 from ttsample.registry import REGISTRY, names  # noqa: E402
 
@@ -91,3 +92,30 @@ def test_chat_lays_the_prompt_out_by_the_template_and_the_reward_gets_the_prompt
     result = CliRunner().invoke(app, ["generate", "--model", str(folder), "--system", "x", "--sampler", "outcome-rs",
                                       "--out", str(tmp_path / "system-alone")])
     assert result.exit_code == 2 and "give chat=True (--chat)" in result.output
+
+
+def test_a_users_model_prompts_chat_reward_model_and_values_end_to_end(folder, tmp_path):
+    """The issue's two commands on folders made here: a chat model, a prompts file, a reward-model folder with
+    best-of-n; the same model with VGB and a Python value function."""
+    if folder.name.rstrip("0123456789") != "llama":
+        pytest.skip("one architecture is enough for the end-to-end run")
+    rm = tiny_classifier(tmp_path / "rm", labels=1)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "the software", "id": "a"}\n{"prompt": "this license", "id": "b"}\n')
+    values = tmp_path / "values.py"
+    values.write_text("def no_e_so_far(prefix):\n    return 1.0 if 'e' not in prefix.lower() else 1e-3\n")
+    runs = {
+        "best-of-n": ["--reward", f"hf:{rm}", "--beta", "1", "--sampler", "best-of-n", "--set", "candidates=4"],
+        "vgb": ["--reward", "no-e", "--sampler", "vgb", "--values", f"{values}:no_e_so_far"],
+    }
+    for name, args in runs.items():
+        out = tmp_path / name
+        result = CliRunner().invoke(app, ["generate", "--model", str(folder), "--prompts", str(prompts), "--chat",
+                                          "--horizon", "3", "-n", "2", "--seed", "0", *args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        assert [line["prompt_id"] for line in lines] == ["a", "a", "b", "b"]
+        ledger = json.loads((out / "ledger.json").read_text())
+        assert ledger["chat"] and ledger["prompts_run"] == 2 and ledger["reward_texts"] > 0
+        if name == "vgb":
+            assert all("e" not in line["text"].lower() for line in lines)  # a sampler of pi*: the constraint holds

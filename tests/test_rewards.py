@@ -10,6 +10,7 @@ from extras import require
 require("lm")
 
 import user_rewards  # noqa: E402
+from user_models import tiny_classifier  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from ttsample.cli import app  # noqa: E402
@@ -114,24 +115,6 @@ def test_a_sweep_spec_takes_a_named_reward(tmp_path):
     assert row["status"] == "ok" and row["accuracy"] == 1.0 and 0 < row["reward_calls"] < row["reward_texts"]
     with pytest.raises(ParameterError, match="unknown reward 'joy'"):
         parse_spec(tomllib.loads(spec.replace("python:user_rewards:balanced_batched", "joy")))
-
-
-def tiny_classifier(folder, labels: int, seed: int = 0):
-    """A random-initialised two-layer BERT classifier with the shipped MiniLM tokenizer, saved as a user's folder."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    from ttsample.lm.embedding import minilm_folder
-
-    tokenizer = AutoTokenizer.from_pretrained(minilm_folder(), local_files_only=True)
-    names = {0: "bad", 1: "good"} if labels == 2 else {0: "score"}
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=labels, id2label=names,
-                        label2id={v: k for k, v in names.items()})
-    torch.manual_seed(seed)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_a_reward_model_folder_scores_pairs_in_batches(tmp_path):
