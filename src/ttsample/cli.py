@@ -293,10 +293,9 @@ def generate(
     A run ended by --max-seconds, --max-queries or Ctrl-C writes the samples it completed, marked partial
     (exit code 0 at a budget, 130 after Ctrl-C).
     """
-    from .lm.backend import LanguageModel
     from .lm.generate import generate as run_generation
+    from .lm.generate import generate_prompts
     from .lm.prompts import read_prompts
-    from .lm.rewards import resolve_reward
     from .lm.samplers.base import Interrupted
 
     try:
@@ -315,31 +314,23 @@ def generate(
         prompt_list = read_prompts(prompts_file) if prompts_file is not None else [prompt]
         if prompts_file is not None and prompt:
             raise ParameterError("give --prompt or --prompts FILE, not both")
-        if prompts_file is not None:  # one model for every prompt (a name is loaded once)
-            resolve_reward(reward)  # a bad reward is refused before the model loads
-            model_or_name = LanguageModel.load(model, device=device, dtype=dtype)
-        else:
-            model_or_name = model
-        runs = []
-        for i, text in enumerate(prompt_list):
-            with _progress_bar() as bar:
-                job = bar.add_task(sampler if len(prompt_list) == 1 else f"{sampler} · prompt {text.id}", total=n)
-                try:
-                    run = run_generation(model_or_name, text, horizon, reward, sampler=sampler, values=values,
-                                         rho=rho, beta=beta, decoding=decoding, n=n, seed=seed + i, device=device,
-                                         dtype=dtype, chat=chat, system=system, stop=tuple(stop),
-                                         max_seconds=max_seconds, max_queries=max_queries,
-                                         progress=lambda done, total: bar.update(job, completed=done), **options)
-                except Interrupted as exc:
-                    run = exc.partial
-                except KeyboardInterrupt:  # before the sampler started (loading, the values' set-up)
-                    if not runs:
-                        err_console.print("interrupted before any sample was drawn; nothing written")
-                        raise typer.Exit(code=130) from None
-                    break  # the prompts finished so far are written
-            runs.append(run)
-            if run.result.stopped == "interrupted":
-                break
+        batched = prompts_file is not None and REGISTRY[sampler].sample_prompts is not None
+        settings_of_run = dict(horizon=horizon, reward=reward, sampler=sampler, values=values, rho=rho, beta=beta,
+                               decoding=decoding, n=n, device=device, dtype=dtype, chat=chat, system=system,
+                               stop=tuple(stop), max_seconds=max_seconds, max_queries=max_queries, **options)
+        with _progress_bar() as bar:
+            job = bar.add_task(sampler, total=n * len(prompt_list))
+            report = lambda done, total: bar.update(job, completed=done)  # noqa: E731
+            try:
+                if prompts_file is None:
+                    runs = [run_generation(model, prompt, seed=seed, progress=report, **settings_of_run)]
+                else:  # one model for every prompt; best-of-n and AISP decode them together
+                    runs = generate_prompts(model, prompt_list, seed=seed, progress=report, **settings_of_run)
+            except Interrupted as exc:
+                runs = exc.partial if isinstance(exc.partial, list) else [exc.partial]
+            except KeyboardInterrupt:  # before the sampler started (loading, the values' set-up): nothing drawn
+                err_console.print("interrupted before any sample was drawn; nothing written")
+                raise typer.Exit(code=130) from None
         lines, weights = [], []
         for run in runs:
             run_lines, weight = _sample_lines(run, n, prompts_file is not None)
@@ -354,14 +345,16 @@ def generate(
         if prompts_file is None:
             record = {"model": model, "prompt": prompt, **settings, "samples": len(lines), "partial": run.partial,
                       "stopped": run.result.stopped, **run.result.ledger.as_dict(), "info": run.result.info}
-        else:  # one record per prompt, and the costs summed over them
-            totals = {k: sum(r.result.ledger.as_dict()[k] for r in runs) for k in run.result.ledger.as_dict()}
+        else:  # one record per prompt, and the costs over them (batched: one ledger for all)
+            ledgers = [run.result.ledger] if batched else [r.result.ledger for r in runs]
+            totals = {k: sum(led.as_dict()[k] for led in ledgers) for k in run.result.ledger.as_dict()}
             record = {**settings, "prompts_file": str(prompts_file), "prompts": len(prompt_list),
-                      "prompts_run": len(runs), "samples": len(lines),
+                      "batched": batched, "prompts_run": len(runs), "samples": len(lines),
                       "partial": any(r.partial for r in runs) or len(runs) < len(prompt_list), **totals,
-                      "runs": [{"id": r.task.prompt_text.id, "prompt": str(r.task.prompt_text), "seed": seed + i,
-                                "samples": int(r.result.samples.size), "partial": r.partial,
-                                "stopped": r.result.stopped, **r.result.ledger.as_dict(), "info": r.result.info}
+                      "runs": [{"id": r.task.prompt_text.id, "prompt": str(r.task.prompt_text),
+                                "seed": seed if batched else seed + i, "samples": int(r.result.samples.size),
+                                "partial": r.partial, "stopped": r.result.stopped,
+                                **({} if batched else r.result.ledger.as_dict()), "info": r.result.info}
                                for i, r in enumerate(runs)]}
         files = {"samples.jsonl": lambda p: p.write_text("".join(line + "\n" for line in lines)),
                  "ledger.json": lambda p: p.write_text(dumps(record, indent=2) + "\n")}

@@ -14,7 +14,8 @@ compares sampler names:
   target); its exact output law where one is known (``walk``: the walk it ran,
   whose law the transition matrix gives; ``exact_law`` otherwise).
 - what it reports: ``responses`` decoded per answer, ``kl`` to the base model
-  (maximisers), a ``diagnostics_plot``.
+  (maximisers), a ``diagnostics_plot``; ``sample_prompts``, where it can decode
+  several prompts in one batch.
 
 ``run`` (``ttsample.runs``) runs any row on a problem of its kind. Adding a
 sampler is one module plus one ``register`` call; the command-line help, spec
@@ -34,8 +35,8 @@ import numpy as np
 
 from .errors import ParameterError
 from .lm.samplers.action_rs import sample_action_rs
-from .lm.samplers.aisp import sample_aisp
-from .lm.samplers.best_of_n import sample_best_of_n
+from .lm.samplers.aisp import sample_aisp, sample_aisp_prompts
+from .lm.samplers.best_of_n import sample_best_of_n, sample_best_of_n_prompts
 from .lm.samplers.mh import sample_mh
 from .lm.samplers.outcome_rs import sample_outcome_rs
 from .lm.samplers.smc import sample_smc
@@ -69,6 +70,7 @@ class SamplerEntry:
     expected_tries: Callable | None = None  # oracle -> expected tries per sample, where a closed form bounds it
     diagnostics_plot: Callable | None = None  # (info, path) -> writes a figure of the run
     options_of: Callable | None = None  # whose keyword-only parameters are its options (default: sample)
+    sample_prompts: Callable | None = None  # (tasks, n, rng, **options) -> one result per task, decoded together
 
     def __post_init__(self):
         if self.needs not in NEEDS:
@@ -215,7 +217,8 @@ for _entry in (
                  responses=lambda info, ledger, n: ledger.tries / n),
     SamplerEntry("best-of-n", sample_best_of_n, "decoder", "the best of k pi_ref responses", maximiser=True,
                  exact_law=_best_of_n_law, responses=lambda info, ledger, n: float(info["num_candidates"]),
-                 kl=lambda info: {"kl_bound": best_of_n_kl_bound(int(info["num_candidates"]))}),
+                 kl=lambda info: {"kl_bound": best_of_n_kl_bound(int(info["num_candidates"]))},
+                 sample_prompts=sample_best_of_n_prompts),
     SamplerEntry("smc", partial(sample_smc, twist=False), "decoder", "sequential Monte Carlo, weighted particles",
                  responses=lambda info, ledger, n: float(info["particles"])),
     SamplerEntry("twisted-smc", partial(sample_smc, twist=True), "decoder", "SMC twisted by the values",
@@ -225,7 +228,7 @@ for _entry in (
     SamplerEntry("aisp", sample_aisp, "decoder", "adaptive importance sampling on pre-logits (AISP)", maximiser=True,
                  responses=lambda info, ledger, n: float(info["candidates"] * info["iterations"]),
                  kl=lambda info: {"kl_drift": float(np.mean(info["diagnostics"]["kl"]))},
-                 diagnostics_plot=_plot_aisp),
+                 diagnostics_plot=_plot_aisp, sample_prompts=sample_aisp_prompts),
 ):
     register(_entry)
 

@@ -14,7 +14,8 @@ A problem says what the sampler runs on and how its seed is used:
   kept apart in ``info["values_setup"]``.
 
 ``run`` checks the seed and the options against the sampler's own keyword
-parameters, for every sampler the same way. ``sampling.sample_once``,
+parameters, for every sampler the same way. ``run_prompts`` runs several
+prompts of one model in one batch, for the rows that can (``sample_prompts``). ``sampling.sample_once``,
 ``lm.generate.generate`` and ``sat.run.sample_cnf`` build a problem from
 names and call it. Nothing here prints or writes files.
 """
@@ -134,3 +135,29 @@ def run(problem, sampler: str, n: int, seed: int = 0, *, progress=None, **option
     except Interrupted as exc:
         raise Interrupted(Run(problem, sampler, seed, n, bound.finish(exc.partial), bound.oracle)) from None
     return Run(problem, sampler, seed, n, bound.finish(result), bound.oracle)
+
+
+def run_prompts(problems: list[GenerationProblem], sampler: str, n: int, seed: int = 0, *, progress=None,
+                **options) -> list[Run]:
+    """``n`` samples for each problem (prompts on one model), decoded together by the row's ``sample_prompts``:
+    one stream, ``default_rng(seed)``, for all of them, and one ledger (the batch's costs, for all prompts)."""
+    from .lm.samplers.base import Interrupted
+
+    entry = sampler_entry(sampler, "generation")
+    if entry.sample_prompts is None or entry.uses_values:
+        raise ParameterError(f"{sampler} cannot decode several prompts in one batch; run one prompt at a time")
+    if not problems:
+        raise ParameterError("no prompt to run")
+    seed = check_seed(seed)
+    entry.check_options(options)
+    rng = problems[0].stream(seed)
+    bound = [p.bind(entry, rng, seed) for p in problems]  # no values (such rows read none): nothing is drawn here
+
+    def runs(results) -> list[Run]:
+        return [Run(p, sampler, seed, n, b.finish(r), b.oracle) for p, b, r in zip(problems, bound, results)]
+
+    try:
+        results = entry.sample_prompts([p.task for p in problems], n, rng, progress=progress, **options)
+    except Interrupted as exc:
+        raise Interrupted(runs(exc.partial)) from None
+    return runs(results)

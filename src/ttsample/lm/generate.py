@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..registry import sampler_entry
-from ..runs import GenerationProblem, check_seed, run
+from ..runs import GenerationProblem, check_seed, run, run_prompts
 from ..samplers.base import SampleResult
 from .decoding import Decoding
 from .rewards import Reward, resolve_reward
@@ -122,21 +122,8 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
     what was drawn and what all ``n`` would need. Ctrl-C raises ``Interrupted`` whose ``partial`` is the
     ``Generation`` so far, marked the same way.
     """
-    entry = sampler_entry(sampler, "generation")
-    reward = resolve_reward(reward)
-    if values not in VALUES and not is_user_values(values):
-        raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}, or name your own: "
-                             "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL]")
-    check_seed(seed)
-    budget = Budget(max_seconds, max_queries)
-    if max_queries is not None and not entry.uses_values:
-        raise ParameterError(f"{sampler} asks no value queries, so max_queries cannot bound it; use max_seconds")
-    if "budget" in options:
-        raise ParameterError("give the budget as max_seconds and max_queries, not as an option")
-    entry.check_options(options)
-    from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
-
-    lm = model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device, dtype=dtype)
+    entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
+    lm = _model(model, device, dtype)
     task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
                           stop=tuple(stop))
 
@@ -149,3 +136,65 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
                               **options))
     except Interrupted as exc:
         raise Interrupted(generation(exc.partial)) from None
+
+
+def generate_prompts(model: str | LanguageModel, prompts: list[str], horizon: int, reward, *, sampler: str,
+                     values: str = "heuristic", rho: float = 1.0, beta: float | None = None,
+                     decoding: Decoding | None = None, n: int = 10, seed: int = 0, device: str = "cpu",
+                     dtype: str | None = None, chat: bool = False, system: str | None = None,
+                     stop: tuple[str, ...] = (), max_seconds: float | None = None, max_queries: float | None = None,
+                     progress=None, **options) -> list[Generation]:
+    """``generate`` for each prompt, on one model. A sampler that decodes several prompts in one batch (the
+    registry's ``sample_prompts``: best-of-n, AISP) runs them together, from one stream ``default_rng(seed)``,
+    with one ledger for all (each Generation holds the same); the others run prompt ``i`` alone with seed
+    ``seed + i``. Ctrl-C raises ``Interrupted`` whose ``partial`` is the list of Generations finished so far
+    (with the one cut short). ``progress(done, total)`` counts samples over every prompt."""
+    entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
+    lm = _model(model, device, dtype)
+    tasks = [GenerationTask(lm, p, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
+                            stop=tuple(stop)) for p in prompts]
+    kind = values if entry.uses_values else None
+    if entry.sample_prompts is not None:
+        problems = [GenerationProblem(t, values, rho) for t in tasks]
+        total = n * len(tasks)
+        report = None if progress is None else (lambda done, _: progress(done * len(tasks), total))
+        try:
+            done = run_prompts(problems, sampler, n, seed, progress=report, budget=budget, **options)
+        except Interrupted as exc:
+            raise Interrupted([Generation(r.problem.task, sampler, kind, rho, r.result, n, budget, r.oracle)
+                               for r in exc.partial]) from None
+        return [Generation(r.problem.task, sampler, kind, rho, r.result, n, budget, r.oracle) for r in done]
+    out = []
+    for i, task in enumerate(tasks):
+        report = None if progress is None else (lambda done, _, i=i: progress(i * n + done, n * len(tasks)))
+        try:
+            done = run(GenerationProblem(task, values, rho), sampler, n, seed + i, progress=report, budget=budget,
+                       **options)
+        except Interrupted as exc:
+            out.append(Generation(task, sampler, kind, rho, exc.partial.result, n, budget, exc.partial.oracle))
+            raise Interrupted(out) from None
+        out.append(Generation(task, sampler, kind, rho, done.result, n, budget, done.oracle))
+    return out
+
+
+def _checked(sampler, reward, values, seed, max_seconds, max_queries, options):
+    """The sampler's row, the reward resolved and the budget, once every setting is checked (nothing is loaded)."""
+    entry = sampler_entry(sampler, "generation")
+    reward = resolve_reward(reward)
+    if values not in VALUES and not is_user_values(values):
+        raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}, or name your own: "
+                             "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL]")
+    check_seed(seed)
+    budget = Budget(max_seconds, max_queries)
+    if max_queries is not None and not entry.uses_values:
+        raise ParameterError(f"{sampler} asks no value queries, so max_queries cannot bound it; use max_seconds")
+    if "budget" in options:
+        raise ParameterError("give the budget as max_seconds and max_queries, not as an option")
+    entry.check_options(options)
+    return entry, reward, budget
+
+
+def _model(model, device: str, dtype: str | None):
+    from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
+
+    return model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device, dtype=dtype)
