@@ -231,3 +231,21 @@ def test_a_stop_string_ends_responses_and_pi_star_is_over_the_stopped_responses(
         assert all(")" not in t[:-1] for t in run.texts())
         drawn = [law.index[t] for t in run.task.tokens(run.result.samples)]
         assert (chi_square_p_value(drawn, law.pi_star) > FALSE_ALARM) == fits, (sampler, options)
+
+
+def test_python_values_equal_to_v_star_give_vgb_pi_star_and_no_zero_is_refused_where_v_star_is_zero():
+    """A user's verifier returning V* exactly: VGB's samples fit lm-exact's pi* (chi-square, 1e-6 false alarms;
+    the twin is the same walk at T = 8). V* is 0 on prefixes no response completes, and a user's values do not
+    prove zeros, so those are refused rather than trusted: a floored copy is what runs."""
+    from ttsample.errors import OracleBoundError
+    from ttsample.lm.exact import ExactLaw
+    from ttsample.testing import FALSE_ALARM, chi_square_p_value
+
+    with pytest.raises(OracleBoundError, match="values are 0"):
+        generate("dyck", "", 6, "dyck", sampler="vgb", values="python:user_rewards:exact_dyck_values", n=5, seed=0)
+    law = ExactLaw(GenerationTask(LanguageModel.load("dyck"), "", 6, REWARDS["dyck"]))
+    for options, fits in (({}, True), ({"steps": 8}, False)):
+        run = generate("dyck", "", 6, "python:user_rewards:balanced", sampler="vgb",
+                       values="python:user_rewards:floored_v_star", n=1500, seed=6, **options)
+        drawn = [law.index[t] for t in run.task.tokens(run.result.samples)]
+        assert (chi_square_p_value(drawn, law.pi_star) > FALSE_ALARM) == fits, options

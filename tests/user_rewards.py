@@ -49,3 +49,31 @@ def balanced_but_one(text: str) -> float:
 def contains_target(prompts, responses):
     """1 where the response contains its prompt's "target" field (read from a prompts file)."""
     return [float(p.fields["target"] in r) for p, r in zip(prompts, responses)]
+
+
+_EXACT_V: dict[str, float] = {}
+
+
+@batched
+def exact_dyck_values(prompts, prefixes):
+    """V* of the built-in dyck constraint on the Dyck model at H = 6, looked up by the prefix's text: what a
+    perfect process verifier would return (built once, by enumerating the trie)."""
+    if not _EXACT_V:
+        import numpy as np
+
+        from ttsample.lm.backend import LanguageModel
+        from ttsample.lm.rewards import REWARDS
+        from ttsample.lm.task import GenerationTask
+
+        task = GenerationTask(LanguageModel.load("dyck"), "", 6, REWARDS["dyck"])
+        log_v = task.exact_log_values()
+        every = np.arange(task.tree.num_nodes)
+        inner = every[~task.tree.is_leaf(every)]
+        _EXACT_V.update(zip(task.text(inner), np.exp(log_v[inner]).tolist()))
+    return [_EXACT_V[p] for p in prefixes]
+
+
+@batched
+def floored_v_star(prompts, prefixes):
+    """exact_dyck_values floored at 1e-9: positive wherever V* is, and nowhere zero."""
+    return [max(v, 1e-9) for v in exact_dyck_values(prompts, prefixes)]
