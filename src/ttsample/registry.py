@@ -179,9 +179,9 @@ def _mh_responses(info, ledger, n):
 
 
 def _plot_aisp(info, path):
-    from .lm.samplers.aisp import plot_diagnostics
+    from .eval.plots import plot_aisp_diagnostics
 
-    plot_diagnostics(info, path)
+    plot_aisp_diagnostics(info, path)
 
 
 def _node_walk(tree, info):

@@ -158,3 +158,28 @@ def plot_lm_task(points: list[dict], task: str, cost: str, cost_name: str, path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def plot_aisp_diagnostics(info: dict, path) -> None:
+    """AISP's diagnostics per round (reward mean and best, ESS of the weights, |U|, KL drift from the base) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    diag = info["diagnostics"]
+    rounds = np.arange(1, len(diag["mean_reward"]) + 1)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
+    axes[0].plot(rounds, diag["mean_reward"], "o-", label="mean of the round")
+    axes[0].plot(rounds, diag["best_reward"], "s-", label="best so far")
+    axes[0].set_title("reward")
+    axes[0].legend(fontsize=8)
+    for ax, key, title in zip(axes[1:], ("ess", "u_norm", "kl"),
+                              (f"ESS of the weights (of {info['candidates']})", "|U|", "KL to the base (nats per response)")):
+        ax.plot(rounds, diag[key], "o-")
+        ax.set_title(title)
+    for ax in axes:
+        ax.set_xlabel("round")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
