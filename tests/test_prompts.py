@@ -62,9 +62,10 @@ def test_generate_runs_every_prompt_and_gives_the_reward_its_fields(tmp_path):
 
 
 @needs("lm")
-def test_best_of_n_decodes_several_prompts_in_one_batch():
-    """One prompt through the batch is exactly the plain run; two prompts share each model call, so they cost
-    fewer forward passes than two runs, and each answer is the best of its own prompt's candidates."""
+@pytest.mark.parametrize("sampler, options", [("best-of-n", {"candidates": 4}), ("smc", {"particles": 8})])
+def test_samplers_that_batch_prompts_decode_them_together(sampler, options):
+    """One prompt through the batch is exactly the plain run (samples and weights); two prompts share each model
+    call, so they cost fewer forward passes than two runs."""
     import numpy as np
 
     from ttsample.lm.backend import LanguageModel
@@ -72,16 +73,33 @@ def test_best_of_n_decodes_several_prompts_in_one_batch():
 
     lm = LanguageModel.load("subword")
     fresh = lambda: LanguageModel(lm.model, lm.tokenizer)  # noqa: E731  (an empty cache and ledger each)
-    options = dict(sampler="best-of-n", beta=0.1, n=3, candidates=4)
-    alone = generate(fresh(), "this license", 6, "sentiment", seed=1, **options)
-    (batch_of_one,) = generate_prompts(fresh(), ["this license"], 6, "sentiment", seed=1, **options)
+    settings = dict(sampler=sampler, beta=0.1, n=3, **options)
+    alone = generate(fresh(), "this license", 6, "sentiment", seed=1, **settings)
+    (batch_of_one,) = generate_prompts(fresh(), ["this license"], 6, "sentiment", seed=1, **settings)
     np.testing.assert_array_equal(alone.result.samples, batch_of_one.result.samples)
+    if alone.result.log_weights is not None:
+        np.testing.assert_array_equal(alone.result.log_weights, batch_of_one.result.log_weights)
     assert alone.result.ledger.forward_passes == batch_of_one.result.ledger.forward_passes
-    together = generate_prompts(fresh(), ["this license", "the software"], 6, "sentiment", seed=1, **options)
-    separate = [generate(fresh(), p, 6, "sentiment", seed=1 + i, **options)
+    together = generate_prompts(fresh(), ["this license", "the software"], 6, "sentiment", seed=1, **settings)
+    separate = [generate(fresh(), p, 6, "sentiment", seed=1 + i, **settings)
                 for i, p in enumerate(["this license", "the software"])]
     assert together[0].result.ledger is together[1].result.ledger  # one batch, one ledger
     assert together[0].result.ledger.forward_passes < sum(g.result.ledger.forward_passes for g in separate)
+    assert [g.task.prompt_text for g in together] == ["this license", "the software"]
+
+
+@needs("lm")
+def test_best_of_n_decodes_several_prompts_in_one_batch():
+    """Each answer of a batch is the best of its own prompt's candidates."""
+    import numpy as np
+
+    from ttsample.lm.backend import LanguageModel
+    from ttsample.lm.generate import generate_prompts
+
+    lm = LanguageModel.load("subword")
+    fresh = lambda: LanguageModel(lm.model, lm.tokenizer)  # noqa: E731  (an empty cache and ledger each)
+    options = dict(sampler="best-of-n", beta=0.1, n=3, candidates=4)
+    together = generate_prompts(fresh(), ["this license", "the software"], 6, "sentiment", seed=1, **options)
     for g in together:
         best = [max(r for _, r in c) for c in g.result.info["candidates"]]
         np.testing.assert_allclose(g.rewards(), best, rtol=0, atol=1e-12)  # its own prompt's best

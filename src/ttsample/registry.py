@@ -39,7 +39,7 @@ from .lm.samplers.aisp import sample_aisp, sample_aisp_prompts
 from .lm.samplers.best_of_n import sample_best_of_n, sample_best_of_n_prompts
 from .lm.samplers.mh import sample_mh
 from .lm.samplers.outcome_rs import sample_outcome_rs
-from .lm.samplers.smc import sample_smc
+from .lm.samplers.smc import sample_smc, sample_smc_prompts
 from .lm.samplers.vgb import sample_vgb
 from .samplers.jvv import log_acceptance_bound, sample_jvv
 from .samplers.lifted import LiftedWalk, sample_lifted
@@ -220,7 +220,7 @@ for _entry in (
                  kl=lambda info: {"kl_bound": best_of_n_kl_bound(int(info["num_candidates"]))},
                  sample_prompts=sample_best_of_n_prompts),
     SamplerEntry("smc", partial(sample_smc, twist=False), "decoder", "sequential Monte Carlo, weighted particles",
-                 responses=lambda info, ledger, n: float(info["particles"])),
+                 responses=lambda info, ledger, n: float(info["particles"]), sample_prompts=sample_smc_prompts),
     SamplerEntry("twisted-smc", partial(sample_smc, twist=True), "decoder", "SMC twisted by the values",
                  uses_values=True, responses=lambda info, ledger, n: float(info["particles"])),
     SamplerEntry("mh", sample_mh, "decoder", "Metropolis–Hastings over suffix regenerations",

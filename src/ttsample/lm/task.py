@@ -169,9 +169,7 @@ class GenerationTask:
         Drawn on the model's device by a torch generator seeded from ``rng``;
         only the chosen tokens and their log-probabilities leave it.
         """
-        nodes = np.asarray(nodes, dtype=np.int64)
-        actions, log_q = draw(self.next_log_probs_tensor(nodes, logits_hook, rows), rng)
-        return self.tree.child(nodes, actions), log_q
+        return draw_children_of([self], [nodes], rng, [logits_hook], None if rows is None else [rows])[0]
 
     def sample_suffix(self, nodes: np.ndarray, rng: np.random.Generator,
                       logits_hook: LogitsHook | None = None) -> np.ndarray:
@@ -258,8 +256,6 @@ def sample_suffixes(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: n
     ``i``'s first node is row ``len(nodes[0]) + ... + len(nodes[i - 1])``), so one table of per-row state can
     serve every task's hook.
     """
-    import torch
-
     if any(t.lm is not tasks[0].lm for t in tasks):
         raise ParameterError("tasks decoded together must share one model")
     hooks = [None] * len(tasks) if hooks is None else hooks
@@ -268,20 +264,41 @@ def sample_suffixes(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: n
     open_ = [np.flatnonzero(~t.tree.is_leaf(o)) for t, o in zip(tasks, out)]
     while any(o.size for o in open_):
         live = [i for i, o in enumerate(open_) if o.size]
-        handles = np.concatenate([tasks[i].model_handles(out[i][open_[i]]) for i in live])
-        q_all = tasks[0].lm.next_logprobs_tensor(handles)[:, tasks[0]._columns]
-        parts, start = [], 0
-        for i in live:
-            q = tasks[i].decoding.apply(q_all[start:start + open_[i].size])
-            start += open_[i].size
-            if hooks[i] is not None:
-                q = hooks[i](offsets[i] + open_[i], out[i][open_[i]], q)
-            parts.append(torch.log_softmax(q, dim=1))
-        actions, _ = draw(torch.cat(parts), rng)
-        start = 0
-        for i in live:
+        drawn = draw_children_of([tasks[i] for i in live], [out[i][open_[i]] for i in live], rng,
+                                 [hooks[i] for i in live], [offsets[i] + open_[i] for i in live])
+        for i, (child, _) in zip(live, drawn):
             rows = open_[i]
-            out[i][rows] = tasks[i].tree.child(out[i][rows], actions[start:start + rows.size])
-            start += rows.size
-            open_[i] = rows[~tasks[i].tree.is_leaf(out[i][rows])]
+            out[i][rows] = child
+            open_[i] = rows[~tasks[i].tree.is_leaf(child)]
+    return out
+
+
+def draw_children_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: np.random.Generator,
+                     hooks: list[LogitsHook | None] | None = None,
+                     rows: list[np.ndarray] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One child per node from ``pi_ref`` (each task's decoding and hook applied) for several tasks on one model:
+    one model call and one draw serve them all. Returns each task's (child handles, their log-probabilities).
+
+    ``hooks[i]`` is told the rows ``rows[i]`` (default: 0, 1, ... within task ``i``).
+    """
+    import torch
+
+    nodes = [np.asarray(v, dtype=np.int64) for v in nodes]
+    for task, v in zip(tasks, nodes):
+        if task.tree.is_leaf(v).any():
+            raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
+    handles = np.concatenate([t.model_handles(v) for t, v in zip(tasks, nodes)])
+    q_all = tasks[0].lm.next_logprobs_tensor(handles)[:, tasks[0]._columns]
+    parts, start = [], 0
+    for i, (task, v) in enumerate(zip(tasks, nodes)):
+        q = task.decoding.apply(q_all[start:start + v.size])
+        start += v.size
+        if hooks is not None and hooks[i] is not None:
+            q = hooks[i](np.arange(v.size) if rows is None else rows[i], v, q)
+        parts.append(torch.log_softmax(q, dim=1))
+    actions, log_q = draw(torch.cat(parts), rng)
+    out, start = [], 0
+    for task, v in zip(tasks, nodes):
+        out.append((task.tree.child(v, actions[start:start + v.size]), log_q[start:start + v.size]))
+        start += v.size
     return out

@@ -45,7 +45,8 @@ from ...errors import ParameterError
 from ...logspace import logsumexp
 from ...samplers.base import Progress, SampleResult, check_sample_count
 from ...trees import trie
-from .base import Budget, lm_run
+from ..task import draw_children_of
+from .base import Budget, Interrupted, lm_run
 from .outcome_rs import leaf_log_tau
 
 RESAMPLING = ("multinomial", "systematic")
@@ -109,84 +110,146 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
     oracle (twisted only).
     """
     size = _check_options(n, particles, twist, oracle, task, resampling, ess_threshold)
-    tree = task.tree
-    cache: dict = {}
-    ess_trace: list[float] = []
-    log_z_trace: list[float] = []
-    resampled_at: list[int] = []
-    with lm_run(task, oracle if twist else None, budget, progress) as run:
-        ledger, counted = run.ledger, run.oracle
-        nodes = np.zeros(size, dtype=np.int64)
-        log_w = np.full(size, counted.log_weight(np.zeros(1, dtype=np.int64))[0] if twist else 0.0)
-        step = 0
-        active = np.flatnonzero(~tree.is_leaf(nodes))
-        while active.size:
-            step += 1
-            v = nodes[active]
-            incr = np.zeros(active.size)
-            if twist and tree.branching > trie.MAX_CHILDREN_BRANCHING:  # the twist in the targets, proposals from pi_ref
-                child, log_q = counted.propose_child(v, rng)
+    try:
+        return _run([task], oracle if twist else None, n, size, rng, resampling, ess_threshold, budget, progress)[0]
+    except Interrupted as exc:
+        raise Interrupted(exc.partial[0]) from None
+
+
+def sample_smc_prompts(tasks: list, n: int, rng: np.random.Generator, *, particles: int | None = None,
+                       twist: bool = False, resampling: str = "multinomial", ess_threshold: float = 0.5,
+                       budget: Budget | None = None, progress: Progress | None = None) -> list[SampleResult]:
+    """Plain SMC for several prompts (generation tasks on one model) side by side: each step draws every prompt's
+    particles in one model call. Each prompt has its own particles, weights and resampling; the results share
+    one ledger, the batch's. One prompt gives exactly ``sample_smc``'s run. (Twisted SMC reads values, one
+    prompt at a time.)"""
+    if not tasks:
+        raise ParameterError("SMC needs at least one generation task (prompt)")
+    if twist:
+        raise ParameterError("twisted SMC reads each prompt's values: run it one prompt at a time")
+    if any(t.lm is not tasks[0].lm for t in tasks):
+        raise ParameterError("prompts decoded together must share one model")
+    size = _check_options(n, particles, False, None, tasks[0], resampling, ess_threshold)
+    return _run(tasks, None, n, size, rng, resampling, ess_threshold, budget, progress)
+
+
+class _Particles:
+    """One prompt's particles between steps: nodes, log-weights, and the traces its result reports."""
+
+    def __init__(self, task, size: int, log_w0: float):
+        self.task, self.size = task, size
+        self.nodes = np.zeros(size, dtype=np.int64)
+        self.log_w = np.full(size, log_w0)
+        self.cache: dict = {}
+        self.ess: list[float] = []
+        self.log_z_steps: list[float] = []
+        self.resampled_at: list[int] = []
+        self.step = 0
+        self.active = np.flatnonzero(~task.tree.is_leaf(self.nodes))
+
+    def move(self, child: np.ndarray, incr: np.ndarray, leaf_psi, rng, resampling: str, ess_threshold: float,
+             ledger) -> None:
+        """The active particles move to ``child`` with incremental log-weights ``incr``; one that reached a leaf
+        gains ``log tau`` (less ``leaf_psi(at)``, the twisted step's ``log psi(y)``, where given); then the traces
+        and, if the ESS fell below the threshold while particles are unfinished, resampling."""
+        tree = self.task.tree
+        self.step += 1
+        done = np.flatnonzero(tree.is_leaf(child))
+        if done.size:
+            log_tau = leaf_log_tau(self.task, child[done], self.cache)
+            if leaf_psi is not None:  # the final factor tau / psi
                 with np.errstate(invalid="ignore"):
-                    incr += counted.log_weight(child) - counted.log_weight(v) - log_q
-            elif twist:
-                kids, log_wk = counted.children(v)  # log pi_ref(v, a) + log psi(v, a), shape (m, b)
-                total = logsumexp(log_wk, axis=1)
-                dead = np.isneginf(total)  # no child with psi > 0: move anywhere, the weight is zero already
-                with np.errstate(invalid="ignore"):
-                    probs = np.where(dead[:, None], 1.0, np.exp(log_wk - np.where(dead, 0.0, total)[:, None]))
-                cdf = np.cumsum(probs, axis=1)
-                u = 1.0 - rng.random(v.size)  # in (0, 1]: never picks a child of probability zero
-                pick = np.sum(cdf < u[:, None] * cdf[:, -1:], axis=1)
-                pick = np.minimum(pick, tree.branching - 1)
-                rows = np.arange(v.size)
-                child = kids[rows, pick]
-                log_w_child = log_wk[rows, pick]
-                with np.errstate(invalid="ignore"):
-                    incr += total - counted.log_weight(v)  # sum_a pi_ref(a|v) psi(v,a) / psi(v)
+                    incr[done] += log_tau - leaf_psi(done)
             else:
-                child, _ = task.draw_children(v, rng)
-            done = np.flatnonzero(tree.is_leaf(child))
-            if done.size:
-                log_tau = leaf_log_tau(task, child[done], cache)
-                if twist and tree.branching <= trie.MAX_CHILDREN_BRANCHING:  # the final factor tau / psi, psi(y) = w(y) / pi_ref(y)
-                    with np.errstate(invalid="ignore"):
-                        incr[done] += log_tau - (log_w_child[done] - task.log_pi_ref(child[done]))
-                else:
-                    incr[done] += log_tau
-            nodes[active] = child
-            old = log_w[active]
-            with np.errstate(invalid="ignore"):
-                new = old + incr
-            log_w[active] = np.where(np.isneginf(old) | np.isnan(new), -np.inf, new)  # a dead particle stays dead
-            ledger.steps += int(active.size)
-            active = np.flatnonzero(~tree.is_leaf(nodes))
-            ess = effective_sample_size(log_w)
-            ess_trace.append(ess)
-            log_z_trace.append(float(logsumexp(log_w) - math.log(size)))
-            if active.size and 0.0 < ess < ess_threshold * size:
-                picked = resample(rng, log_w, size, resampling)
-                nodes = nodes[picked]
-                log_w = np.full(size, logsumexp(log_w) - math.log(size))
-                resampled_at.append(step)
-                active = np.flatnonzero(~tree.is_leaf(nodes))
-            run.progress(n * (min(step / task.horizon, 1.0) if active.size else 1.0), n)
-        log_z = float(logsumexp(log_w) - math.log(size))
-        if size == n:
-            samples, weights = nodes, log_w
-        elif np.isfinite(log_z):
-            samples, weights = nodes[resample(rng, log_w, n, resampling)], np.full(n, log_z)
-        else:  # every weight is zero: nothing to draw by weight
-            samples, weights = nodes[:n], np.full(n, -np.inf)
+                incr[done] += log_tau
+        self.nodes[self.active] = child
+        old = self.log_w[self.active]
+        with np.errstate(invalid="ignore"):
+            new = old + incr
+        self.log_w[self.active] = np.where(np.isneginf(old) | np.isnan(new), -np.inf, new)  # a dead particle stays dead
+        ledger.steps += int(self.active.size)
+        self.active = np.flatnonzero(~tree.is_leaf(self.nodes))
+        ess = effective_sample_size(self.log_w)
+        self.ess.append(ess)
+        self.log_z_steps.append(float(logsumexp(self.log_w) - math.log(self.size)))
+        if self.active.size and 0.0 < ess < ess_threshold * self.size:
+            picked = resample(rng, self.log_w, self.size, resampling)
+            self.nodes = self.nodes[picked]
+            self.log_w = np.full(self.size, logsumexp(self.log_w) - math.log(self.size))
+            self.resampled_at.append(self.step)
+            self.active = np.flatnonzero(~tree.is_leaf(self.nodes))
+
+    def progress(self) -> float:
+        return min(self.step / self.task.horizon, 1.0) if self.active.size else 1.0
+
+    def final(self, n: int, rng, resampling: str) -> tuple[np.ndarray, np.ndarray, float]:
+        """The samples, their log-weights and ``log Z_hat``: the particles themselves, or ``n`` drawn by weight."""
+        log_z = float(logsumexp(self.log_w) - math.log(self.size))
+        if self.size == n:
+            return self.nodes, self.log_w, log_z
+        if np.isfinite(log_z):
+            return self.nodes[resample(rng, self.log_w, n, resampling)], np.full(n, log_z), log_z
+        return self.nodes[:n], np.full(n, -np.inf), log_z  # every weight is zero: nothing to draw by weight
+
+
+def _twisted_step(task, counted, v: np.ndarray, rng):
+    """Twisted proposals from ``v``: children, incremental log-weights, and the final factor's ``log psi`` at a
+    leaf (None where the proposal is ``pi_ref``, whose incremental weight already holds ``tau``)."""
+    tree = task.tree
+    incr = np.zeros(v.size)
+    if tree.branching > trie.MAX_CHILDREN_BRANCHING:  # the twist in the targets, proposals from pi_ref
+        child, log_q = counted.propose_child(v, rng)
+        with np.errstate(invalid="ignore"):
+            incr += counted.log_weight(child) - counted.log_weight(v) - log_q
+        return child, incr, None
+    kids, log_wk = counted.children(v)  # log pi_ref(v, a) + log psi(v, a), shape (m, b)
+    total = logsumexp(log_wk, axis=1)
+    dead = np.isneginf(total)  # no child with psi > 0: move anywhere, the weight is zero already
+    with np.errstate(invalid="ignore"):
+        probs = np.where(dead[:, None], 1.0, np.exp(log_wk - np.where(dead, 0.0, total)[:, None]))
+    cdf = np.cumsum(probs, axis=1)
+    u = 1.0 - rng.random(v.size)  # in (0, 1]: never picks a child of probability zero
+    pick = np.sum(cdf < u[:, None] * cdf[:, -1:], axis=1)
+    pick = np.minimum(pick, tree.branching - 1)
+    rows = np.arange(v.size)
+    child = kids[rows, pick]
+    log_w_child = log_wk[rows, pick]
+    with np.errstate(invalid="ignore"):
+        incr += total - counted.log_weight(v)  # sum_a pi_ref(a|v) psi(v,a) / psi(v)
+    return child, incr, lambda at: log_w_child[at] - task.log_pi_ref(child[at])  # psi(y) = w(y) / pi_ref(y)
+
+
+def _run(tasks: list, oracle, n: int, size: int, rng, resampling: str, ess_threshold: float, budget,
+         progress) -> list[SampleResult]:
+    """SMC on each task (twisted by ``oracle`` when given: one task), in lockstep; one result per task."""
+    twist = oracle is not None
+    finals = []
+    with lm_run(tasks[0], oracle, budget, progress) as run:
+        ledger, counted = run.ledger, run.oracle
+        log_w0 = counted.log_weight(np.zeros(1, dtype=np.int64))[0] if twist else 0.0
+        states = [_Particles(task, size, log_w0) for task in tasks]
+        while any(p.active.size for p in states):
+            moving = [p for p in states if p.active.size]
+            if twist:
+                (p,) = moving
+                child, incr, leaf_psi = _twisted_step(p.task, counted, p.nodes[p.active], rng)
+                p.move(child, incr, leaf_psi, rng, resampling, ess_threshold, ledger)
+            else:
+                drawn = draw_children_of([p.task for p in moving], [p.nodes[p.active] for p in moving], rng)
+                for p, (child, _) in zip(moving, drawn):
+                    p.move(child, np.zeros(child.size), None, rng, resampling, ess_threshold, ledger)
+            run.progress(n * float(np.mean([p.progress() for p in states])), n)
+        finals = [p.final(n, rng, resampling) for p in states]
+    results = []
+    for p in states if finals else []:
+        samples, weights, log_z = finals[len(results)]
+        info = {"log_z": log_z, "ess": np.array(p.ess), "log_z_steps": np.array(p.log_z_steps),
+                "resampled_at": p.resampled_at, "particles": size, "twist": twist, "resampling": resampling,
+                "ess_threshold": float(ess_threshold), **({"prompts": len(tasks)} if len(tasks) > 1 else {})}
+        results.append(SampleResult(samples, ledger, info, log_weights=weights, weighted=size == n))
     if run.stopped:  # the particles had not all reached a leaf: no sample
-        return run.finish(SampleResult(np.empty(0, dtype=np.int64), ledger, {"particles": size, "twist": bool(twist)}))
-    info = {
-        "log_z": log_z,
-        "ess": np.array(ess_trace),
-        "log_z_steps": np.array(log_z_trace),
-        "resampled_at": resampled_at,
-        "particles": size,
-        "twist": bool(twist),
-        "resampling": resampling,
-        "ess_threshold": float(ess_threshold),
-    }
-    return run.finish(SampleResult(samples, ledger, info, log_weights=weights, weighted=size == n))
+        results = [SampleResult(np.empty(0, dtype=np.int64), ledger, {"particles": size, "twist": twist},
+                                stopped=run.stopped) for _ in tasks]
+        if run.stopped == "interrupted":
+            raise Interrupted(results)
+    return results
