@@ -324,7 +324,7 @@ def generate(
             try:
                 if prompts_file is None:
                     runs = [run_generation(model, prompt, seed=seed, progress=report, **settings_of_run)]
-                else:  # one model for every prompt; best-of-n and AISP decode them together
+                else:  # one model for every prompt; best-of-n, plain SMC and AISP decode them together
                     runs = generate_prompts(model, prompt_list, seed=seed, progress=report, **settings_of_run)
             except Interrupted as exc:
                 runs = exc.partial if isinstance(exc.partial, list) else [exc.partial]

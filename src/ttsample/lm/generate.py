@@ -145,7 +145,7 @@ def generate_prompts(model: str | LanguageModel, prompts: list[str], horizon: in
                      stop: tuple[str, ...] = (), max_seconds: float | None = None, max_queries: float | None = None,
                      progress=None, **options) -> list[Generation]:
     """``generate`` for each prompt, on one model. A sampler that decodes several prompts in one batch (the
-    registry's ``sample_prompts``: best-of-n, AISP) runs them together, from one stream ``default_rng(seed)``,
+    registry's ``sample_prompts``: best-of-n, plain SMC, AISP) runs them together, from one stream ``default_rng(seed)``,
     with one ledger for all (each Generation holds the same); the others run prompt ``i`` alone with seed
     ``seed + i``. Ctrl-C raises ``Interrupted`` whose ``partial`` is the list of Generations finished so far
     (with the one cut short). ``progress(done, total)`` counts samples over every prompt."""
