@@ -249,3 +249,22 @@ def test_python_values_equal_to_v_star_give_vgb_pi_star_and_no_zero_is_refused_w
                        values="python:user_rewards:floored_v_star", n=1500, seed=6, **options)
         drawn = [law.index[t] for t in run.task.tokens(run.result.samples)]
         assert (chi_square_p_value(drawn, law.pi_star) > FALSE_ALARM) == fits, options
+
+
+def test_the_test_time_head_learns_from_a_users_values_and_vgb_stays_exact():
+    """head:NAME: the head is fitted on the user's values at the nodes it labels (warm-up and exploration) and
+    answers the rest, so the user's function is asked at fewer nodes than the sampler queries. VGB is exact for
+    any positive values (the head floors its answers), so its samples fit pi* (chi-square, 1e-6 false alarms);
+    the twin, the same walk at T = 8, must not."""
+    from ttsample.lm.exact import ExactLaw
+    from ttsample.testing import FALSE_ALARM, chi_square_p_value
+
+    law = ExactLaw(GenerationTask(LanguageModel.load("dyck"), "", 6, REWARDS["dyck"]))
+    for options, fits in (({}, True), ({"steps": 8}, False)):
+        user_rewards.CALLS.clear()
+        run = generate("dyck", "", 6, "dyck", sampler="vgb", values="head:python:user_rewards:completable_values",
+                       n=1500, seed=7, **options)
+        labelled = sum(user_rewards.CALLS)
+        assert run.result.info["head_fits"] and 0 < labelled < run.result.ledger.queries_distinct
+        drawn = [law.index[t] for t in run.task.tokens(run.result.samples)]
+        assert (chi_square_p_value(drawn, law.pi_star) > FALSE_ALARM) == fits, options

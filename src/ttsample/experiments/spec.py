@@ -352,7 +352,7 @@ def _check_lm_table(t: dict) -> None:
     for entry in entries:
         _require(isinstance(entry, (str, dict)), f"{where}: a values entry is a kind or a table {{kind, rho}}")
         kind = entry if isinstance(entry, str) else entry.get("kind")
-        _require(kind in kinds or (isinstance(kind, str) and is_user_values(kind)),
+        _require(kind in kinds or (isinstance(kind, str) and is_user_values(kind.removeprefix("head:"))),
                  f"{where}: unknown values {kind!r}; choose from {', '.join(kinds)}, or name your own "
                  "(python:MODULE:FUNCTION, path/to/file.py:FUNCTION, hf:DIR[:LABEL])")
         rho = 1.0 if isinstance(entry, str) else entry.get("rho", 1.0)

@@ -45,6 +45,8 @@ def make_values(task, kind: str, rng: np.random.Generator):
         return DepthCalibratedValues(task, rng)
     if kind == "head":
         return LearnedValues(task, rng)
+    if kind.startswith("head:") and is_user_values(kind[len("head:"):]):  # the head learns from the user's values
+        return LearnedValues(task, rng, labels=UserValues(task, kind[len("head:"):]))
     if is_user_values(kind):
         return UserValues(task, kind)
     raise ParameterError(f"unknown values {kind!r}; choose one of {', '.join(VALUES)}, or name your own: "
@@ -181,9 +183,10 @@ def _checked(sampler, reward, values, seed, max_seconds, max_queries, options):
     """The sampler's row, the reward resolved and the budget, once every setting is checked (nothing is loaded)."""
     entry = sampler_entry(sampler, "generation")
     reward = resolve_reward(reward)
-    if values not in VALUES and not is_user_values(values):
+    if values not in VALUES and not is_user_values(values.removeprefix("head:")):
         raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}, or name your own: "
-                             "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL]")
+                             "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL] (head:NAME: the "
+                             "test-time head learning from them)")
     check_seed(seed)
     budget = Budget(max_seconds, max_queries)
     if max_queries is not None and not entry.uses_values:

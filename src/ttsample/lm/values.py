@@ -216,6 +216,9 @@ def partial_generations(task, count: int, rng: np.random.Generator) -> np.ndarra
 class LearnedValues:
     """Values learned while sampling: rollouts first, then a value head trained on what they paid for.
 
+    ``labels``: where the labels come from instead of ``k`` rollouts, an
+    estimator with ``estimate(nodes) -> V`` and a ``floor`` (``UserValues``:
+    a slow verifier distilled into the head at test time).
     The first ``warmup`` distinct nodes asked get ``k``-rollout estimates; the
     head is then fitted on them and answers every later node, except a share
     ``explore`` that still gets rollouts; every ``refit_every`` new labels the
@@ -228,9 +231,9 @@ class LearnedValues:
     deterministic = False  # the head changes as it learns
 
     def __init__(self, task, rng: np.random.Generator, *, k: int = 8, warmup: int = 200, explore: float = 0.1,
-                 refit_every: int = 100):
+                 refit_every: int = 100, labels=None):
         self.task, self.rng = task, rng
-        self.rollouts = RolloutValues(task, rng, k=k)
+        self.rollouts = RolloutValues(task, rng, k=k) if labels is None else labels
         self.warmup, self.explore, self.refit_every = int(warmup), float(explore), int(refit_every)
         self.nodes: list[int] = []
         self.labels: list[float] = []
@@ -282,6 +285,7 @@ class UserValues:
 
     proves_zeros = False
     deterministic = True  # a fixed function of the prefix
+    floor = 1e-300  # the least V_hat given to a head that learns from these values (LearnedValues(labels=...))
 
     def __init__(self, task, name: str):
         self.task, self.name = task, name
@@ -301,3 +305,7 @@ class UserValues:
                                        f"values for hf:); got {scores[:5]!r} for {texts[:5]!r}")
             self.cache.update(zip(fresh, scores if self.in_log else log_of(scores)))
         return np.array([self.cache[v] for v in nodes.ravel().tolist()]).reshape(nodes.shape)
+
+    def estimate(self, nodes) -> np.ndarray:
+        """``V_hat`` itself (not its log), as the labels of a head that learns from these values."""
+        return np.exp(self(nodes))
