@@ -97,7 +97,7 @@ def test_chat_lays_the_prompt_out_by_the_template_and_the_reward_gets_the_prompt
 def test_a_users_model_prompts_chat_reward_model_and_values_end_to_end(folder, tmp_path):
     """The issue's two commands on folders made here: a chat model, a prompts file, a reward-model folder with
     best-of-n; the same model with VGB and a Python value function."""
-    if folder.name.rstrip("0123456789") != "llama":
+    if not folder.name.startswith("llama"):
         pytest.skip("one architecture is enough for the end-to-end run")
     rm = tiny_classifier(tmp_path / "rm", labels=1)
     prompts = tmp_path / "prompts.jsonl"
@@ -119,3 +119,22 @@ def test_a_users_model_prompts_chat_reward_model_and_values_end_to_end(folder, t
         assert ledger["chat"] and ledger["prompts_run"] == 2 and ledger["reward_texts"] > 0
         if name == "vgb":
             assert all("e" not in line["text"].lower() for line in lines)  # a sampler of pi*: the constraint holds
+
+
+def test_a_folder_that_is_not_a_model_or_has_no_tokenizer_exits_2_and_writes_nothing(folder, tmp_path):
+    import shutil
+
+    if not folder.name.startswith("gpt2"):
+        pytest.skip("one architecture is enough")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_tokenizer = tmp_path / "weights-only"
+    shutil.copytree(folder, no_tokenizer, ignore=shutil.ignore_patterns("tokenizer*", "special_tokens*", "vocab*",
+                                                                           "merges*", "chat_template*"))
+    for model, message in ((empty, "cannot read a model config"), (no_tokenizer, "no tokenizer beside the model"),
+                           (tmp_path / "nowhere", "does not exist")):
+        out = tmp_path / f"out-{model.name}"
+        result = CliRunner().invoke(app, ["generate", "--model", str(model), "--sampler", "outcome-rs",
+                                          "--out", str(out)])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not out.exists()

@@ -105,6 +105,10 @@ class HFTokenizer:
         return list(self.hf.encode(text, add_special_tokens=False))
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
+                   "spiece.model", "merges.txt")
+
+
 def load_tokenizer(path, local: bool, *, trust_remote_code: bool = False, revision: str | None = None):
     """The tokenizer beside a model: a ttsample character tokenizer, or any Hugging Face one."""
     folder = Path(path)
@@ -112,6 +116,10 @@ def load_tokenizer(path, local: bool, *, trust_remote_code: bool = False, revisi
         data = json.loads((folder / "tokenizer.json").read_text())
         if data.get("type") == "char":
             return CharTokenizer.load(folder)
+    if local and not any((folder / name).exists() for name in TOKENIZER_FILES):
+        # transformers would build an empty tokenizer of the model's class (GPT-2's: one token) and carry on
+        raise ModelLoadError(f"no tokenizer beside the model in {str(path)!r} (none of {', '.join(TOKENIZER_FILES)}): "
+                             "save the tokenizer into the folder (tokenizer.save_pretrained(folder))")
     from transformers import AutoTokenizer
 
     try:
