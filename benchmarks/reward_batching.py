@@ -18,8 +18,6 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
-
 
 def build_reward_model(folder: str, layers: int, width: int) -> None:
     import torch

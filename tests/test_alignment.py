@@ -19,7 +19,7 @@ from ttsample.cli import app
 from ttsample.errors import ParameterError
 from ttsample.eval.alignment import budget, method
 from ttsample.eval.scaling import Pairing, paired_points
-from ttsample.experiments.reproductions import ALIGNMENT_EXPECTATIONS, get_reproduction
+from ttsample.experiments.reproductions import ALIGNMENT_EXPECTATIONS
 from ttsample.experiments.spec import parse_spec
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.rewards import lexicon_sentiment

@@ -22,7 +22,6 @@ require("lm")
 from typer.testing import CliRunner
 
 from ttsample.cli import app
-from ttsample.lm import generate as generate_module
 from ttsample.lm.generate import generate
 from ttsample.registry import REGISTRY
 from ttsample.lm.samplers import best_of_n, outcome_rs
