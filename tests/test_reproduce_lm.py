@@ -270,3 +270,15 @@ def test_quick_lm_reproduction_writes_the_report_and_resumes(tmp_path):
     assert rows_of(out / "results.sqlite") == before
     again = CliRunner().invoke(app, ["report", str(out)])
     assert again.exit_code == 0 and "configurations" in again.output
+
+
+@needs("lm")
+def test_a_language_model_run_over_its_budget_is_stored_as_censored_with_what_it_spent():
+    """The runner's one censoring rule serves both kinds of run: OutcomeLevelRS held to 4 tries on a rare
+    constraint raises BudgetExhaustedError, which is stored as status budget with its ledger."""
+    from ttsample.experiments.runner import execute_task
+
+    task = LMTask("d", "dyck", "", 8, "dyck", "", None, True, "outcome-rs", "", 1.0, 0, 200,
+                  json.dumps({"max_tries": 4}))
+    outcome = execute_task(task)
+    assert outcome["status"] == "budget" and outcome["delivered"] == 0 and outcome["tries"] >= 4

@@ -71,7 +71,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import BudgetExhaustedError
 from ..lm.exact import ExactLaw
 from ..lm.rewards import log_tau_of
 from ..registry import REGISTRY
@@ -176,21 +175,17 @@ def noise_floor(task: LMTask, ref: Reference, n: int, draws: int) -> tuple[float
 
 
 def execute_lm(task: LMTask) -> dict:
-    """Run one language-model task and measure it (TtsampleErrors propagate: the runner stores them as errors)."""
+    """Run one language-model task and measure it (TtsampleErrors propagate: the runner stores a run over budget
+    as censored and any other as an error)."""
     from ..lm.generate import generate
 
     options = json.loads(task.options)
     draws = task.reference_draws
     with one_thread():
         lm = fresh_model(task.model)
-        try:
-            run = generate(lm, task.prompt, task.horizon, reward_function(task.reward, task.reference),
-                           sampler=task.sampler,
-                           values=task.value_kind or "heuristic", rho=task.rho, beta=task.beta, n=task.samples,
-                           seed=task.seed, **options)
-        except BudgetExhaustedError as exc:
-            spent = exc.ledger.as_dict() if exc.ledger is not None else {}
-            return {"status": "budget", "delivered": 0, **spent}
+        run = generate(lm, task.prompt, task.horizon, reward_function(task.reward, task.reference),
+                       sampler=task.sampler, values=task.value_kind or "heuristic", rho=task.rho, beta=task.beta,
+                       n=task.samples, seed=task.seed, **options)
         outcome = {"status": "ok", "delivered": int(run.result.samples.size), **run.result.ledger.as_dict()}
         outcome.update(_metrics(task, run, reference(task, draws), draws))
     return outcome

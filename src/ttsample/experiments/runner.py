@@ -47,6 +47,9 @@ def execute_task(task: Task | LMTask) -> dict:
 
             return execute_lm(task)
         return _execute(task)
+    except BudgetExhaustedError as exc:  # censored: stopped at max_queries, with what it had spent
+        spent = exc.ledger.as_dict() if exc.ledger is not None else {}
+        return {"status": "budget", "delivered": 0, **spent}
     except TtsampleError as exc:  # one bad grid point must not take the rest of the sweep with it
         return {"status": "error", "delivered": 0, "error": f"{type(exc).__name__}: {exc}"}
 
@@ -54,12 +57,8 @@ def execute_task(task: Task | LMTask) -> dict:
 def _execute(task: Task) -> dict:
     target, cls = build_problem(task)
     exact = target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES
-    try:
-        run = sample_once(target, task.sampler, task.samples, oracle=task.oracle, rho=task.rho, seed=task.seed,
-                          max_queries=task.max_queries, exact=exact, target_class=cls)
-    except BudgetExhaustedError as exc:
-        spent = exc.ledger.as_dict() if exc.ledger is not None else {}
-        return {"status": "budget", "delivered": 0, **spent}
+    run = sample_once(target, task.sampler, task.samples, oracle=task.oracle, rho=task.rho, seed=task.seed,
+                      max_queries=task.max_queries, exact=exact, target_class=cls)
     outcome = {
         "status": "ok",
         "delivered": int(run.result.samples.size),
