@@ -34,16 +34,19 @@ def build(kind: str, tokenizer):
     return model(config(**SMALL, **ids))
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama", "qwen2", "mistral"])
-def folder(request, tmp_path_factory):
+def model_folder(kind: str, path):
     """The embedded subword model's BPE tokenizer (4,096 tokens) with a chat template, beside random weights."""
-    path = tmp_path_factory.mktemp(request.param)
     tokenizer = AutoTokenizer.from_pretrained(EMBEDDED["subword"], local_files_only=True)
     tokenizer.chat_template = CHAT
     tokenizer.save_pretrained(path)
     torch.manual_seed(0)
-    build(request.param, tokenizer).save_pretrained(path)
+    build(kind, tokenizer).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama", "qwen2", "mistral"])
+def folder(request, tmp_path_factory):
+    return model_folder(request.param, tmp_path_factory.mktemp(request.param))
 
 
 def test_the_folder_loads_with_its_chat_template_and_dtype(folder):
@@ -94,11 +97,10 @@ def test_chat_lays_the_prompt_out_by_the_template_and_the_reward_gets_the_prompt
     assert result.exit_code == 2 and "give chat=True (--chat)" in result.output
 
 
-def test_a_users_model_prompts_chat_reward_model_and_values_end_to_end(folder, tmp_path):
+def test_a_users_model_prompts_chat_reward_model_and_values_end_to_end(tmp_path):
     """The issue's two commands on folders made here: a chat model, a prompts file, a reward-model folder with
     best-of-n; the same model with VGB and a Python value function."""
-    if not folder.name.startswith("llama"):
-        pytest.skip("one architecture is enough for the end-to-end run")
+    folder = model_folder("llama", tmp_path / "policy")
     rm = tiny_classifier(tmp_path / "rm", labels=1)
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text('{"prompt": "the software", "id": "a"}\n{"prompt": "this license", "id": "b"}\n')
@@ -121,11 +123,10 @@ def test_a_users_model_prompts_chat_reward_model_and_values_end_to_end(folder, t
             assert all("e" not in line["text"].lower() for line in lines)  # a sampler of pi*: the constraint holds
 
 
-def test_a_folder_that_is_not_a_model_or_has_no_tokenizer_exits_2_and_writes_nothing(folder, tmp_path):
+def test_a_folder_that_is_not_a_model_or_has_no_tokenizer_exits_2_and_writes_nothing(tmp_path):
     import shutil
 
-    if not folder.name.startswith("gpt2"):
-        pytest.skip("one architecture is enough")
+    folder = model_folder("gpt2", tmp_path / "gpt2")
     empty = tmp_path / "empty"
     empty.mkdir()
     no_tokenizer = tmp_path / "weights-only"
