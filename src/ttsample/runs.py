@@ -15,9 +15,10 @@ A problem says what the sampler runs on and how its seed is used:
 
 ``run`` checks the seed and the options against the sampler's own keyword
 parameters, for every sampler the same way. ``run_prompts`` runs several
-prompts of one model in one batch, for the rows that can (``sample_prompts``). ``sampling.sample_once``,
-``lm.generate.generate`` and ``sat.run.sample_cnf`` build a problem from
-names and call it. Nothing here prints or writes files.
+prompts of one model in one batch, for the rows that can
+(``sample_prompts``). ``sampling.sample_once``, ``lm.generate.generate`` and
+``sat.run.sample_cnf`` build a problem from names and call it. Nothing here
+prints or writes files.
 """
 
 from __future__ import annotations
