@@ -376,12 +376,18 @@ def generate(
                "forward passes", "tokens", "reward calls", "queries", "seconds")
     for column in (("prompt",) if prompts_file is not None else ()) + columns:
         table.add_column(column, justify="right")
+    def costs(led) -> tuple[str, ...]:
+        return (f"{led.forward_passes:,}", f"{led.tokens:,}", f"{led.reward_calls:,}", f"{led.queries_total:,}",
+                f"{led.seconds:.2f}")
+
     for r, weight in zip(runs, weights):
-        led, texts, rewards = r.result.ledger, r.texts(), r.rewards()
+        texts, rewards = r.texts(), r.rewards()
         mean_reward = float(weight @ rewards) if weighted else float(np.mean(rewards)) if texts else float("nan")
         table.add_row(*((r.task.prompt_text.id,) if prompts_file is not None else ()), str(len(texts)),
-                      str(len(set(texts))), f"{mean_reward:.3f}" if texts else "-", f"{led.forward_passes:,}",
-                      f"{led.tokens:,}", f"{led.reward_calls:,}", f"{led.queries_total:,}", f"{led.seconds:.2f}")
+                      str(len(set(texts))), f"{mean_reward:.3f}" if texts else "-",
+                      *(("–",) * 5 if batched else costs(r.result.ledger)))
+    if batched:  # one batch for every prompt: its costs are shared, shown once
+        table.add_row("all prompts", str(sum(r.result.samples.size for r in runs)), "", "", *costs(run.result.ledger))
     print_table(console, table)
     if weighted:
         ess = ", ".join(f"{1.0 / float(w @ w):.1f} of {w.size}" for w in weights if w is not None)
