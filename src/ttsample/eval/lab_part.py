@@ -55,8 +55,6 @@ def _worst_section(worst: list[dict], oracles: tuple[str, ...]) -> list[str]:
     return lines + [""]
 
 
-# ---- language-model runs (rows of kind "lm"): points per configuration, metrics against cost ----
-
 
 def _axis_section(fitted: list[dict], axis: str) -> list[str]:
     lines = [f"## Every series against {AXIS_NAME[axis]}", "",
