@@ -55,7 +55,6 @@ def _worst_section(worst: list[dict], oracles: tuple[str, ...]) -> list[str]:
     return lines + [""]
 
 
-
 def _axis_section(fitted: list[dict], axis: str) -> list[str]:
     lines = [f"## Every series against {AXIS_NAME[axis]}", "",
              "total / distinct: queries per delivered sample, as run (walks at their default T). "
