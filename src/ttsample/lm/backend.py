@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from ..arrays import grown
 from ..errors import ModelLoadError, ParameterError
 from ..ledger import Ledger
 from .tokenizer import load_tokenizer
@@ -455,13 +456,10 @@ class LanguageModel:
 
     def _allocate(self, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         ids = np.arange(self._size, self._size + parents.size)
-        if ids.size and ids[-1] >= self._parent.size:
-            grow = max(2 * self._parent.size, int(ids[-1]) + 1) - self._parent.size
-            self._parent = np.concatenate([self._parent, np.zeros(grow, dtype=np.int64)])
-            self._token = np.concatenate([self._token, np.zeros(grow, dtype=np.int64)])
-            self._depth = np.concatenate([self._depth, np.zeros(grow, dtype=np.int64)])
-            self._slot = np.concatenate([self._slot, np.full(grow, -1, dtype=np.int64)])
-            self._used = np.concatenate([self._used, np.zeros(grow, dtype=np.int64)])
+        end = self._size + parents.size
+        self._parent, self._token = grown(self._parent, end, 0), grown(self._token, end, 0)
+        self._depth, self._used = grown(self._depth, end, 0), grown(self._used, end, 0)
+        self._slot = grown(self._slot, end, -1)  # -1: not cached
         self._parent[ids], self._token[ids], self._depth[ids] = parents, tokens, self._depth[parents] + 1
         self._size += ids.size
         return ids

@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..arrays import grown
 from ..errors import ParameterError
 from ..trees import TokenTrie
 from .decoding import Decoding
@@ -101,10 +102,7 @@ class GenerationTask:
         """Extend the per-node arrays to every node the trie has handed out."""
         n = self.tree.num_nodes
         if n > self._known:
-            if n > self._backend.size:  # capacity doubles: growing one node at a time stays linear overall
-                extra = max(n, 2 * self._backend.size) - self._backend.size
-                self._backend = np.concatenate([self._backend, np.full(extra, -1, dtype=np.int64)])
-                self._log_pi = np.concatenate([self._log_pi, np.full(extra, np.nan)])
+            self._backend, self._log_pi = grown(self._backend, n, -1), grown(self._log_pi, n, np.nan)
             new = np.arange(self._known, n)
             self._known = n
             depth = self.tree.depth_of(new)

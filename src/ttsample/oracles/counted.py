@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import grown
 from ..errors import OracleBoundError
 from ..ledger import Ledger, charged
 from .protocol import Oracle
@@ -35,10 +36,8 @@ class CountedOracle(Oracle):
         self._cache = np.full(self.tree.num_nodes, np.nan)  # grows with a tree that grows
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
-        if ids.size and ids.max() >= self._cache.size:
-            grown = np.full(max(int(ids.max()) + 1, 2 * self._cache.size), np.nan)
-            grown[: self._cache.size] = self._cache
-            self._cache = grown
+        if ids.size:
+            self._cache = grown(self._cache, int(ids.max()) + 1, np.nan)
         return ids
 
     def cached(self, ids: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import grown
 from ..errors import ParameterError, TreeShapeError
 
 MAX_CHILDREN_BRANCHING = 1024  # beyond this, enumerate nothing: draw children (oracle.propose_child)
@@ -154,13 +155,8 @@ class TokenTrie:
     def _grow(self, codes: np.ndarray) -> np.ndarray:
         parents, actions = codes // self.branching, codes % self.branching
         start, end = self._size, self._size + codes.size
-        if end > self._parent.size:
-            capacity = max(end, 2 * self._parent.size)
-            for name in ("_parent", "_action", "_depth", "_key", "_stopped"):
-                old = getattr(self, name)
-                grown = np.empty(capacity, dtype=old.dtype)
-                grown[: old.size] = old
-                setattr(self, name, grown)
+        for name in ("_parent", "_action", "_depth", "_key", "_stopped"):  # each set below for the new nodes
+            setattr(self, name, grown(getattr(self, name), end, 0))
         self._parent[start:end] = parents
         self._action[start:end] = actions
         self._depth[start:end] = self._depth[parents] + 1
