@@ -104,3 +104,20 @@ def test_best_of_n_decodes_several_prompts_in_one_batch():
         best = [max(r for _, r in c) for c in g.result.info["candidates"]]
         np.testing.assert_allclose(g.rewards(), best, rtol=0, atol=1e-12)  # its own prompt's best
         assert g.task.prompt_text in ("this license", "the software")
+
+
+@needs("lm")
+def test_prompts_on_two_models_cannot_be_decoded_together():
+    import numpy as np
+
+    from ttsample.lm.backend import LanguageModel
+    from ttsample.lm.rewards import REWARDS
+    from ttsample.lm.samplers.best_of_n import sample_best_of_n_prompts
+    from ttsample.lm.samplers.smc import sample_smc_prompts
+    from ttsample.lm.task import GenerationTask
+
+    base = LanguageModel.load("dyck")
+    tasks = [GenerationTask(LanguageModel(base.model, base.tokenizer), "", 4, REWARDS["dyck"]) for _ in range(2)]
+    for sample in (sample_best_of_n_prompts, sample_smc_prompts):
+        with pytest.raises(ParameterError, match="must share one model"):
+            sample(tasks, 2, np.random.default_rng(0))

@@ -254,8 +254,6 @@ def sample_suffixes(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: n
     ``i``'s first node is row ``len(nodes[0]) + ... + len(nodes[i - 1])``), so one table of per-row state can
     serve every task's hook.
     """
-    if any(t.lm is not tasks[0].lm for t in tasks):
-        raise ParameterError("tasks decoded together must share one model")
     hooks = [None] * len(tasks) if hooks is None else hooks
     out = [np.asarray(n, dtype=np.int64).copy() for n in nodes]
     offsets = np.cumsum([0] + [o.size for o in out])
@@ -281,6 +279,8 @@ def draw_children_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: 
     """
     import torch
 
+    if any(t.lm is not tasks[0].lm for t in tasks):
+        raise ParameterError("tasks decoded together must share one model")
     nodes = [np.asarray(v, dtype=np.int64) for v in nodes]
     for task, v in zip(tasks, nodes):
         if task.tree.is_leaf(v).any():

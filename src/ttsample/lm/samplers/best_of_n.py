@@ -52,8 +52,6 @@ def sample_best_of_n_prompts(tasks: list, n: int, rng: np.random.Generator, *, c
     n = check_sample_count(n)
     if not tasks:
         raise ParameterError("best-of-n needs at least one generation task (prompt)")
-    if any(t.lm is not tasks[0].lm for t in tasks):
-        raise ParameterError("prompts decoded together must share one model")
     if not isinstance(candidates, (int, np.integer)) or candidates < 1:
         raise ParameterError(f"candidates must be an integer >= 1, got {candidates!r}")
     k, prompts = int(candidates), len(tasks)

@@ -127,8 +127,6 @@ def sample_smc_prompts(tasks: list, n: int, rng: np.random.Generator, *, particl
         raise ParameterError("SMC needs at least one generation task (prompt)")
     if twist:
         raise ParameterError("twisted SMC reads each prompt's values: run it one prompt at a time")
-    if any(t.lm is not tasks[0].lm for t in tasks):
-        raise ParameterError("prompts decoded together must share one model")
     size = _check_options(n, particles, False, None, tasks[0], resampling, ess_threshold)
     return _run(tasks, None, n, size, rng, resampling, ess_threshold, budget, progress)
 
