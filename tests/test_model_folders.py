@@ -16,7 +16,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from ttsample.cli import app  # noqa: E402
 from user_models import tiny_classifier  # noqa: E402
-from ttsample.lm.backend import EMBEDDED, LanguageModel  # noqa: E402
+from ttsample.lm.backend import LanguageModel  # noqa: E402
+from ttsample.lm.loading import EMBEDDED  # noqa: E402
 from ttsample.registry import REGISTRY, names  # noqa: E402
 
 CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"

@@ -12,7 +12,8 @@ from extras import require
 require("lm")
 
 from ttsample.errors import ParameterError
-from ttsample.lm.backend import EMBEDDED, LanguageModel
+from ttsample.lm.backend import LanguageModel
+from ttsample.lm.loading import EMBEDDED
 from ttsample.lm.tiny import text_documents, train_tiny
 from ttsample.lm.tokenizer import HFTokenizer
 

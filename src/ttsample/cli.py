@@ -269,6 +269,8 @@ def generate(
     n: int = typer.Option(10, "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    backend: str = typer.Option("hf", help="hf (transformers with ttsample's KV-cache trie) or vllm (a vLLM engine: "
+                                           "the [vllm] extra; its device is the installed build's)."),
     chat: bool = typer.Option(False, "--chat", help="Lay the prompt out by the tokenizer's chat template, as the user's "
                                                    "turn (the reward receives the prompt as given)."),
     system: Optional[str] = typer.Option(None, help="With --chat: a system turn before the prompt."),
@@ -316,7 +318,7 @@ def generate(
             raise ParameterError("give --prompt or --prompts FILE, not both")
         batched = prompts_file is not None and REGISTRY[sampler].sample_prompts is not None
         settings_of_run = dict(horizon=horizon, reward=reward, sampler=sampler, values=values, rho=rho, beta=beta,
-                               decoding=decoding, n=n, device=device, dtype=dtype, chat=chat, system=system,
+                               decoding=decoding, n=n, device=device, dtype=dtype, backend=backend, chat=chat, system=system,
                                stop=tuple(stop), max_seconds=max_seconds, max_queries=max_queries, **options)
         with _progress_bar() as bar:
             job = bar.add_task(sampler, total=n * len(prompt_list))
@@ -339,7 +341,7 @@ def generate(
         run = runs[-1]
         settings = {"model": model, "horizon": horizon, "reward": reward, "beta": beta,
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
-                    "seed": seed, "device": device, "dtype": dtype, "chat": chat, "system": system, "stop": list(stop),
+                    "seed": seed, "device": device, "backend": backend, "dtype": dtype, "chat": chat, "system": system, "stop": list(stop),
                     "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:

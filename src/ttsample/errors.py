@@ -58,3 +58,7 @@ class ModelLoadError(TtsampleError):
 
 class RewardError(TtsampleError):
     """A reward that raised or returned something other than a finite number."""
+
+
+class BackendError(TtsampleError):
+    """A model backend cannot give what was asked of it (hidden states from vLLM, say); the message names what can."""

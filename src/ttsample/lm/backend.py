@@ -43,6 +43,7 @@ pool on a GPU). ``head()`` gives the LM head's weight and bias, and
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +53,13 @@ from transformers.cache_utils import Cache, DynamicLayer
 from ..arrays import grown
 from ..errors import ModelLoadError, ParameterError
 from ..ledger import Ledger
-from .tokenizer import load_tokenizer
+from .loading import check_backend, causal_config, context_length, model_folder, torch_dtype
+from .prefix_trie import PrefixTrie
+from .tokenizer import check_vocabularies, load_tokenizer
 
-EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", "text", "subword")}
-CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")  # how transformers names the causal LM classes
 
 
-class LanguageModel:
+class LanguageModel(PrefixTrie):
     """A Hugging Face causal LM ``model`` and its ``tokenizer`` behind the trie cache.
 
     ``cache_bytes`` bounds the pool (``node_bytes`` is what one cached node takes), ``batch_size`` the rows of
@@ -71,26 +72,21 @@ class LanguageModel:
             raise ParameterError(f"cache_bytes must be a whole number of bytes >= 0, not {cache_bytes!r}")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ParameterError(f"batch_size must be a whole number >= 1, not {batch_size!r}")
+        super().__init__(int(model.config.vocab_size), context_length(model.config))
         self.device = _device(device)
         self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
-        self.vocab_size = int(model.config.vocab_size)
-        self.max_length = int(getattr(model.config, "n_positions", getattr(model.config, "max_position_embeddings", 1024)))
         self.hidden_size = int(model.get_output_embeddings().weight.shape[1])
         self.cache_bytes = int(cache_bytes)
         self.batch_size = int(batch_size)
         self.ledger = ledger if ledger is not None else Ledger()
-        # the trie: per handle its parent, last token, depth, slot in the pool (-1: not cached) and last use
-        self._size = 1
-        self._parent = np.zeros(1024, dtype=np.int64)
-        self._token = np.zeros(1024, dtype=np.int64)
-        self._depth = np.zeros(1024, dtype=np.int64)
-        self._slot = np.full(1024, -1, dtype=np.int64)
-        self._used = np.zeros(1024, dtype=np.int64)
-        self._children: dict[int, int] = {}  # parent * vocab_size + token -> handle
+        # beside the trie, per handle: its slot in the pool (-1: not cached) and last use
+        self._slot = np.full(self._parent.size, -1, dtype=np.int64)
+        self._used = np.zeros(self._parent.size, dtype=np.int64)
         self._clock = 0
         # the pool: per slot a node's keys and values (layer, key/value, head, head_dim), log-probs and hidden
         # state on the device, and on the host its handle
+        self._cache_argument = _cache_argument(model)
         self._kv_shape = _kv_shape(model.config)
         self._kv = torch.empty((0, *self._kv_shape), dtype=model.dtype, device=self.device)
         self._logp = torch.empty((0, self.vocab_size), dtype=torch.float32, device=self.device)
@@ -105,36 +101,30 @@ class LanguageModel:
 
     @classmethod
     def load(cls, name_or_path: str | Path, *, dtype: str | torch.dtype | None = None, trust_remote_code: bool = False,
-             revision: str | None = None, **kwargs) -> "LanguageModel":
+             revision: str | None = None, backend: str = "hf", **kwargs):
         """Load a causal LM: ``"dyck"``, ``"text"`` or ``"subword"`` (embedded), a local folder, or a hub name (needs network).
 
         ``dtype`` (e.g. ``"bfloat16"``) casts the weights; ``trust_remote_code`` and ``revision`` go to
         transformers. ``kwargs`` (``device``, ``cache_bytes``, ``batch_size``, ``ledger``) go to the constructor.
+        ``backend="vllm"`` returns a ``VLLMBackend`` on a vLLM engine instead (its own ``kwargs``: engine
+        options such as ``tensor_parallel_size``; ``ttsample.lm.vllm_backend``).
         A folder whose architecture is not a causal LM (a reward model's ``...ForSequenceClassification``) is
         refused, and so is a checkpoint that lacks weights the model needs: transformers would initialise them
         at random, and the samples would come from noise.
         """
-        from transformers import AutoConfig, AutoModelForCausalLM
+        if check_backend(backend) == "vllm":
+            from .vllm_backend import VLLMBackend
+
+            return VLLMBackend.load(name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision,
+                                    **kwargs)
+        from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # what matters in its warnings is checked below, from the loading info
         hf_logging.disable_progress_bar()
-        path = EMBEDDED.get(str(name_or_path), Path(name_or_path))
-        local = Path(path).is_dir()
-        if not local and (Path(path).is_absolute() or str(name_or_path).startswith((".", "~")) or Path(path).exists()):
-            raise ModelLoadError(f"model folder {str(name_or_path)!r} does not exist (or is not a folder)")
+        path, local = model_folder(name_or_path)
         where = dict(local_files_only=local, trust_remote_code=trust_remote_code, revision=revision)
-        try:
-            config = AutoConfig.from_pretrained(path, **where)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot read a model config from {str(name_or_path)!r}: {exc}") from None
-        architectures = list(getattr(config, "architectures", None) or [])
-        if architectures and not any(a.endswith(CAUSAL_LM_SUFFIXES) for a in architectures):
-            raise ModelLoadError(
-                f"{str(name_or_path)!r} holds a {', '.join(architectures)}, not a causal language model "
-                f"(an architecture ending in {' or '.join(CAUSAL_LM_SUFFIXES)}): ttsample samples from a causal LM's "
-                "next-token law (a sequence-classification model is a reward model, not a policy)"
-            )
+        config = causal_config(name_or_path, path, **where)
         try:
             model, info = AutoModelForCausalLM.from_pretrained(path, output_loading_info=True, **where)
         except (OSError, ValueError) as exc:
@@ -147,69 +137,12 @@ class LanguageModel:
                 f"model needs ({', '.join(sorted(fresh)[:5])}{', ...' if len(fresh) > 5 else ''}); transformers would "
                 "initialise them at random"
             )
-        if dtype is not None:
-            cast = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
-            if not isinstance(cast, torch.dtype):
-                raise ParameterError(f"dtype must be a torch dtype or its name (float32, bfloat16, ...), got {dtype!r}")
+        cast = torch_dtype(dtype)
+        if cast is not None:
             model = model.to(cast)
         tokenizer = load_tokenizer(path, local, trust_remote_code=trust_remote_code, revision=revision)
-        size = tokenizer.vocab_size
-        if size > model.config.vocab_size:
-            raise ModelLoadError(
-                f"the tokenizer has {size} tokens but the model only {model.config.vocab_size}: they do not match"
-            )
+        check_vocabularies(tokenizer, model.config.vocab_size)
         return cls(model, tokenizer, **kwargs)
-
-    # ---- the trie ----
-
-    def extend(self, handles: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        """The child of each handle by the token beside it (same shape; no model call)."""
-        handles = self._checked_handles(handles)
-        tokens = np.asarray(tokens)
-        if tokens.shape != handles.shape or (tokens.size and tokens.dtype.kind not in "iu"):
-            raise ParameterError(f"extend needs integer tokens of the handles' shape {handles.shape}, not {tokens.shape}")
-        tokens = tokens.astype(np.int64)
-        bad = (tokens < 0) | (tokens >= self.vocab_size)
-        if bad.any():
-            raise ParameterError(f"token id {int(tokens[bad][0])} is outside the model's vocabulary of {self.vocab_size}")
-        keys = (handles * self.vocab_size + tokens).ravel()
-        get = self._children.get
-        out = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=keys.size)
-        new = out < 0
-        if new.any():
-            fresh, first, inverse = np.unique(keys[new], return_index=True, return_inverse=True)
-            ids = self._allocate(handles.ravel()[new][first], tokens.ravel()[new][first])
-            self._children.update(zip(fresh.tolist(), ids.tolist()))
-            out[new] = ids[inverse.ravel()]
-        return out.reshape(handles.shape)
-
-    def handle(self, seq) -> int:
-        """The handle of a token sequence (the empty one is 0)."""
-        h = 0
-        for t in seq:
-            t = int(t)
-            if not 0 <= t < self.vocab_size:
-                raise ParameterError(f"token id {t} is outside the model's vocabulary of {self.vocab_size}")
-            key = h * self.vocab_size + t
-            child = self._children.get(key)
-            if child is None:
-                child = int(self._allocate(np.array([h]), np.array([t]))[0])
-                self._children[key] = child
-            h = child
-        return h
-
-    def tokens(self, handle: int) -> tuple[int, ...]:
-        """The token sequence of a handle."""
-        h = int(self._checked_handles(np.array([handle]))[0])
-        out = []
-        while h:
-            out.append(int(self._token[h]))
-            h = int(self._parent[h])
-        return tuple(reversed(out))
-
-    def depth(self, handles: np.ndarray) -> np.ndarray:
-        """Sequence lengths of the handles."""
-        return self._depth[self._checked_handles(handles)]
 
     # ---- queries ----
 
@@ -236,6 +169,10 @@ class LanguageModel:
         bias = getattr(layer, "bias", None)
         bias = bias.detach().float().cpu().numpy().copy() if bias is not None else np.zeros(weight.shape[0])
         return weight, bias
+
+    def draw_suffixes(self, handles, limits, allowed, eos, rng):
+        """None: this backend has no sampler of its own; the task decodes token by token from the cached rows."""
+        return None
 
     def uncached_next_logprobs(self, prefixes) -> np.ndarray:
         """The same answers computed afresh, one prefix per forward pass (for checking the cache)."""
@@ -375,8 +312,8 @@ class LanguageModel:
     def _feed(self, ids, mask, positions, cache):
         """The model call: new tokens on a past, with the padding mask and the true positions."""
         with torch.no_grad():
-            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                              use_cache=True, output_hidden_states=True)
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                              output_hidden_states=True, **{self._cache_argument: cache})
 
     def _past(self, slots: np.ndarray, length: int):
         """A buffer (position, row, layer, key/value, head, head_dim) of ``length`` positions starting with the
@@ -455,38 +392,10 @@ class LanguageModel:
     # ---- helpers ----
 
     def _allocate(self, parents: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        ids = np.arange(self._size, self._size + parents.size)
-        end = self._size + parents.size
-        self._parent, self._token = grown(self._parent, end, 0), grown(self._token, end, 0)
-        self._depth, self._used = grown(self._depth, end, 0), grown(self._used, end, 0)
-        self._slot = grown(self._slot, end, -1)  # -1: not cached
-        self._parent[ids], self._token[ids], self._depth[ids] = parents, tokens, self._depth[parents] + 1
-        self._size += ids.size
+        ids = super()._allocate(parents, tokens)
+        self._used = grown(self._used, self._size, 0)
+        self._slot = grown(self._slot, self._size, -1)  # -1: not cached
         return ids
-
-    def _checked_handles(self, handles) -> np.ndarray:
-        handles = np.asarray(handles)
-        if handles.size and handles.dtype.kind not in "iu":
-            raise ParameterError(f"handles must be integers, not {handles.dtype}")
-        handles = handles.astype(np.int64)
-        bad = (handles < 0) | (handles >= self._size)
-        if bad.any():
-            raise ParameterError(f"{int(handles[bad][0])} is not a handle of this model's trie")
-        return handles
-
-    def _prefix_handles(self, prefixes) -> np.ndarray:
-        if isinstance(prefixes, np.ndarray):
-            handles = self._checked_handles(prefixes).ravel()
-        else:
-            handles = np.array([self.handle(p) for p in prefixes], dtype=np.int64)
-        depth = self._depth[handles]
-        if (depth == 0).any():
-            raise ParameterError("a prefix needs at least one token (the prompt or <bos>)")
-        if (depth > self.max_length).any():
-            raise ParameterError(
-                f"a prefix of {int(depth.max())} tokens is longer than the model's context of {self.max_length}"
-            )
-        return handles
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
@@ -502,6 +411,18 @@ def _device(name: str) -> torch.device:
             f"device {name!r} is not available here ({exc}); use device='cpu', or 'cuda' on a machine with a GPU"
         ) from None
     return device
+
+
+def _cache_argument(model) -> str:
+    """The name under which the model's forward takes a past: ``cache`` in recent transformers,
+    ``past_key_values`` before (up to 5.19 at least). Passed under the wrong name it lands in ``**kwargs`` and
+    is ignored: every row would be computed without its past."""
+    parameters = inspect.signature(model.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in parameters:
+            return name
+    raise ModelLoadError(f"{type(model).__name__}.forward takes no cache (neither `cache` nor `past_key_values`): "
+                         "ttsample's backend feeds each node on its ancestors' keys and values, and needs one")
 
 
 def _kv_shape(config) -> tuple[int, int, int, int]:

@@ -19,6 +19,7 @@ from ..registry import sampler_entry
 from ..runs import GenerationProblem, check_seed, run, run_prompts
 from ..samplers.base import SampleResult
 from .decoding import Decoding
+from .loading import check_backend
 from .rewards import Reward, resolve_reward
 from .samplers.base import Budget, Interrupted
 from .task import GenerationTask
@@ -26,7 +27,7 @@ from .values import (DepthCalibratedValues, ExactValues, HeuristicValues, Learne
                      is_user_values)
 
 if TYPE_CHECKING:
-    from .backend import LanguageModel
+    from .model_backend import ModelBackend
 
 
 VALUES = ("exact", "rollout", "heuristic", "calibrated", "head")
@@ -104,10 +105,10 @@ def _rounded(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
-def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str | Callable | Reward, *, sampler: str, values: str = "heuristic",
+def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str | Callable | Reward, *, sampler: str, values: str = "heuristic",
              rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
-             device: str = "cpu", dtype: str | None = None, chat: bool = False, system: str | None = None,
-             stop: tuple[str, ...] = (),
+             device: str = "cpu", dtype: str | None = None, backend: str = "hf", chat: bool = False,
+             system: str | None = None, stop: tuple[str, ...] = (),
              max_seconds: float | None = None, max_queries: float | None = None, progress=None,
              **options) -> Generation:
     """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
@@ -117,7 +118,8 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
     ``@batched``) or a ``Reward``.
     ``chat`` lays the prompt out by the tokenizer's chat template as the user's turn, after ``system``'s if given
     (the reward still receives the prompt as given). ``stop``: strings that end a response as ``<eos>`` does
-    (``GenerationTask``). ``device`` and ``dtype`` (float32, bfloat16, float16; default: as saved) apply when ``model`` is a name.
+    (``GenerationTask``). ``device``, ``dtype`` (float32, bfloat16, float16; default: as saved) and ``backend``
+    (``hf`` or ``vllm``: ``ttsample.lm.model_backend``) apply when ``model`` is a name.
     ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
     ``max_seconds`` (of sampling) and ``max_queries`` (value queries; only for samplers that ask values) end the
     run early with the samples it has completed: ``result.stopped`` names the limit and ``stop_message()`` says
@@ -125,7 +127,8 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
     ``Generation`` so far, marked the same way.
     """
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
-    lm = _model(model, device, dtype)
+    check_backend(backend)
+    lm = _model(model, device, dtype, backend)
     task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
                           stop=tuple(stop))
 
@@ -140,10 +143,10 @@ def generate(model: str | LanguageModel, prompt: str, horizon: int, reward: str 
         raise Interrupted(generation(exc.partial)) from None
 
 
-def generate_prompts(model: str | LanguageModel, prompts: list[str], horizon: int, reward, *, sampler: str,
+def generate_prompts(model: str | ModelBackend, prompts: list[str], horizon: int, reward, *, sampler: str,
                      values: str = "heuristic", rho: float = 1.0, beta: float | None = None,
                      decoding: Decoding | None = None, n: int = 10, seed: int = 0, device: str = "cpu",
-                     dtype: str | None = None, chat: bool = False, system: str | None = None,
+                     dtype: str | None = None, backend: str = "hf", chat: bool = False, system: str | None = None,
                      stop: tuple[str, ...] = (), max_seconds: float | None = None, max_queries: float | None = None,
                      progress=None, **options) -> list[Generation]:
     """``generate`` for each prompt, on one model. A sampler that decodes several prompts in one batch (the
@@ -152,7 +155,8 @@ def generate_prompts(model: str | LanguageModel, prompts: list[str], horizon: in
     ``seed + i``. Ctrl-C raises ``Interrupted`` whose ``partial`` is the list of Generations finished so far
     (with the one cut short). ``progress(done, total)`` counts samples over every prompt."""
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
-    lm = _model(model, device, dtype)
+    check_backend(backend)
+    lm = _model(model, device, dtype, backend)
     tasks = [GenerationTask(lm, p, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
                             stop=tuple(stop)) for p in prompts]
     kind = values if entry.uses_values else None
@@ -197,7 +201,9 @@ def _checked(sampler, reward, values, seed, max_seconds, max_queries, options):
     return entry, reward, budget
 
 
-def _model(model, device: str, dtype: str | None):
-    from .backend import LanguageModel  # torch: only once a model is needed (naming the samplers does not load it)
+def _model(model, device: str, dtype: str | None, backend: str):
+    from .model_backend import ModelBackend, load_model  # torch: only once a model is needed (naming the samplers does not load it)
 
-    return model if isinstance(model, LanguageModel) else LanguageModel.load(model, device=device, dtype=dtype)
+    if isinstance(model, ModelBackend):
+        return model
+    return load_model(model, backend=backend, device=device, dtype=dtype)

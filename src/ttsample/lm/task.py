@@ -256,6 +256,8 @@ def sample_suffixes(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: n
     """
     hooks = [None] * len(tasks) if hooks is None else hooks
     out = [np.asarray(n, dtype=np.int64).copy() for n in nodes]
+    if all(h is None for h in hooks) and _native(tasks, out, rng):
+        return out
     offsets = np.cumsum([0] + [o.size for o in out])
     open_ = [np.flatnonzero(~t.tree.is_leaf(o)) for t, o in zip(tasks, out)]
     while any(o.size for o in open_):
@@ -267,6 +269,42 @@ def sample_suffixes(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: n
             out[i][rows] = child
             open_[i] = rows[~tasks[i].tree.is_leaf(child)]
     return out
+
+
+def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.Generator) -> bool:
+    """Complete the nodes in ``out`` (in place) by the backend's own sampler, where it has one and the law to draw
+    is the model's over the allowed tokens (no decoding, no stop strings); False where it cannot."""
+    lm = tasks[0].lm
+    if any(t.lm is not lm or not t.decoding.is_identity or t.stop for t in tasks):
+        return False
+    if any(not np.array_equal(t.actions, tasks[0].actions) for t in tasks):
+        return False
+    open_ = [np.flatnonzero(~t.tree.is_leaf(o)) for t, o in zip(tasks, out)]
+    handles = np.concatenate([t.model_handles(o[rows]) for t, o, rows in zip(tasks, out, open_)])
+    limits = np.concatenate([t.horizon - t.tree.depth_of(o[rows]) for t, o, rows in zip(tasks, out, open_)])
+    if not handles.size:
+        return True
+    suffixes = lm.draw_suffixes(handles, limits, tasks[0].actions, int(lm.tokenizer.eos_id), rng)
+    if suffixes is None:
+        return False
+    action_of = np.full(lm.vocab_size, -1, dtype=np.int64)
+    action_of[tasks[0].actions] = np.arange(tasks[0].actions.size)
+    start = 0
+    for task, o, rows in zip(tasks, out, open_):
+        mine = suffixes[start:start + rows.size]
+        start += rows.size
+        length = np.array([len(s) for s in mine], dtype=np.int64)
+        table = np.zeros((rows.size, int(length.max(initial=0))), dtype=np.int64)  # the drawn tokens, padded
+        for i, suffix in enumerate(mine):
+            table[i, :len(suffix)] = suffix
+        node = o[rows]
+        for k in range(table.shape[1]):  # down the task's trie, a token at a time, every row at once
+            live = np.flatnonzero(length > k)
+            node[live] = task.tree.child(node[live], action_of[table[live, k]])
+        if not task.tree.is_leaf(node).all():
+            raise RuntimeError("internal error: a draw of the backend's own sampler did not end at a leaf")
+        o[rows] = node
+    return True
 
 
 def draw_children_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: np.random.Generator,

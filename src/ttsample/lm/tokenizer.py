@@ -127,3 +127,11 @@ def load_tokenizer(path, local: bool, *, trust_remote_code: bool = False, revisi
                                                          revision=revision))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"no usable tokenizer beside the model in {str(path)!r}: {exc}") from None
+
+
+def check_vocabularies(tokenizer, model_vocab_size: int) -> None:
+    """Refuse a tokenizer with more tokens than the model has rows of logits."""
+    if tokenizer.vocab_size > model_vocab_size:
+        raise ModelLoadError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the model only {model_vocab_size}: they do not match"
+        )

@@ -232,6 +232,7 @@ class LearnedValues:
 
     def __init__(self, task, rng: np.random.Generator, *, k: int = 8, warmup: int = 200, explore: float = 0.1,
                  refit_every: int = 100, labels=None):
+        task.prelogits(np.zeros(1, dtype=np.int64))  # the head reads them: a backend without them refuses now
         self.task, self.rng = task, rng
         self.rollouts = RolloutValues(task, rng, k=k) if labels is None else labels
         self.warmup, self.explore, self.refit_every = int(warmup), float(explore), int(refit_every)

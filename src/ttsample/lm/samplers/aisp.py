@@ -118,10 +118,8 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
     if decode not in DECODE:
         raise ParameterError(f"decode must be one of {', '.join(DECODE)}, got {decode!r}")
     lm = tasks[0].lm
-    if lm.model.get_output_embeddings() is None:
-        raise ParameterError("AISP perturbs the pre-logits that an LM head reads; this model exposes no LM head")
     window = min(int(window), min(t.horizon for t in tasks))
-    prompts, d, m = len(tasks), lm.hidden_size, int(candidates)
+    prompts, d, m = len(tasks), lm.head()[0].shape[1], int(candidates)  # d: the width of the pre-logits
     u = np.zeros((prompts, n, window, d))
     best_leaf = np.zeros((prompts, n), dtype=np.int64)
     best_reward = np.full((prompts, n), -np.inf)
