@@ -133,3 +133,14 @@ def test_lm_exact_writes_pi_star_jsonl(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "e" / "pi_star.jsonl").read_text().splitlines()]
     assert np.isclose(sum(line["p"] for line in lines), 1.0) and all(rewards.dyck_valid(line["text"]) for line in lines)
     assert lines[0]["p"] >= lines[-1]["p"]
+
+
+def test_an_unknown_backend_is_refused_before_anything_loads(tmp_path):
+    result, out = run(["--model", "dyck", "--sampler", "vgb", "--backend", "onnx"], tmp_path)
+    assert result.exit_code == 2 and "unknown backend 'onnx'" in result.output and not out.exists()
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_the_vllm_backend_without_vllm_says_how_to_get_it(tmp_path):
+    result, out = run(["--model", "dyck", "--sampler", "vgb", "--backend", "vllm"], tmp_path)
+    assert result.exit_code == 2 and "make .venv-vllm/.installed" in result.output and not out.exists()
