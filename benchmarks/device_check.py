@@ -137,7 +137,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--small", action="store_true", help="tiny models: for the CPU and the test suite")
     parser.add_argument("--out", type=Path, default=Path("device_check.json"))
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
+    with torch.no_grad():  # a block, not torch.set_grad_enabled: the test suite calls main() in its own process
+        return _check(args)
+
+
+def _check(args) -> dict:
     start = time.perf_counter()
     report = {"device": args.device, "small": args.small, "torch": torch.__version__,
               "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None}

@@ -23,16 +23,15 @@ initialisation (width 64, 2 layers) at horizon 16. For each:
 from __future__ import annotations
 
 import argparse
-import string
 import time
 
 import numpy as np
 
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.oracle import LMOracle
+from ttsample.lm.random_models import word_tokenizer
 from ttsample.lm.rewards import no_letter
 from ttsample.lm.task import GenerationTask
-from ttsample.lm.tokenizer import CharTokenizer
 from ttsample.lm.values import HeuristicValues
 from ttsample.samplers.walk import sample_walk_proposal
 
@@ -44,11 +43,7 @@ def gpt2_sized(cache_bytes: int) -> LanguageModel:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    words = []
-    for i in range(GPT2_VOCAB - 2):
-        letters = "".join(string.ascii_lowercase[(i // 26**k) % 26] for k in range(4))
-        words.append(" " + letters)
-    tokenizer = CharTokenizer(tuple(words) + ("<eos>", "<bos>"))
+    tokenizer = word_tokenizer(GPT2_VOCAB)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = GPT2LMHeadModel(GPT2Config(vocab_size=GPT2_VOCAB, n_positions=64, n_embd=64, n_layer=2, n_head=4,
