@@ -10,7 +10,9 @@ The single place for what every language-model sampler shares:
 - decoding: ``sample_suffix(nodes, rng, logits_hook)`` completes nodes to
   leaves under ``pi_ref`` (the hook reweights each step's next-token law:
   with the row of each response, so each can carry its own perturbation:
-  AISP and guided decoding use it);
+  AISP and guided decoding use it); where the law is the model's own (no
+  decoding change, no hook, no stop string) and the backend has a sampler of
+  its own (vLLM's), the whole draw is handed to it;
 - the text of a node (``text``), with no enumeration;
 - the exact ``V*`` by enumerating the trie, for horizons small enough.
 
@@ -297,6 +299,8 @@ def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.G
         table = np.zeros((rows.size, int(length.max(initial=0))), dtype=np.int64)  # the drawn tokens, padded
         for i, suffix in enumerate(mine):
             table[i, :len(suffix)] = suffix
+        if (action_of[table] < 0).any():
+            raise RuntimeError("internal error: the backend's own sampler drew a token outside the allowed ones")
         node = o[rows]
         for k in range(table.shape[1]):  # down the task's trie, a token at a time, every row at once
             live = np.flatnonzero(length > k)
