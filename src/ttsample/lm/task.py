@@ -299,7 +299,7 @@ def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.G
         table = np.zeros((rows.size, int(length.max(initial=0))), dtype=np.int64)  # the drawn tokens, padded
         for i, suffix in enumerate(mine):
             table[i, :len(suffix)] = suffix
-        if (action_of[table] < 0).any():
+        if (action_of[table][np.arange(table.shape[1]) < length[:, None]] < 0).any():  # the padding aside
             raise RuntimeError("internal error: the backend's own sampler drew a token outside the allowed ones")
         node = o[rows]
         for k in range(table.shape[1]):  # down the task's trie, a token at a time, every row at once
