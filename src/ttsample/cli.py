@@ -270,7 +270,7 @@ def generate(
     seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     backend: str = typer.Option("hf", help="hf (transformers with ttsample's KV-cache trie) or vllm (a vLLM engine: "
-                                           "the [vllm] extra; its device is the installed build's)."),
+                                           "the vllm extra; its device is the installed build's)."),
     chat: bool = typer.Option(False, "--chat", help="Lay the prompt out by the tokenizer's chat template, as the user's "
                                                    "turn (the reward receives the prompt as given)."),
     system: Optional[str] = typer.Option(None, help="With --chat: a system turn before the prompt."),
