@@ -58,7 +58,6 @@ from .prefix_trie import PrefixTrie
 from .tokenizer import check_vocabularies, load_tokenizer
 
 
-
 class LanguageModel(PrefixTrie):
     """A Hugging Face causal LM ``model`` and its ``tokenizer`` behind the trie cache.
 

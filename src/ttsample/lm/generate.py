@@ -19,7 +19,6 @@ from ..registry import sampler_entry
 from ..runs import GenerationProblem, check_seed, run, run_prompts
 from ..samplers.base import SampleResult
 from .decoding import Decoding
-from .loading import check_backend
 from .rewards import Reward, resolve_reward
 from .samplers.base import Budget, Interrupted
 from .task import GenerationTask
@@ -127,7 +126,6 @@ def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str |
     ``Generation`` so far, marked the same way.
     """
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
-    check_backend(backend)
     lm = _model(model, device, dtype, backend)
     task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
                           stop=tuple(stop))
@@ -155,7 +153,6 @@ def generate_prompts(model: str | ModelBackend, prompts: list[str], horizon: int
     ``seed + i``. Ctrl-C raises ``Interrupted`` whose ``partial`` is the list of Generations finished so far
     (with the one cut short). ``progress(done, total)`` counts samples over every prompt."""
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
-    check_backend(backend)
     lm = _model(model, device, dtype, backend)
     tasks = [GenerationTask(lm, p, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
                             stop=tuple(stop)) for p in prompts]

@@ -49,7 +49,7 @@ import torch
 
 from ..errors import BackendError, ModelLoadError, ParameterError
 from ..ledger import Ledger
-from .loading import causal_config, context_length, model_folder
+from .loading import causal_config, context_length, model_folder, torch_dtype
 from .prefix_trie import PrefixTrie
 from .tokenizer import check_vocabularies, load_tokenizer
 
@@ -127,9 +127,10 @@ class VLLMBackend(PrefixTrie):
         captured = tensor_parallel_size * pipeline_parallel_size == 1
         if captured:  # the engine core in this process, so that _RowCapture's rows reach us
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
-        if dtype is None:  # as saved, as the hf backend does (vLLM's "auto" would take bfloat16 on a CPU)
-            dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32"
-        dtype = str(dtype).removeprefix("torch.")
+        # as saved when not given, as the hf backend does (vLLM's "auto" would take bfloat16 on a CPU)
+        cast = torch_dtype(dtype if dtype is not None else
+                           getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32")
+        dtype = str(cast).removeprefix("torch.")
         try:
             engine = vllm.LLM(model=str(path), skip_tokenizer_init=True, dtype=dtype, max_logprobs=-1,
                               enable_prefix_caching=enable_prefix_caching, tensor_parallel_size=tensor_parallel_size,
