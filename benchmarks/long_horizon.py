@@ -1,7 +1,7 @@
 """VGB at long horizons and rare targets, beside twisted SMC, ActionLevelRS and OutcomeLevelRS (issue 22).
 
     .venv/bin/python benchmarks/long_horizon.py [--quick] [--seed 0] [--seconds 60] [--samples 400] [--target H,K]
-        [--laws-only]
+        [--laws-only | --no-laws] [--methods M,M] [--vgb-steps auto|T]
 
 The targets (ours). The embedded Dyck model, an empty prompt, horizon H and the constraint "a valid Dyck word over
 () and [] that nests at least k deep, with <eos> within H": rare because the model seldom nests deep. Its prefix
@@ -151,7 +151,7 @@ def recording_walk(occupancy: np.ndarray):
     return Recorded
 
 
-def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Generator) -> dict:
+def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Generator, vgb_steps=None) -> dict:
     from ttsample.lm.backend import LanguageModel
     from ttsample.lm.oracle import LMOracle
     from ttsample.lm.samplers import vgb as vgb_module
@@ -192,10 +192,14 @@ def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Gene
             kernels = vgb_module.KERNELS
             vgb_module.KERNELS = {**kernels, "dense": recording_walk(occupancy)}
             try:
-                result = vgb_module.sample_vgb(task, LMOracle(task, values), n, rng, budget=Budget(max_seconds=left))
+                result = vgb_module.sample_vgb(task, LMOracle(task, values), n, rng, steps=vgb_steps,
+                                               budget=Budget(max_seconds=left))
             finally:
                 vgb_module.KERNELS = kernels
             extra["T"] = result.info["steps"]
+            if vgb_steps == "auto":  # the exact output law at the T the rule chose (cf. the table below)
+                c = extra["T"] / (h + 1) ** 2
+                extra["exact TV at T"] = exact_walk_laws(task, values, target, [c])[0]["tv"]
             led = result.ledger
             extra["leaf rate"] = (led.tries - led.restarts) / max(led.tries, 1)
             extra["stationary leaf share"] = stationary_leaf_share(task, values, target)
@@ -318,11 +322,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="sampling budget per method and target")
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--laws-only", action="store_true", help="only the exact output laws against T (no sampling)")
+    parser.add_argument("--no-laws", action="store_true", help="skip the exact output laws against T")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from " + ", ".join(METHODS))
+    parser.add_argument("--vgb-steps", default=None, help="VGB's walk length: an integer, or auto (default: the "
+                        "calibrated default)")
     parser.add_argument("--target", action="append", metavar="H,K", help="a target (repeatable; default: all four)")
     parser.add_argument("--factors", default=",".join(f"{c:g}" for c in FACTORS),
                         help="the c of T = c (H+1)^2 in the exact-law tables, comma-separated")
     args = parser.parse_args()
     factors = tuple(float(c) for c in args.factors.split(","))
+    methods = args.methods.split(",")
+    if set(methods) - set(METHODS):
+        parser.error(f"unknown methods {sorted(set(methods) - set(METHODS))}; choose from {', '.join(METHODS)}")
+    vgb_steps = int(args.vgb_steps) if args.vgb_steps and args.vgb_steps != "auto" else args.vgb_steps
     import torch
 
     from ttsample.lm.backend import LanguageModel
@@ -338,22 +350,26 @@ def main() -> int:
               f"n = {args.samples}: TV {floor['tv']:.3f}, length {floor['length']:.3f}, depth {floor['depth']:.3f}, "
               f"round {floor['round']:.3f}\n")
         rows = {}
-        for i, method in enumerate([] if args.laws_only else METHODS):
+        for i, method in enumerate([] if args.laws_only else methods):
             if not i:
                 print("| method | samples | s/sample | forward passes | restarts | TV | length | depth | round | notes |")
                 print("|---|---|---|---|---|---|---|---|---|---|")
-            row = rows[method] = run(method, target, args.samples, seconds, np.random.default_rng(args.seed + i))
+            row = rows[method] = run(method, target, args.samples, seconds,
+                                     np.random.default_rng(args.seed + METHODS.index(method)), vgb_steps)
             notes = [f"stopped at {seconds:g} s" if row["stopped"] else "", f"{row['off support']} off support"
                      if row["off support"] else ""]
-            notes += [f"{key} {row[key]:.3g}" for key in ("alpha", "T", "leaf rate", "stationary leaf share") if key in row]
+            notes += [f"{key} {row[key]:.3g}" for key in ("alpha", "T", "exact TV at T", "leaf rate",
+                                                          "stationary leaf share") if key in row]
             if "occupancy" in row:
                 occ = row["occupancy"]
                 notes.append("occupancy by depth " + " ".join(f"{x:.2f}" for x in occ))
             print(f"| {method} | {row['samples']} | {row['s/sample']:.3g} | {row['forward passes']:,} | "
                   f"{row['restarts']:,} | {row['tv']:.3f} | {row['length']:.3f} | {row['depth']:.3f} | "
                   f"{row['round']:.3f} | {'; '.join(x for x in notes if x)} |", flush=True)
-        if rows:
+        if {"vgb-alpha", "vgb-calibrated", "twisted-smc", "twisted-smc-512"} <= set(rows):
             print("\n" + verdict(rows, floor))
+        if args.no_laws:
+            continue
         print(f"\nExact output law of VGB's walk against T = c (H+1)^2 (the default is c = 40: rho capped at 4):\n")
         print("| values | kernel | value error: rho, mean abs log | stationary leaf share (dense) | descent acceptance "
               "(proposal) | " + " | ".join(f"c = {c:g}: TV, leaf rate, steps/sample" for c in factors) + " |")

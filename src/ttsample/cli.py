@@ -395,6 +395,15 @@ def generate(
         ess = ", ".join(f"{1.0 / float(w @ w):.1f} of {w.size}" for w in weights if w is not None)
         console.print(f"each line of samples.jsonl carries its weight (self-normalised per prompt; ESS {ess}): "
                       "weigh by it, or resample, before using the particles as draws from pi*", markup=False)
+    for r in runs:
+        trace = r.result.info.get("steps_trace")
+        if trace:  # --set steps=auto
+            tried = ", ".join(f"{e['steps']:,} (z {e['z']:+.1f})" for e in trace)
+            console.print(f"walk length by doubling: T = {r.result.info['steps']:,}; tried {tried}", markup=False)
+            if not trace[-1]["mixed"]:
+                err_console.print("[bold yellow]warning:[/] the walk still did not look mixed at the longest T "
+                                  "allowed (8 times the default), so its output may be far from pi*: better values "
+                                  "or a longer --set steps=N", soft_wrap=True, highlight=False)
     for t in runs[0].texts()[:3]:
         console.print(repr(t), markup=False)
     console.print(f"wrote {out / 'samples.jsonl'} and {out / 'ledger.json'}")

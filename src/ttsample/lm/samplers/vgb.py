@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import ParameterError
 from ...samplers.base import Progress, SampleResult
-from ...samplers.chains import sample_with_restarts
+from ...samplers.chains import adapt_steps, sample_with_restarts
 from ...samplers.walk import KERNELS, node_walk
 from .base import Budget, lm_run
 
@@ -33,24 +33,35 @@ def choose_kernel(task, kernel: str = "auto") -> str:
 
 
 def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel: str = "auto",
-               steps: int | None = None, leaf_boost: float | None = None, budget: Budget | None = None,
-               progress: Progress | None = None) -> SampleResult:
+               steps: int | str | None = None, leaf_boost: float | None = None, adapt_chains: int = 1024,
+               budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
     """``n_samples`` leaves of ``task.tree`` by VGB; ``oracle`` answers ``pi_ref V_hat`` (an ``LMOracle``, possibly noisy).
 
     ``steps``: the walk length T (default: the lab's calibrated schedule for
-    the dense kernel); ``leaf_boost``: K (default ``2H``). A run stopped by
-    the budget or Ctrl-C keeps the leaves of the rounds of chains it completed.
+    the dense kernel), or ``"auto"``: doubled from a sixteenth of the default
+    until ``adapt_chains`` pilot chains look mixed (``adapt_steps``), at most
+    8 times the default (``info["steps_trace"]``); ``leaf_boost``: K (default
+    ``2H``). A run stopped by the budget or Ctrl-C keeps the leaves of the
+    rounds of chains it completed.
     """
     if oracle is None:
         raise ParameterError("VGB needs values: pass an LMOracle(task, values)")
+    if isinstance(steps, str) and steps != "auto":
+        raise ParameterError(f"steps must be an integer >= 1 or 'auto', got {steps!r}")
     kernel = choose_kernel(task, kernel)
-    walk, steps = node_walk(oracle, kernel, 2.0 * task.horizon if leaf_boost is None else leaf_boost, steps)
+    adapt = steps == "auto"
+    walk, steps = node_walk(oracle, kernel, 2.0 * task.horizon if leaf_boost is None else leaf_boost,
+                            None if adapt else steps)
     kept: list[np.ndarray] = []
+    info: dict = {}
     with lm_run(task, oracle, budget, progress) as run:
+        if adapt:
+            steps, info["steps_trace"] = adapt_steps(walk, run.oracle, -(-steps // 16), 8 * steps, adapt_chains,
+                                                     rng, run.ledger, run.progress)
         # batched from the first round: one chain at a time (the lab's way to price a first sample) costs T
         # sequential model calls per chain, minutes per sample at long horizons
         sample_with_restarts(walk, run.oracle, n_samples, steps, rng, run.ledger,
                              progress=run.progress, kept=kept, alone_tries=0)
     leaves = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    info = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel}
+    info = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel, **info}
     return run.finish(SampleResult(oracle.tree.leaf_index(leaves), run.ledger, info))
