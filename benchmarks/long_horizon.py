@@ -30,8 +30,10 @@ prefix check only (bar the best case):
 For the walks: the share of the walk's moves at each depth (depth occupancy) and the share of chains that ended at
 a leaf at time T (leaf-hit rate), against the stationary leaf share that the values imply
 (``stationary_leaf_share``). Then, per target, the exact output law of VGB's walk (dense and proposal kernels)
-against ``T = c (H+1)^2`` for exact, calibrated and alpha values, with the values' error against ``V*``
-(``--laws-only`` prints only these; a few minutes). One torch thread; the model's caches start empty for every
+against ``T = c (H+1)^2`` for exact, calibrated and alpha values and a log-space head trained on a twisted-SMC
+pilot's estimates (``PilotHeadValues``), with the values' error against ``V*`` (``--laws-only`` prints only
+these; a few minutes). ``--vgb-steps auto`` runs VGB with the adaptive walk length and adds the exact TV at
+the T it chose. One torch thread; the model's caches start empty for every
 method. Measured results: docs/lm.md, "VGB at long horizons", and docs/walk_schedule.md.
 """
 
@@ -397,11 +399,70 @@ def walk_length_table(target: Target, rng: np.random.Generator, factors=FACTORS)
     pilot = sample_smc(task, LMOracle(task, HeuristicValues(task, alpha=1.0)), 100, rng, twist=True)
     alpha = float(np.clip(np.exp(pilot.info["log_z"] / target.h), 0.05, 1.0))
     for name, values in [("exact V*", ExactLookup(task, target)), ("calibrated", DepthCalibratedValues(task, rng)),
-                         (f"alpha = {alpha:.2f}", HeuristicValues(task, alpha=alpha))]:
+                         (f"alpha = {alpha:.2f}", HeuristicValues(task, alpha=alpha)),
+                         ("pilot head", PilotHeadValues(task, rng))]:
         error, share = value_error(task, values, target), stationary_leaf_share(task, values, target)
         accept = descent_acceptance(task, values, target)
         for kernel in ("dense", "proposal"):
             yield name, kernel, error, share, accept, exact_walk_laws(task, values, target, factors, kernel)
+
+
+class PilotHeadValues:
+    """A log-space value head trained at test time on a twisted-SMC pilot's estimates (a candidate of issue 22,
+    measured here and not in the package: it did not beat the calibrated values).
+
+    The pilot (``particles``, twisted by the prefix check) ends with weighted leaves; the mass below an
+    ancestor ``v`` of them is estimated by ``Z_hat`` times the weight share of its descendants, and
+    ``log V_hat(v)`` by that over ``pi_ref(v)``. An MLP on the model's pre-logits and the depth fits those
+    labels in log space (``ValueHead`` fits ``V`` through a sigmoid, which cannot hold values near 1e-8), and
+    answers every node, times the prefix check (which keeps the proven zeros). Labels exist only on the
+    pilot's surviving lineages, which resampling makes few at long horizons.
+    """
+
+    proves_zeros = True
+    deterministic = True
+
+    def __init__(self, task, rng: np.random.Generator, particles: int = 1024, epochs: int = 500):
+        import torch
+
+        from ttsample.lm.oracle import LMOracle
+        from ttsample.lm.samplers.smc import sample_smc
+        from ttsample.lm.values import HeuristicValues
+
+        self.task, self.torch = task, torch
+        self.check = HeuristicValues(task, alpha=1.0)
+        pilot = sample_smc(task, LMOracle(task, self.check), particles, rng, twist=True)
+        mass: dict = {}
+        for leaf, log_w in zip(pilot.samples, pilot.log_weights):
+            v = int(leaf)
+            while np.isfinite(log_w) and v:
+                v = int(task.tree.parent(np.array([v]))[0])
+                if v:
+                    mass[v] = np.logaddexp(mass.get(v, -np.inf), log_w)
+        nodes = np.array(sorted(mass), dtype=np.int64)
+        labels = np.array([mass[v] for v in nodes]) - math.log(particles) - task.log_pi_ref(nodes)
+        self.labelled = nodes.size
+        x, y = self._features(nodes), torch.tensor(labels, dtype=torch.float32)[:, None]
+        self.mean, self.scale = float(y.mean()), float(y.std()) + 1e-6
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.integers(2**31)))
+            self.net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 64), torch.nn.Tanh(), torch.nn.Linear(64, 1))
+        opt = torch.optim.Adam(self.net.parameters(), lr=1e-2)
+        for _ in range(epochs):
+            loss = torch.mean((self.net(x) - (y - self.mean) / self.scale) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    def _features(self, nodes):
+        depth = self.task.tree.depth_of(nodes)[:, None] / self.task.horizon
+        return self.torch.tensor(np.hstack([self.task.prelogits(nodes), depth]), dtype=self.torch.float32)
+
+    def __call__(self, nodes) -> np.ndarray:
+        nodes = np.asarray(nodes, dtype=np.int64)
+        with self.torch.no_grad():
+            log_v = self.net(self._features(nodes)).numpy()[:, 0].astype(np.float64) * self.scale + self.mean
+        return log_v + self.check(nodes)
 
 
 def descent_acceptance(task, values, target: Target) -> float:

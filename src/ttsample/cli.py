@@ -398,7 +398,7 @@ def generate(
     for r in runs:
         trace = r.result.info.get("steps_trace")
         if trace:  # --set steps=auto
-            tried = ", ".join(f"{e['steps']:,} (z {e['z']:+.1f})" for e in trace)
+            tried = ", ".join(f"{e['steps']:,} (z depth {e['z']:+.1f}, leaf {e['z_leaf']:+.1f})" for e in trace)
             console.print(f"walk length by doubling: T = {r.result.info['steps']:,}; tried {tried}", markup=False)
             if not trace[-1]["mixed"]:
                 err_console.print("[bold yellow]warning:[/] the walk still did not look mixed at the longest T "

@@ -151,7 +151,7 @@ def sample_with_restarts(
     return np.concatenate(out), first
 
 
-ADAPT_Z = 3.29  # two-sided normal quantile at 1e-3: a walk that has mixed doubles T anyway at most that often a round
+ADAPT_Z = 3.48  # two-sided normal quantile at 5e-4: with two statistics, a mixed walk doubles T at most 1e-3 of rounds
 
 
 def adapt_steps(walk: Walk, oracle, start: int, most: int, chains: int, rng: np.random.Generator, ledger: Ledger,
@@ -159,13 +159,14 @@ def adapt_steps(walk: Walk, oracle, start: int, most: int, chains: int, rng: np.
     """A walk length chosen by doubling: ``T`` from ``start`` until the chains look mixed by ``T / 2``, at most
     ``most`` (ours; docs/walk_schedule.md says what it catches and what it misses).
 
-    Each round runs ``chains`` chains from the start for ``T`` steps and compares every chain's depth at ``T / 2``
-    with its depth at ``T``. Once the walk has mixed by ``T / 2`` both have the stationary law, so the mean
-    difference is 0; a paired z-statistic above ``ADAPT_Z`` says it has not, and ``T`` doubles. It is a
-    necessary check, not a sufficient one: a walk whose depths have settled while it is still far from
-    stationary among the subtrees passes. The rounds' chains are a pilot and not kept, so the samples drawn
-    afterwards are the plain fixed-``T`` walk's. Returns ``T`` and a trace per round (``steps``, ``z``, mean
-    depths at ``T / 2`` and ``T``); the last entry's ``mixed`` is False when ``most`` was reached first.
+    Each round runs ``chains`` chains from the start for ``T`` steps and compares every chain at ``T / 2`` with
+    itself at ``T``: its depth, and whether it is at a leaf. Once the walk has mixed by ``T / 2`` both times
+    have the stationary law, so each mean difference is 0; a paired z-statistic above ``ADAPT_Z`` in either
+    says it has not, and ``T`` doubles. It is a necessary check, not a sufficient one: a walk whose depths
+    have settled while it is still far from stationary among the subtrees passes. The rounds' chains are a
+    pilot and not kept, so the samples drawn afterwards are the plain fixed-``T`` walk's. Returns ``T`` and a
+    trace per round (``steps``, ``z`` of the depths and ``z_leaf`` of the leaf indicators, mean depths at
+    ``T / 2`` and ``T``, ``mixed``); the last entry's ``mixed`` is False when ``most`` was reached first.
     """
     if not (isinstance(chains, (int, np.integer)) and chains >= 2):
         raise ParameterError(f"the adaptive walk length needs at least 2 pilot chains, got {chains!r}")
@@ -176,21 +177,28 @@ def adapt_steps(walk: Walk, oracle, start: int, most: int, chains: int, rng: np.
 
         def on_step(t: int) -> None:
             if t == steps // 2 - 1:
-                half["depth"] = oracle.tree.depth_of(walk.node_of(states))
+                half["node"] = walk.node_of(states).copy()  # node_of may be a view of states, which move on
             if progress is not None and t % max(1, steps // 100) == 0:
                 progress(0, 1)  # the pilot draws no sample: this lets a budget or Ctrl-C stop it
 
         advance(walk, oracle, states, steps, rng, on_step)
         ledger.steps += int(chains) * steps
-        diff = oracle.tree.depth_of(walk.node_of(states)) - half["depth"]
-        spread = diff.std(ddof=1)
-        z = float(diff.mean() / (spread / np.sqrt(diff.size))) if spread > 0 else 0.0
-        mixed = abs(z) < ADAPT_Z
-        trace.append({"steps": steps, "z": z, "depth_half": float(half["depth"].mean()),
-                      "depth_end": float(half["depth"].mean() + diff.mean()), "mixed": mixed})
+        tree, end = oracle.tree, walk.node_of(states)
+        depth = tree.depth_of(end) - tree.depth_of(half["node"])
+        leaf = tree.is_leaf(end).astype(float) - tree.is_leaf(half["node"])
+        z, z_leaf = _paired_z(depth), _paired_z(leaf)
+        mixed = abs(z) < ADAPT_Z and abs(z_leaf) < ADAPT_Z
+        trace.append({"steps": steps, "z": z, "z_leaf": z_leaf, "depth_half": float(tree.depth_of(half["node"]).mean()),
+                      "depth_end": float(tree.depth_of(end).mean()), "mixed": mixed})
         if mixed or 2 * steps > most:
             return steps, trace
         steps *= 2
+
+
+def _paired_z(diff: np.ndarray) -> float:
+    """The z-statistic of the mean of paired differences (0 when they do not vary)."""
+    spread = diff.std(ddof=1)
+    return float(diff.mean() / (spread / np.sqrt(diff.size))) if spread > 0 else 0.0
 
 
 def schedule_rho(oracle) -> float:

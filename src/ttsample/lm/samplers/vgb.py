@@ -33,12 +33,12 @@ def choose_kernel(task, kernel: str = "auto") -> str:
 
 
 def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel: str = "auto",
-               steps: int | str | None = None, leaf_boost: float | None = None, adapt_chains: int = 1024,
+               steps: int | str | None = None, leaf_boost: float | None = None, adapt_chains: int = 2048,
                budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
     """``n_samples`` leaves of ``task.tree`` by VGB; ``oracle`` answers ``pi_ref V_hat`` (an ``LMOracle``, possibly noisy).
 
     ``steps``: the walk length T (default: the lab's calibrated schedule for
-    the dense kernel), or ``"auto"``: doubled from a sixteenth of the default
+    the dense kernel), or ``"auto"``: doubled from a quarter of the default
     until ``adapt_chains`` pilot chains look mixed (``adapt_steps``), at most
     8 times the default (``info["steps_trace"]``); ``leaf_boost``: K (default
     ``2H``). A run stopped by the budget or Ctrl-C keeps the leaves of the
@@ -56,7 +56,7 @@ def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel
     info: dict = {}
     with lm_run(task, oracle, budget, progress) as run:
         if adapt:
-            steps, info["steps_trace"] = adapt_steps(walk, run.oracle, -(-steps // 16), 8 * steps, adapt_chains,
+            steps, info["steps_trace"] = adapt_steps(walk, run.oracle, -(-steps // 4), 8 * steps, adapt_chains,
                                                      rng, run.ledger, run.progress)
         # batched from the first round: one chain at a time (the lab's way to price a first sample) costs T
         # sequential model calls per chain, minutes per sample at long horizons
