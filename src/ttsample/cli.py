@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .errors import ParameterError, TtsampleError
 from .lm.decoding import Decoding
+from .logspace import effective_sample_size, normalised_weights
 from .oracles import ORACLES
 from .display import print_table, summary_table
 from .sampling import sample_once
@@ -392,7 +393,8 @@ def generate(
         table.add_row("all prompts", str(sum(r.result.samples.size for r in runs)), "", "", *costs(run.result.ledger))
     print_table(console, table)
     if weighted:
-        ess = ", ".join(f"{1.0 / float(w @ w):.1f} of {w.size}" for w in weights if w is not None)
+        ess = ", ".join(f"{effective_sample_size(r.result.log_weights):.1f} of {w.size}"
+                        for r, w in zip(runs, weights) if w is not None)
         console.print(f"each line of samples.jsonl carries its weight (self-normalised per prompt; ESS {ess}): "
                       "weigh by it, or resample, before using the particles as draws from pi*", markup=False)
     for r in runs:
@@ -422,7 +424,7 @@ def _sample_lines(run, n: int, with_id: bool) -> tuple[list[str], np.ndarray | N
     texts, rewards = run.texts(), run.rewards()
     tokens = run.task.tokens(run.result.samples)
     log_w, weighted = run.result.log_weights, run.result.weighted
-    weight = _normalised_weights(log_w) if log_w is not None else None
+    weight = normalised_weights(log_w) if log_w is not None else None
     if log_w is not None and weight is None and not run.partial:
         particles = run.result.info.get("particles", n)
         raise ParameterError(
@@ -454,15 +456,6 @@ def _sampler_options(pairs: list[str]) -> dict:
         else:
             options[key.strip()] = text
     return options
-
-
-def _normalised_weights(log_weights: np.ndarray) -> np.ndarray | None:
-    """Self-normalised weights from log-weights; None when every weight is zero."""
-    lw = np.asarray(log_weights, dtype=np.float64)
-    if not np.isfinite(lw).any():
-        return None
-    w = np.where(np.isfinite(lw), np.exp(lw - np.max(lw[np.isfinite(lw)])), 0.0)
-    return w / w.sum()
 
 
 @app.command("lm-exact")

@@ -26,3 +26,18 @@ def log_normalize(a: np.ndarray, axis: int = -1) -> np.ndarray:
     total = np.expand_dims(logsumexp(a, axis=axis), axis)
     with np.errstate(invalid="ignore"):
         return np.where(np.isneginf(total), -np.inf, a - total)
+
+
+def normalised_weights(log_w: np.ndarray) -> np.ndarray | None:
+    """Self-normalised weights ``exp(log_w) / sum`` in float64; None when every weight is zero."""
+    lw = np.asarray(log_w, dtype=np.float64)
+    if not np.isfinite(lw).any():
+        return None
+    w = np.where(np.isfinite(lw), np.exp(lw - np.max(lw[np.isfinite(lw)])), 0.0)
+    return w / w.sum()
+
+
+def effective_sample_size(log_w: np.ndarray) -> float:
+    """Kish's ``(sum w)^2 / sum w^2`` of unnormalised log-weights; 0 when every weight is zero."""
+    w = normalised_weights(log_w)
+    return 0.0 if w is None else float(1.0 / np.sum(w**2))

@@ -72,6 +72,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..lm.exact import ExactLaw
+from ..logspace import effective_sample_size, normalised_weights
 from ..lm.rewards import log_tau_of
 from ..registry import REGISTRY
 from .spec import LMTask
@@ -191,17 +192,6 @@ def execute_lm(task: LMTask) -> dict:
     return outcome
 
 
-def _weights(log_weights) -> np.ndarray | None:
-    if log_weights is None:
-        return None
-    lw = np.asarray(log_weights, dtype=np.float64)
-    if not np.isfinite(lw).any():
-        return np.zeros(lw.size)
-    w = np.exp(lw - np.max(lw[np.isfinite(lw)]))
-    w[~np.isfinite(lw)] = 0.0
-    return w / w.sum()
-
-
 def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     leaves = run.result.samples
     n = int(leaves.size)
@@ -210,16 +200,19 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     distinct = list(dict.fromkeys(texts))  # each distinct text scored once, in one batch
     scored = dict(zip(distinct, run.task.score(distinct)))
     reward = np.array([scored[t] for t in texts])
-    w = _weights(run.result.log_weights)
-    weighted = w is not None
-    if w is None:
+    log_w = run.result.log_weights
+    weighted = log_w is not None
+    if weighted:  # every weight zero: zeros, and no weighted metric exists (below)
+        w = normalised_weights(log_w)
+        w = np.zeros(n) if w is None else w
+    else:
         w = np.full(n, 1.0 / n)
     info = run.result.info
     entry = REGISTRY[task.sampler]
     out = {
         "responses": entry.responses(info, run.result.ledger, n) if entry.responses is not None else None,
         "weighted": int(weighted),
-        "ess": float(1.0 / np.sum(w**2)) if w.sum() > 0 else 0.0,
+        "ess": effective_sample_size(log_w) if weighted else float(n),
         "log_z_hat": _finite(info.get("log_z")),
         "acceptance_rate": _finite(info.get("acceptance_rate")),
         "setup_seconds": float(info.get("values_setup", {}).get("seconds", 0.0)),

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ParameterError
-from ...logspace import logsumexp
+from ...logspace import effective_sample_size, logsumexp
 from ...samplers.base import Progress, SampleResult, check_sample_count
 from ..task import sample_suffixes
 from .base import Budget, Interrupted, lm_run
@@ -143,7 +143,7 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
                 ess = np.zeros(n)
                 for c in range(n):
                     u[p, c], log_w = aisp_update(u[p, c], v[p, c], rewards[c], sigma, lam, alpha)
-                    ess[c] = 1.0 / np.sum(np.exp(2 * log_w))
+                    ess[c] = effective_sample_size(log_w)
                     tried[p][c] += [(int(x), float(r), float(lw)) for x, r, lw in zip(mine[c], rewards[c], log_w)]
                     top = int(np.argmax(rewards[c]))
                     if rewards[c, top] > best_reward[p, c]:

@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from ...errors import ParameterError
-from ...logspace import logsumexp
+from ...logspace import effective_sample_size, logsumexp
 from ...samplers.base import Progress, SampleResult, check_sample_count
 from ...trees import trie
 from ..task import draw_children_of
@@ -59,13 +59,6 @@ def resample(rng: np.random.Generator, log_w: np.ndarray, m: int, method: str) -
     cdf /= cdf[-1]
     u = rng.random(m) if method == "multinomial" else (rng.random() + np.arange(m)) / m
     return np.minimum(np.searchsorted(cdf, u, side="right"), log_w.size - 1)
-
-
-def effective_sample_size(log_w: np.ndarray) -> float:
-    if not np.isfinite(log_w).any():
-        return 0.0
-    w = np.exp(log_w - np.max(log_w))
-    return float(w.sum() ** 2 / np.sum(w**2))
 
 
 def _check_options(n, particles, twist, oracle, task, resampling, ess_threshold) -> int:
