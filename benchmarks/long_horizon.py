@@ -465,6 +465,65 @@ class PilotHeadValues:
         return log_v + self.check(nodes)
 
 
+class NodeSMCValues:
+    """``V_hat(v)``: a ``particles``-particle SMC run from ``v`` itself, twisted by the prefix check (a candidate of
+    issue 22, measured here; ours). With a 0/1 twist and ``pi_ref`` proposals the run is: extend every particle
+    by one token, kill those whose prefix fails the check (or whose response fails the constraint), record the
+    surviving share, resample the survivors; ``V_hat`` is the product of the shares, unbiased for ``V*(v)``. A
+    node whose particles all die gets ``exp(-60)``, not 0 (nothing proves its subtree empty). Each node is
+    estimated once, ``chunk`` nodes at a time, and pays ``particles x (H - depth)`` decoded tokens.
+    """
+
+    proves_zeros = True  # the zeros are the prefix check's
+    deterministic = True  # each node's estimate is drawn once and kept
+
+    def __init__(self, task, rng: np.random.Generator, particles: int = 64, chunk: int = 1024):
+        from ttsample.lm.values import HeuristicValues
+
+        self.task, self.rng, self.particles, self.chunk = task, rng, int(particles), int(chunk)
+        self.check = HeuristicValues(task, alpha=1.0)
+        self.cache: dict[int, float] = {}
+
+    def _estimate(self, nodes: np.ndarray) -> np.ndarray:
+        task, tree, p = self.task, self.task.tree, self.particles
+        group = np.repeat(np.arange(nodes.size), p)
+        at = np.repeat(nodes, p)
+        log_v = np.zeros(nodes.size)
+        for _ in range(task.horizon + 1):
+            going = np.flatnonzero(~tree.is_leaf(at))
+            if not going.size:
+                break
+            child, _ = task.draw_children(at[going], self.rng)
+            at[going] = child
+            ended = tree.is_leaf(child)
+            ok = np.ones(at.size, dtype=bool)
+            ok_going = np.empty(going.size, dtype=bool)
+            if ended.any():
+                ok_going[ended] = np.isfinite(task.log_tau(child[ended]))
+            if (~ended).any():
+                ok_going[~ended] = np.isfinite(self.check(child[~ended]))
+            ok[going] = ok_going
+            alive = np.bincount(group, ok, nodes.size)
+            with np.errstate(divide="ignore"):
+                log_v += np.log(alive / p)
+            # resample each group's particles uniformly among its survivors (all of a group die together)
+            survivors = np.flatnonzero(ok)
+            first = np.concatenate([[0], np.cumsum(alive)[:-1]]).astype(np.int64)
+            has = alive[group] > 0
+            pick = first[group[has]] + np.floor(self.rng.random(int(has.sum())) * alive[group[has]]).astype(np.int64)
+            at[has] = at[survivors[pick]]
+        return np.maximum(log_v, -60.0)
+
+    def __call__(self, nodes) -> np.ndarray:
+        nodes = np.asarray(nodes, dtype=np.int64)
+        log_check = self.check(nodes)
+        fresh = [v for v in dict.fromkeys(nodes[np.isfinite(log_check)].tolist()) if v not in self.cache]
+        for i in range(0, len(fresh), self.chunk):
+            part = np.array(fresh[i:i + self.chunk], dtype=np.int64)
+            self.cache.update(zip(part.tolist(), self._estimate(part)))
+        return np.array([self.cache.get(v, -np.inf) for v in nodes.tolist()]) + np.where(np.isfinite(log_check), 0, -np.inf)
+
+
 def descent_acceptance(task, values, target: Target) -> float:
     """The probability that the proposal walk accepts a proposed descent, averaged over its stationary law on the
     support's inner prefixes (``pi_ref V_hat``), from the kernel's own move probabilities."""

@@ -279,6 +279,12 @@ def generate(
                                                       "text keeps it, and pi* is over the stopped responses."),
     dtype: Optional[str] = typer.Option(None, help="The model's weights and KV cache as float32, bfloat16 or float16 "
                                                    "(default: as saved; the cache's byte budget counts its size)."),
+    step_delimiter: list[str] = typer.Option([], "--step-delimiter", help="Move a reasoning step at a time: a step "
+                                             "ends after the token whose step text contains this (repeatable; "
+                                             "backslash escapes read: '\\n\\n'). The response law is unchanged."),
+    max_step_tokens: Optional[int] = typer.Option(None, help="A step ends after this many tokens at most."),
+    max_steps: Optional[int] = typer.Option(None, help="A response ends after this many steps (--horizon still "
+                                                       "bounds its tokens)."),
     option: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                      help="A sampler option, repeatable: e.g. --set particles=64 (smc), --set candidates=16 "
                                           "(best-of-n, aisp), --set sigma=0.7 --set lam=0.3 --set window=8 (aisp)."),
@@ -320,7 +326,8 @@ def generate(
         batched = prompts_file is not None and REGISTRY[sampler].sample_prompts is not None
         settings_of_run = dict(horizon=horizon, reward=reward, sampler=sampler, values=values, rho=rho, beta=beta,
                                decoding=decoding, n=n, device=device, dtype=dtype, backend=backend, chat=chat, system=system,
-                               stop=tuple(stop), max_seconds=max_seconds, max_queries=max_queries, **options)
+                               stop=tuple(stop), steps=_steps(step_delimiter, max_step_tokens, max_steps),
+                               max_seconds=max_seconds, max_queries=max_queries, **options)
         with _progress_bar() as bar:
             job = bar.add_task(sampler, total=n * len(prompt_list))
             report = lambda done, total: bar.update(job, completed=done)  # noqa: E731
@@ -343,6 +350,7 @@ def generate(
         settings = {"model": model, "horizon": horizon, "reward": reward, "beta": beta,
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
                     "seed": seed, "device": device, "backend": backend, "dtype": dtype, "chat": chat, "system": system, "stop": list(stop),
+                    "step_rule": settings_of_run["steps"].as_dict() if settings_of_run["steps"] else None,
                     "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:
@@ -438,6 +446,19 @@ def _sample_lines(run, n: int, with_id: bool) -> tuple[list[str], np.ndarray | N
                     **({"weight": float(weight[i])} if weighted else {})})
              for i, (t, k, r) in enumerate(zip(texts, tokens, rewards))]
     return lines, weight if weighted else None
+
+
+def _steps(delimiters: list[str], max_step_tokens: int | None, max_steps: int | None):
+    """The step rule of --step-delimiter (backslash escapes read), --max-step-tokens and --max-steps; None: tokens."""
+    from .lm.steps import Steps
+
+    if not delimiters and max_step_tokens is None:
+        if max_steps is not None:
+            raise ParameterError("--max-steps counts steps: say where a step ends with --step-delimiter or "
+                                 "--max-step-tokens")
+        return None
+    unescaped = tuple(d.encode("latin-1", "backslashreplace").decode("unicode_escape") for d in delimiters)
+    return Steps(unescaped, max_step_tokens, max_steps)
 
 
 def _sampler_options(pairs: list[str]) -> dict:

@@ -20,6 +20,7 @@ from ..runs import GenerationProblem, check_seed, run, run_prompts
 from ..samplers.base import SampleResult
 from .decoding import Decoding
 from .rewards import Reward, resolve_reward
+from .steps import Steps
 from .samplers.base import Budget, Interrupted
 from .task import GenerationTask
 from .values import (DepthCalibratedValues, ExactValues, HeuristicValues, LearnedValues, RolloutValues, UserValues,
@@ -107,7 +108,7 @@ def _rounded(x: float) -> str:
 def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str | Callable | Reward, *, sampler: str, values: str = "heuristic",
              rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
              device: str = "cpu", dtype: str | None = None, backend: str = "hf", chat: bool = False,
-             system: str | None = None, stop: tuple[str, ...] = (),
+             system: str | None = None, stop: tuple[str, ...] = (), steps: Steps | None = None,
              max_seconds: float | None = None, max_queries: float | None = None, progress=None,
              **options) -> Generation:
     """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
@@ -117,7 +118,8 @@ def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str |
     ``@batched``) or a ``Reward``.
     ``chat`` lays the prompt out by the tokenizer's chat template as the user's turn, after ``system``'s if given
     (the reward still receives the prompt as given). ``stop``: strings that end a response as ``<eos>`` does
-    (``GenerationTask``). ``device``, ``dtype`` (float32, bfloat16, float16; default: as saved) and ``backend``
+    (``GenerationTask``). ``steps`` (``ttsample.lm.steps.Steps``): the samplers move a reasoning step at a time
+    (delimiters, tokens per step, steps per response); the response law is unchanged. ``device``, ``dtype`` (float32, bfloat16, float16; default: as saved) and ``backend``
     (``hf`` or ``vllm``: ``ttsample.lm.model_backend``) apply when ``model`` is a name.
     ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
     ``max_seconds`` (of sampling) and ``max_queries`` (value queries; only for samplers that ask values) end the
@@ -128,7 +130,7 @@ def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str |
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
     lm = _model(model, device, dtype, backend)
     task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
-                          stop=tuple(stop))
+                          stop=tuple(stop), steps=steps)
 
     def generation(done) -> Generation:
         kind = values if entry.uses_values else None
@@ -145,8 +147,8 @@ def generate_prompts(model: str | ModelBackend, prompts: list[str], horizon: int
                      values: str = "heuristic", rho: float = 1.0, beta: float | None = None,
                      decoding: Decoding | None = None, n: int = 10, seed: int = 0, device: str = "cpu",
                      dtype: str | None = None, backend: str = "hf", chat: bool = False, system: str | None = None,
-                     stop: tuple[str, ...] = (), max_seconds: float | None = None, max_queries: float | None = None,
-                     progress=None, **options) -> list[Generation]:
+                     stop: tuple[str, ...] = (), steps: Steps | None = None, max_seconds: float | None = None,
+                     max_queries: float | None = None, progress=None, **options) -> list[Generation]:
     """``generate`` for each prompt, on one model. A sampler that decodes several prompts in one batch (the
     registry's ``sample_prompts``: best-of-n, plain SMC, AISP) runs them together, from one stream ``default_rng(seed)``,
     with one ledger for all (each Generation holds the same); the others run prompt ``i`` alone with seed
@@ -155,7 +157,7 @@ def generate_prompts(model: str | ModelBackend, prompts: list[str], horizon: int
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
     lm = _model(model, device, dtype, backend)
     tasks = [GenerationTask(lm, p, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
-                            stop=tuple(stop)) for p in prompts]
+                            stop=tuple(stop), steps=steps) for p in prompts]
     kind = values if entry.uses_values else None
     if entry.sample_prompts is not None:
         problems = [GenerationProblem(t, values, rho) for t in tasks]

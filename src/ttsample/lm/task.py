@@ -33,6 +33,7 @@ from ..errors import ParameterError
 from ..trees import TokenTrie
 from .decoding import Decoding
 from .rewards import as_reward, checked, log_tau_of
+from .steps import Steps, StepTree
 
 # hook(rows, nodes, log_probs) -> log-weights over the allowed tokens, (m, A) torch tensors on the model's device;
 # rows: which of the batch the caller passed each node is (in sample_suffix, the row of the response being
@@ -58,11 +59,13 @@ def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
 class GenerationTask:
     def __init__(self, lm, prompt: str | tuple[int, ...], horizon: int, reward: Callable[[str], float], *,
                  beta: float | None = None, decoding: Decoding | None = None, chat: bool = False,
-                 system: str | None = None, stop: tuple[str, ...] = ()):
+                 system: str | None = None, stop: tuple[str, ...] = (), steps: Steps | None = None):
         """``chat``: the prompt is the user's turn of the tokenizer's chat template (after ``system``'s); the
         reward still receives the prompt as given. ``stop``: strings that end a response as ``<eos>`` does: a
         response ends at the first token after which its text contains one (the text keeps it), so the trie's
-        leaves, and pi*, are over stopped responses."""
+        leaves, and pi*, are over stopped responses. ``steps``: the samplers' tree is the step tree over the
+        token trie (``ttsample.lm.steps``): an action is a step, the depth counts steps; ``horizon`` still
+        bounds the tokens."""
         if not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise ParameterError(f"the horizon must be an integer >= 1, got {horizon!r}")
         if beta is not None and not (isinstance(beta, (int, float, np.integer, np.floating)) and 0 < beta < np.inf):
@@ -86,8 +89,17 @@ class GenerationTask:
         self.stop = tuple(stop)
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ParameterError(f"stop strings must be non-empty texts, got {stop!r}")
-        self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action,
-                              stop=self._stopped if self.stop else None)
+        self.steps = steps
+        if steps is not None:
+            _check_delimiters(lm.tokenizer, steps)
+        if steps is None:
+            self.token_tree = self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action,
+                                                    stop=self._stopped if self.stop else None)
+        else:
+            self.tree = StepTree(steps, int(self.actions.size), self.horizon, self.eos_action,
+                                 lambda acts: lm.tokenizer.decode([int(self.actions[a]) for a in acts]),
+                                 stop=self._stopped if self.stop else None)
+            self.token_tree = self.tree.tokens
         self.prompt_text = prompt if isinstance(prompt, str) else lm.tokenizer.decode(self.prompt[1:])  # after <bos>
         self.chat, self.system = bool(chat), system
         self.reward_function = as_reward(reward)  # a Reward carries its name, range and prefix check
@@ -102,16 +114,17 @@ class GenerationTask:
 
     def _grown(self) -> None:
         """Extend the per-node arrays to every node the trie has handed out."""
-        n = self.tree.num_nodes
+        trie = self.token_tree
+        n = trie.num_nodes
         if n > self._known:
             self._backend, self._log_pi = grown(self._backend, n, -1), grown(self._log_pi, n, np.nan)
             new = np.arange(self._known, n)
             self._known = n
-            depth = self.tree.depth_of(new)
+            depth = trie.depth_of(new)
             for h in np.unique(depth):  # shallowest first: a new node's parent is known, or new and done before it
                 level = new[depth == h]
-                tokens = self.actions[self.tree.action(level)]
-                self._backend[level] = self.lm.extend(self._backend[self.tree.parent(level)], tokens)
+                tokens = self.actions[trie.action(level)]
+                self._backend[level] = self.lm.extend(self._backend[trie.parent(level)], tokens)
 
     def model_handles(self, nodes: np.ndarray) -> np.ndarray:
         """The backend's handle of ``prompt + response`` for each node."""
@@ -141,16 +154,17 @@ class GenerationTask:
         self._grown()
         unknown = np.unique(nodes[np.isnan(self._log_pi[nodes])])
         if unknown.size:
-            parents = self.tree.parent(unknown)
+            parents = self.token_tree.parent(unknown)
             self.log_pi_ref(parents)  # ancestors first
             distinct, where = np.unique(parents, return_inverse=True)
             q = self.next_log_probs_tensor(distinct)
-            picked = q[self.lm.torch_index(where), self.lm.torch_index(self.tree.action(unknown))].cpu().numpy()
+            picked = q[self.lm.torch_index(where), self.lm.torch_index(self.token_tree.action(unknown))].cpu().numpy()
             self._log_pi[unknown] = self._log_pi[parents] + picked
         return self._log_pi[nodes]
 
     def proposal_log_prob(self, nodes: np.ndarray) -> np.ndarray:
-        """``log pi_ref(last token | parent)`` for non-root nodes (``-inf`` below a token that decoding truncates)."""
+        """``log pi_ref(last action | parent)`` for non-root nodes of ``tree``: of the last token, or of the last
+        step (the sum over its tokens) on a step tree (``-inf`` below a token that decoding truncates)."""
         nodes = np.asarray(nodes, dtype=np.int64)
         log_pi = self.log_pi_ref(nodes)
         with np.errstate(invalid="ignore"):
@@ -180,7 +194,7 @@ class GenerationTask:
 
     def tokens(self, nodes: np.ndarray) -> list[tuple[int, ...]]:
         """The response tokens of each node (after the prompt; ``<eos>`` included where it ended)."""
-        return [tuple(int(self.actions[a]) for a in path) for path in self.tree.path(nodes)]
+        return [tuple(int(self.actions[a]) for a in path) for path in self.token_tree.path(nodes)]
 
     def text(self, nodes: np.ndarray) -> list[str]:
         return [self.lm.tokenizer.decode(t) for t in self.tokens(nodes)]
@@ -218,19 +232,37 @@ class GenerationTask:
         ``leaf_log_tau``: ``log tau`` at ``tree.leaf_nodes()`` of the grown trie, where the caller has scored them
         already (the reward is then not called again).
         """
-        tree = self.tree
+        tree = self.token_tree  # V* is a function of the token prefix, whatever the steps
         tree.grow_all(max_nodes)
         every = np.arange(tree.num_nodes, dtype=np.int64)
         leaf = tree.is_leaf(every)
         log_v = np.full(every.size, -np.inf)
         log_v[leaf] = self.log_tau(every[leaf]) if leaf_log_tau is None else leaf_log_tau
         depth = tree.depth_of(every)
+        log_pi = self.log_pi_ref(every)
         log_q = np.zeros(every.size)
-        log_q[1:] = self.proposal_log_prob(every[1:])
+        with np.errstate(invalid="ignore"):  # log pi_ref(token | token parent)
+            log_q[1:] = np.where(np.isneginf(log_pi[1:]), -np.inf, log_pi[1:] - log_pi[tree.parent(every[1:])])
         for h in range(tree.depth, 0, -1):  # V*(v) = sum_a pi_ref(a | v) V*(child), deepest level first
             kids = every[depth == h]
             np.logaddexp.at(log_v, tree.parent(kids), log_q[kids] + log_v[kids])
         return log_v
+
+
+def _check_delimiters(tokenizer, steps: Steps) -> None:
+    """Refuse a delimiter that no step can end with: one the tokenizer cannot write, or whose shortest spelling we
+    know (its encoding) is longer than ``max_step_tokens``."""
+    for d in steps.delimiters:
+        try:
+            ids = tokenizer.encode(d)
+        except ParameterError as exc:
+            raise ParameterError(f"the step delimiter {d!r} cannot be generated by this model: {exc}") from None
+        if tokenizer.decode(ids) != d:
+            raise ParameterError(f"the step delimiter {d!r} cannot be generated by this model: its tokenizer "
+                                 f"writes it back as {tokenizer.decode(ids)!r}")
+        if steps.max_step_tokens is not None and len(ids) > steps.max_step_tokens:
+            raise ParameterError(f"the step delimiter {d!r} takes {len(ids)} tokens, more than max_step_tokens = "
+                                 f"{steps.max_step_tokens}: no step would ever end with it; raise --max-step-tokens")
 
 
 def draw(log_probs, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +309,7 @@ def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.G
     """Complete the nodes in ``out`` (in place) by the backend's own sampler, where it has one and the law to draw
     is the model's over the allowed tokens (no decoding, no stop strings); False where it cannot."""
     lm = tasks[0].lm
-    if any(t.lm is not lm or not t.decoding.is_identity or t.stop for t in tasks):
+    if any(t.lm is not lm or not t.decoding.is_identity or t.stop or t.steps for t in tasks):
         return False
     if any(not np.array_equal(t.actions, tasks[0].actions) for t in tasks):
         return False
@@ -304,7 +336,7 @@ def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.G
         node = o[rows]
         for k in range(table.shape[1]):  # down the task's trie, a token at a time, every row at once
             live = np.flatnonzero(length > k)
-            node[live] = task.tree.child(node[live], action_of[table[live, k]])
+            node[live] = task.token_tree.child(node[live], action_of[table[live, k]])
         if not task.tree.is_leaf(node).all():
             raise RuntimeError("internal error: a draw of the backend's own sampler did not end at a leaf")
         o[rows] = node
@@ -317,16 +349,37 @@ def draw_children_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: 
     """One child per node from ``pi_ref`` (each task's decoding and hook applied) for several tasks on one model:
     one model call and one draw serve them all. Returns each task's (child handles, their log-probabilities).
 
+    On a step tree the child is the next step: tokens are drawn until each row's step ends (one model call per
+    token for the rows still inside a step), and its log-probability is the sum over the step's tokens.
     ``hooks[i]`` is told the rows ``rows[i]`` (default: 0, 1, ... within task ``i``).
     """
-    import torch
-
     if any(t.lm is not tasks[0].lm for t in tasks):
         raise ParameterError("tasks decoded together must share one model")
     nodes = [np.asarray(v, dtype=np.int64) for v in nodes]
     for task, v in zip(tasks, nodes):
         if task.tree.is_leaf(v).any():
             raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
+    rows = [np.arange(v.size) for v in nodes] if rows is None else [np.asarray(r) for r in rows]
+    out = [(c.copy(), q.copy()) for c, q in _draw_tokens_of(tasks, nodes, rng, hooks, rows)]
+    inside = [np.flatnonzero(~t.tree.ends_step(c)) if t.steps is not None else np.empty(0, dtype=np.int64)
+              for t, (c, _) in zip(tasks, out)]
+    while any(i.size for i in inside):
+        live = [k for k, i in enumerate(inside) if i.size]
+        drawn = _draw_tokens_of([tasks[k] for k in live], [out[k][0][inside[k]] for k in live], rng,
+                                None if hooks is None else [hooks[k] for k in live], [rows[k][inside[k]] for k in live])
+        for k, (child, log_q) in zip(live, drawn):
+            at = inside[k]
+            out[k][0][at] = child
+            out[k][1][at] += log_q
+            inside[k] = at[~tasks[k].tree.ends_step(child)]
+    return out
+
+
+def _draw_tokens_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: np.random.Generator,
+                    hooks: list[LogitsHook | None] | None, rows: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One token per node (``draw_children_of`` on the token tries): its child handles and log-probabilities."""
+    import torch
+
     handles = np.concatenate([t.model_handles(v) for t, v in zip(tasks, nodes)])
     q_all = tasks[0].lm.next_logprobs_tensor(handles)[:, tasks[0]._columns]
     parts, start = [], 0
@@ -334,11 +387,11 @@ def draw_children_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: 
         q = task.decoding.apply(q_all[start:start + v.size])
         start += v.size
         if hooks is not None and hooks[i] is not None:
-            q = hooks[i](np.arange(v.size) if rows is None else rows[i], v, q)
+            q = hooks[i](rows[i], v, q)
         parts.append(torch.log_softmax(q, dim=1))
     actions, log_q = draw(torch.cat(parts), rng)
     out, start = [], 0
     for task, v in zip(tasks, nodes):
-        out.append((task.tree.child(v, actions[start:start + v.size]), log_q[start:start + v.size]))
+        out.append((task.token_tree.child(v, actions[start:start + v.size]), log_q[start:start + v.size]))
         start += v.size
     return out

@@ -106,7 +106,7 @@ class HeuristicValues:
         nodes = np.asarray(nodes, dtype=np.int64)
         h = self.task.tree.depth_of(nodes)
         r = self.score(self.task.text(nodes))
-        log_alpha = (self.task.horizon - h) * np.log(self.alpha)  # in log space: alpha^(H-h) underflows at long H
+        log_alpha = (self.task.tree.depth - h) * np.log(self.alpha)  # in log space: alpha^(H-h) underflows at long H
         if self.task.beta is None:  # a constraint: alpha^(H-h) times the prefix check, or r(prefix) floored
             return log_alpha + log_of(r if self.proves_zeros else np.maximum(r, self.floor))
         # a tilt: alpha^(H-h) tau(prefix) = alpha^(H-h) exp(r(prefix) / beta); r itself may be negative

@@ -59,7 +59,7 @@ def perturbation_hook(task, perturbations: np.ndarray, decode: str = "sample", k
     window = perturbations.shape[1]
 
     def hook(rows, nodes, log_probs):
-        depth = task.tree.depth_of(nodes)
+        depth = task.token_tree.depth_of(nodes)  # the perturbation is per token position, whatever the steps
         out = log_probs.clone()
         inside = np.flatnonzero(depth < window)
         if inside.size:

@@ -50,7 +50,7 @@ def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel
         raise ParameterError(f"steps must be an integer >= 1 or 'auto', got {steps!r}")
     kernel = choose_kernel(task, kernel)
     adapt = steps == "auto"
-    walk, steps = node_walk(oracle, kernel, 2.0 * task.horizon if leaf_boost is None else leaf_boost,
+    walk, steps = node_walk(oracle, kernel, 2.0 * task.tree.depth if leaf_boost is None else leaf_boost,
                             None if adapt else steps)
     kept: list[np.ndarray] = []
     info: dict = {}
