@@ -10,39 +10,12 @@ from extras import require
 require("lm")
 
 import torch  # noqa: E402
-from transformers import (AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,  # noqa: E402
-                          MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM)
 from typer.testing import CliRunner  # noqa: E402
 
 from ttsample.cli import app  # noqa: E402
-from user_models import tiny_classifier  # noqa: E402
+from user_models import model_folder, tiny_classifier  # noqa: E402
 from ttsample.lm.backend import LanguageModel  # noqa: E402
-from ttsample.lm.loading import EMBEDDED  # noqa: E402
 from ttsample.registry import REGISTRY, names  # noqa: E402
-
-CHAT = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-SMALL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-             max_position_embeddings=64)
-
-
-def build(kind: str, tokenizer):
-    # the embedding padded past the tokenizer, as released models do (Qwen2's tokenizer class adds a token on load)
-    ids = dict(vocab_size=len(tokenizer) + 64, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    if kind == "gpt2":
-        return GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=4, **ids))
-    config, model = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM),
-                     "mistral": (MistralConfig, MistralForCausalLM)}[kind]
-    return model(config(**SMALL, **ids))
-
-
-def model_folder(kind: str, path):
-    """The embedded subword model's BPE tokenizer (4,096 tokens) with a chat template, beside random weights."""
-    tokenizer = AutoTokenizer.from_pretrained(EMBEDDED["subword"], local_files_only=True)
-    tokenizer.chat_template = CHAT
-    tokenizer.save_pretrained(path)
-    torch.manual_seed(0)
-    build(kind, tokenizer).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module", params=["gpt2", "llama", "qwen2", "mistral"])

@@ -23,6 +23,8 @@ from ttsample.lm.backend import LanguageModel
 from ttsample.lm.exact import ExactLaw
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.rewards import REWARDS
+from ttsample.lm.samplers.action_rs import sample_action_rs
+from ttsample.lm.samplers.best_of_n import sample_best_of_n
 from ttsample.lm.samplers.mh import sample_mh
 from ttsample.lm.samplers.outcome_rs import sample_outcome_rs
 from ttsample.lm.samplers.smc import sample_smc
@@ -128,6 +130,30 @@ def test_twisted_smc_at_step_level_estimates_z_without_bias(stepped):
     assert abs(bad.mean() - z) > normal_band(FALSE_ALARM) * bad.std(ddof=1) / np.sqrt(bad.size)
 
 
+def test_action_level_rs_at_step_level_with_exact_values_samples_pi_star(stepped):
+    """Its proposal form: a step drawn from pi_ref, accepted with V*(child) / V*(parent) (exact with V*)."""
+    law, values = stepped
+    result = sample_action_rs(law.task, LMOracle(law.task, values), N, np.random.default_rng(5))
+    assert result.info["kernel"] == "proposal"
+    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.pi_star) > FALSE_ALARM
+
+
+def test_best_of_n_at_step_level_has_its_closed_form_law(stepped):
+    law, _ = stepped
+    result = sample_best_of_n(law.task, None, N, np.random.default_rng(6), candidates=4)
+    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.best_of_n(4)) > FALSE_ALARM
+
+
+def test_a_step_costs_its_new_tokens_once(lm):
+    """The model's cache is keyed by the token trie: a second walk over the same steps asks no new tokens."""
+    task = GenerationTask(lm, "", H, REWARDS["dyck"], steps=STEPS)
+    oracle = LMOracle(task, ExactValues(task))
+    sample_vgb(task, oracle, 200, np.random.default_rng(7), steps=200)
+    before = lm.ledger.tokens
+    sample_vgb(task, oracle, 200, np.random.default_rng(7), steps=200)  # the same draws: every step cached
+    assert lm.ledger.tokens == before
+
+
 @pytest.mark.parametrize("sampler", [sample_outcome_rs, sample_mh])
 def test_outcome_rs_and_mh_at_step_level_sample_pi_star(stepped, sampler):
     law, _ = stepped
@@ -165,3 +191,18 @@ def test_generate_takes_the_step_flags_and_records_them(tmp_path):
     plain = ["generate", "--model", "dyck", "--horizon", str(H), "--reward", "dyck", "--sampler", "vgb", "-n", "5"]
     result = CliRunner().invoke(app, plain + ["--max-steps", "4", "--out", str(tmp_path / "b")])
     assert result.exit_code == 2 and "--max-steps counts steps" in result.output
+
+
+def test_steps_on_a_user_style_folder_with_a_blank_line_delimiter(tmp_path):
+    """A random-initialised GPT-2 folder with a BPE tokenizer: '\\n\\n' read as two newlines, steps drawn."""
+    from user_models import model_folder
+
+    folder = model_folder("gpt2", tmp_path / "gpt2")
+    for sampler in ("vgb", "twisted-smc"):
+        out = tmp_path / sampler
+        result = CliRunner().invoke(app, ["generate", "--model", str(folder), "--prompt", "the", "--horizon", "6",
+                                          "--reward", "length", "--beta", "1", "--sampler", sampler, "-n", "4",
+                                          "--step-delimiter", "\\n\\n", "--max-step-tokens", "2", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        ledger = json.loads((out / "ledger.json").read_text())
+        assert ledger["step_rule"]["delimiters"] == ["\n\n"] and ledger["samples"] == 4
