@@ -1,7 +1,7 @@
 """VGB at long horizons and rare targets, beside twisted SMC, ActionLevelRS and OutcomeLevelRS (issue 22).
 
     .venv/bin/python benchmarks/long_horizon.py [--quick] [--seed 0] [--seconds 60] [--samples 400] [--target H,K]
-        [--laws-only | --no-laws] [--methods M,M] [--vgb-steps auto|T]
+        [--laws-only | --no-laws] [--node-smc] [--methods M,M] [--vgb-steps auto|T]
 
 The targets (ours). The embedded Dyck model, an empty prompt, horizon H and the constraint "a valid Dyck word over
 () and [] that nests at least k deep, with <eos> within H": rare because the model seldom nests deep. Its prefix
@@ -325,6 +325,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--laws-only", action="store_true", help="only the exact output laws against T (no sampling)")
     parser.add_argument("--no-laws", action="store_true", help="skip the exact output laws against T")
+    parser.add_argument("--node-smc", action="store_true", help="add NodeSMCValues to the exact-law table (an SMC "
+                        "run per prefix: about 30 s at H = 16, 16 minutes at H = 22)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from " + ", ".join(METHODS))
     parser.add_argument("--vgb-steps", default=None, help="VGB's walk length: an integer, or auto (default: the "
                         "calibrated default)")
@@ -377,7 +379,7 @@ def main() -> int:
               "(proposal) | " + " | ".join(f"c = {c:g}: TV, leaf rate, steps/sample" for c in factors) + " |")
         print("|---|---|---|---|---|" + "---|" * len(factors))
         for name, kernel, error, share, accept, laws in walk_length_table(target, np.random.default_rng(args.seed),
-                                                                          factors):
+                                                                          factors, args.node_smc):
             print(f"| {name} | {kernel} | {error[0]:.3g}, {error[1]:.2f} | {share:.3f} | {accept:.3f} | "
                   + " | ".join(f"{r['tv']:.4f}, {r['leaf rate']:.3f}, {r['steps/sample']:,.0f}" for r in laws) + " |",
                   flush=True)
@@ -387,9 +389,10 @@ def main() -> int:
 FACTORS = (0.5, 1, 2.5, 10, 40)
 
 
-def walk_length_table(target: Target, rng: np.random.Generator, factors=FACTORS):
+def walk_length_table(target: Target, rng: np.random.Generator, factors=FACTORS, node_smc: bool = False):
     """For each values kind and walk kernel: the values' error, the dense walk's stationary leaf share and
-    ``exact_walk_laws`` at ``FACTORS``."""
+    ``exact_walk_laws`` at ``FACTORS``. ``node_smc`` adds ``NodeSMCValues`` (slow: every prefix of the support
+    gets its own SMC run)."""
     from ttsample.lm.backend import LanguageModel
     from ttsample.lm.oracle import LMOracle
     from ttsample.lm.samplers.smc import sample_smc
@@ -400,7 +403,8 @@ def walk_length_table(target: Target, rng: np.random.Generator, factors=FACTORS)
     alpha = float(np.clip(np.exp(pilot.info["log_z"] / target.h), 0.05, 1.0))
     for name, values in [("exact V*", ExactLookup(task, target)), ("calibrated", DepthCalibratedValues(task, rng)),
                          (f"alpha = {alpha:.2f}", HeuristicValues(task, alpha=alpha)),
-                         ("pilot head", PilotHeadValues(task, rng))]:
+                         ("pilot head", PilotHeadValues(task, rng))] \
+            + ([("node SMC, 64 particles", NodeSMCValues(task, rng))] if node_smc else []):
         error, share = value_error(task, values, target), stationary_leaf_share(task, values, target)
         accept = descent_acceptance(task, values, target)
         for kernel in ("dense", "proposal"):

@@ -47,7 +47,7 @@ def lm():
 
 @pytest.fixture(scope="module")
 def stepped(lm):
-    law = ExactLaw(GenerationTask(lm, "", H, REWARDS["dyck"], steps=STEPS))
+    law = ExactLaw(GenerationTask(lm, "", H, REWARDS["dyck"], step_rule=STEPS))
     return law, ExactValues(law.task)
 
 
@@ -146,7 +146,7 @@ def test_best_of_n_at_step_level_has_its_closed_form_law(stepped):
 
 def test_a_step_costs_its_new_tokens_once(lm):
     """The model's cache is keyed by the token trie: a second walk over the same steps asks no new tokens."""
-    task = GenerationTask(lm, "", H, REWARDS["dyck"], steps=STEPS)
+    task = GenerationTask(lm, "", H, REWARDS["dyck"], step_rule=STEPS)
     oracle = LMOracle(task, ExactValues(task))
     sample_vgb(task, oracle, 200, np.random.default_rng(7), steps=200)
     before = lm.ledger.tokens
@@ -162,7 +162,7 @@ def test_outcome_rs_and_mh_at_step_level_sample_pi_star(stepped, sampler):
 
 
 def test_max_steps_ends_responses_and_vgb_samples_the_truncated_law(lm):
-    law = ExactLaw(GenerationTask(lm, "", H, REWARDS["dyck"], steps=Steps((")", "]"), max_steps=2)))
+    law = ExactLaw(GenerationTask(lm, "", H, REWARDS["dyck"], step_rule=Steps((")", "]"), max_steps=2)))
     tree = law.task.tree
     assert tree.depth == 2 and tree.depth_of(law.leaves).max() == 2
     full = ExactLaw(GenerationTask(lm, "", H, REWARDS["dyck"]))
@@ -173,9 +173,9 @@ def test_max_steps_ends_responses_and_vgb_samples_the_truncated_law(lm):
 
 def test_a_delimiter_no_step_can_end_with_is_refused(lm):
     with pytest.raises(ParameterError, match="cannot be generated"):
-        GenerationTask(lm, "", H, REWARDS["dyck"], steps=Steps(("\n\n",)))
+        GenerationTask(lm, "", H, REWARDS["dyck"], step_rule=Steps(("\n\n",)))
     with pytest.raises(ParameterError, match="more than max_step_tokens"):
-        GenerationTask(lm, "", H, REWARDS["dyck"], steps=Steps(("()",), max_step_tokens=1))
+        GenerationTask(lm, "", H, REWARDS["dyck"], step_rule=Steps(("()",), max_step_tokens=1))
     with pytest.raises(ParameterError, match="needs an end"):
         Steps()
 

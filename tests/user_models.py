@@ -50,3 +50,22 @@ def tiny_classifier(folder, labels: int, seed: int = 0):
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def prm_folder(path, kind: str = "causal", labels: int = 2, seed: int = 0):
+    """A process reward model at random initialisation with the embedded subword tokenizer: a causal Llama (read
+    at its +/- tokens) or a Llama token classifier with labels bad/good (``labels=2``) or a scalar head (1)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, LlamaForTokenClassification
+
+    from ttsample.lm.loading import EMBEDDED
+
+    tokenizer = AutoTokenizer.from_pretrained(EMBEDDED["subword"], local_files_only=True)
+    names = {0: "bad", 1: "good"} if labels == 2 else {0: "score"}
+    config = LlamaConfig(**SMALL, vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, num_labels=labels, id2label=names,
+                         label2id={v: k for k, v in names.items()})
+    torch.manual_seed(seed)
+    (LlamaForCausalLM if kind == "causal" else LlamaForTokenClassification)(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -285,6 +285,13 @@ def generate(
     max_step_tokens: Optional[int] = typer.Option(None, help="A step ends after this many tokens at most."),
     max_steps: Optional[int] = typer.Option(None, help="A response ends after this many steps (--horizon still "
                                                        "bounds its tokens)."),
+    prm_tag: str = typer.Option(" ки", help="With --values prm:DIR: the step tag written after each step, one token "
+                                           "of the PRM's tokenizer, where the PRM is read."),
+    prm_good: Optional[str] = typer.Option(None, help="With prm:DIR: the good token of a causal PRM (default +) or "
+                                                      "the good label of a token classifier (default good)."),
+    prm_bad: Optional[str] = typer.Option(None, help="With prm:DIR: the bad token of a causal PRM (default -)."),
+    prm_aggregate: str = typer.Option("last", help="With prm:DIR: V_hat of a prefix from its step scores: last, "
+                                                   "product or min."),
     option: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
                                      help="A sampler option, repeatable: e.g. --set particles=64 (smc), --set candidates=16 "
                                           "(best-of-n, aisp), --set sigma=0.7 --set lam=0.3 --set window=8 (aisp)."),
@@ -304,6 +311,7 @@ def generate(
     """
     from .lm.generate import generate as run_generation
     from .lm.generate import generate_prompts
+    from .lm.prm import PRMReading
     from .lm.prompts import read_prompts
     from .lm.samplers.base import Interrupted
 
@@ -320,13 +328,16 @@ def generate(
         if rho < 1 or not np.isfinite(rho):
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
         decoding = Decoding(temperature, top_k, top_p)
+        if not values.startswith("prm:") and (prm_tag != " ки" or prm_good or prm_bad or prm_aggregate != "last"):
+            raise ParameterError("the --prm-* flags say how --values prm:DIR is read; these values are not a PRM")
         prompt_list = read_prompts(prompts_file) if prompts_file is not None else [prompt]
         if prompts_file is not None and prompt:
             raise ParameterError("give --prompt or --prompts FILE, not both")
         batched = prompts_file is not None and REGISTRY[sampler].sample_prompts is not None
         settings_of_run = dict(horizon=horizon, reward=reward, sampler=sampler, values=values, rho=rho, beta=beta,
                                decoding=decoding, n=n, device=device, dtype=dtype, backend=backend, chat=chat, system=system,
-                               stop=tuple(stop), steps=_steps(step_delimiter, max_step_tokens, max_steps),
+                               stop=tuple(stop), step_rule=_step_rule(step_delimiter, max_step_tokens, max_steps),
+                               prm=PRMReading(prm_tag, prm_good, prm_bad, prm_aggregate),
                                max_seconds=max_seconds, max_queries=max_queries, **options)
         with _progress_bar() as bar:
             job = bar.add_task(sampler, total=n * len(prompt_list))
@@ -350,7 +361,8 @@ def generate(
         settings = {"model": model, "horizon": horizon, "reward": reward, "beta": beta,
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
                     "seed": seed, "device": device, "backend": backend, "dtype": dtype, "chat": chat, "system": system, "stop": list(stop),
-                    "step_rule": settings_of_run["steps"].as_dict() if settings_of_run["steps"] else None,
+                    "step_rule": settings_of_run["step_rule"].as_dict() if settings_of_run["step_rule"] else None,
+                    "prm": settings_of_run["prm"].as_dict() if values.startswith("prm:") else None,
                     "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:
@@ -448,7 +460,7 @@ def _sample_lines(run, n: int, with_id: bool) -> tuple[list[str], np.ndarray | N
     return lines, weight if weighted else None
 
 
-def _steps(delimiters: list[str], max_step_tokens: int | None, max_steps: int | None):
+def _step_rule(delimiters: list[str], max_step_tokens: int | None, max_steps: int | None):
     """The step rule of --step-delimiter (backslash escapes read), --max-step-tokens and --max-steps; None: tokens."""
     from .lm.steps import Steps
 

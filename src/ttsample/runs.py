@@ -72,6 +72,7 @@ class GenerationProblem:
     task: object  # a GenerationTask
     values: str = "heuristic"  # the kind of values, for the samplers that read them (lm.generate.VALUES)
     rho: float = 1.0  # > 1: the lab's random error model on the values
+    prm: object = None  # how prm:DIR values are read (lm.prm.PRMReading); None: the defaults
     kind: str = field(default="generation", init=False)
 
     def stream(self, seed: int) -> np.random.Generator:
@@ -88,7 +89,7 @@ class GenerationProblem:
         setup = Ledger()
         with setup.timed(), charged(setup, self.task.lm.ledger):
             try:
-                estimator = make_values(self.task, self.values, rng)
+                estimator = make_values(self.task, self.values, rng, self.prm)
             except Interrupted:  # Ctrl-C in a pilot run of the values: nothing is drawn yet
                 raise KeyboardInterrupt from None
         oracle = with_error(LMOracle(self.task, estimator), "random" if self.rho > 1 else "exact", self.rho, seed)

@@ -20,6 +20,7 @@ from ..runs import GenerationProblem, check_seed, run, run_prompts
 from ..samplers.base import SampleResult
 from .decoding import Decoding
 from .rewards import Reward, resolve_reward
+from .prm import PRMReading, ProcessRewardValues, is_prm
 from .steps import Steps
 from .samplers.base import Budget, Interrupted
 from .task import GenerationTask
@@ -33,9 +34,11 @@ if TYPE_CHECKING:
 VALUES = ("exact", "rollout", "heuristic", "calibrated", "head")
 
 
-def make_values(task, kind: str, rng: np.random.Generator):
+def make_values(task, kind: str, rng: np.random.Generator, prm: PRMReading | None = None):
     """The value estimator ``kind`` for ``task`` (exact enumerates the trie; calibrated runs a twisted-SMC pilot
-    first; head learns while the sampler runs)."""
+    first; head learns while the sampler runs; ``prm:DIR`` reads a process reward model as ``prm`` says)."""
+    if is_prm(kind):
+        return ProcessRewardValues(task, kind[len("prm:"):], prm, task.lm.device)
     if kind == "exact":
         return ExactValues(task)
     if kind == "rollout":
@@ -51,7 +54,7 @@ def make_values(task, kind: str, rng: np.random.Generator):
     if is_user_values(kind):
         return UserValues(task, kind)
     raise ParameterError(f"unknown values {kind!r}; choose one of {', '.join(VALUES)}, or name your own: "
-                         "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL]")
+                         "python:MODULE:FUNCTION, path/to/file.py:FUNCTION, hf:DIR[:LABEL] or prm:DIR")
 
 
 @dataclass
@@ -108,9 +111,9 @@ def _rounded(x: float) -> str:
 def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str | Callable | Reward, *, sampler: str, values: str = "heuristic",
              rho: float = 1.0, beta: float | None = None, decoding: Decoding | None = None, n: int = 10, seed: int = 0,
              device: str = "cpu", dtype: str | None = None, backend: str = "hf", chat: bool = False,
-             system: str | None = None, stop: tuple[str, ...] = (), steps: Steps | None = None,
-             max_seconds: float | None = None, max_queries: float | None = None, progress=None,
-             **options) -> Generation:
+             system: str | None = None, stop: tuple[str, ...] = (), step_rule: Steps | None = None,
+             prm: PRMReading | None = None, max_seconds: float | None = None, max_queries: float | None = None,
+             progress=None, **options) -> Generation:
     """Draw ``n`` responses; ``rho > 1`` puts the lab's random error model (a fixed factor in [1/rho, rho] per node) on the values.
 
     ``reward``: a name (``ttsample.lm.rewards.REWARD_FORMS``: a built-in, ``regex:``, ``similarity:``,
@@ -118,8 +121,10 @@ def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str |
     ``@batched``) or a ``Reward``.
     ``chat`` lays the prompt out by the tokenizer's chat template as the user's turn, after ``system``'s if given
     (the reward still receives the prompt as given). ``stop``: strings that end a response as ``<eos>`` does
-    (``GenerationTask``). ``steps`` (``ttsample.lm.steps.Steps``): the samplers move a reasoning step at a time
-    (delimiters, tokens per step, steps per response); the response law is unchanged. ``device``, ``dtype`` (float32, bfloat16, float16; default: as saved) and ``backend``
+    (``GenerationTask``). ``step_rule`` (``ttsample.lm.steps.Steps``): the samplers move a reasoning step at a time
+    (delimiters, tokens per step, steps per response); the response law is unchanged. ``prm``
+    (``ttsample.lm.prm.PRMReading``): how ``values="prm:DIR"`` is read. ``device``, ``dtype`` (float32,
+    bfloat16, float16; default: as saved) and ``backend``
     (``hf`` or ``vllm``: ``ttsample.lm.model_backend``) apply when ``model`` is a name.
     ``decoding`` (temperature, top-k, top-p) makes ``pi_ref``, and so the target, the tempered and truncated law.
     ``max_seconds`` (of sampling) and ``max_queries`` (value queries; only for samplers that ask values) end the
@@ -130,14 +135,14 @@ def generate(model: str | ModelBackend, prompt: str, horizon: int, reward: str |
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
     lm = _model(model, device, dtype, backend)
     task = GenerationTask(lm, prompt, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
-                          stop=tuple(stop), steps=steps)
+                          stop=tuple(stop), step_rule=step_rule)
 
     def generation(done) -> Generation:
         kind = values if entry.uses_values else None
         return Generation(task, sampler, kind, rho, done.result, n, budget, done.oracle)
 
     try:
-        return generation(run(GenerationProblem(task, values, rho), sampler, n, seed, progress=progress, budget=budget,
+        return generation(run(GenerationProblem(task, values, rho, prm), sampler, n, seed, progress=progress, budget=budget,
                               **options))
     except Interrupted as exc:
         raise Interrupted(generation(exc.partial)) from None
@@ -147,8 +152,9 @@ def generate_prompts(model: str | ModelBackend, prompts: list[str], horizon: int
                      values: str = "heuristic", rho: float = 1.0, beta: float | None = None,
                      decoding: Decoding | None = None, n: int = 10, seed: int = 0, device: str = "cpu",
                      dtype: str | None = None, backend: str = "hf", chat: bool = False, system: str | None = None,
-                     stop: tuple[str, ...] = (), steps: Steps | None = None, max_seconds: float | None = None,
-                     max_queries: float | None = None, progress=None, **options) -> list[Generation]:
+                     stop: tuple[str, ...] = (), step_rule: Steps | None = None, prm: PRMReading | None = None,
+                     max_seconds: float | None = None, max_queries: float | None = None, progress=None,
+                     **options) -> list[Generation]:
     """``generate`` for each prompt, on one model. A sampler that decodes several prompts in one batch (the
     registry's ``sample_prompts``: best-of-n, plain SMC, AISP) runs them together, from one stream ``default_rng(seed)``,
     with one ledger for all (each Generation holds the same); the others run prompt ``i`` alone with seed
@@ -157,10 +163,10 @@ def generate_prompts(model: str | ModelBackend, prompts: list[str], horizon: int
     entry, reward, budget = _checked(sampler, reward, values, seed, max_seconds, max_queries, options)
     lm = _model(model, device, dtype, backend)
     tasks = [GenerationTask(lm, p, horizon, reward, beta=beta, decoding=decoding, chat=chat, system=system,
-                            stop=tuple(stop), steps=steps) for p in prompts]
+                            stop=tuple(stop), step_rule=step_rule) for p in prompts]
     kind = values if entry.uses_values else None
     if entry.sample_prompts is not None:
-        problems = [GenerationProblem(t, values, rho) for t in tasks]
+        problems = [GenerationProblem(t, values, rho, prm) for t in tasks]
         total = n * len(tasks)
         report = None if progress is None else (lambda done, _: progress(done * len(tasks), total))
         try:
@@ -173,7 +179,7 @@ def generate_prompts(model: str | ModelBackend, prompts: list[str], horizon: int
     for i, task in enumerate(tasks):
         report = None if progress is None else (lambda done, _, i=i: progress(i * n + done, n * len(tasks)))
         try:
-            done = run(GenerationProblem(task, values, rho), sampler, n, seed + i, progress=report, budget=budget,
+            done = run(GenerationProblem(task, values, rho, prm), sampler, n, seed + i, progress=report, budget=budget,
                        **options)
         except Interrupted as exc:
             out.append(Generation(task, sampler, kind, rho, exc.partial.result, n, budget, exc.partial.oracle))
@@ -186,10 +192,10 @@ def _checked(sampler, reward, values, seed, max_seconds, max_queries, options):
     """The sampler's row, the reward resolved and the budget, once every setting is checked (nothing is loaded)."""
     entry = sampler_entry(sampler, "generation")
     reward = resolve_reward(reward)
-    if values not in VALUES and not is_user_values(values.removeprefix("head:")):
+    if values not in VALUES and not is_user_values(values.removeprefix("head:")) and not is_prm(values):
         raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}, or name your own: "
-                             "python:MODULE:FUNCTION, path/to/file.py:FUNCTION or hf:DIR[:LABEL] (head:NAME: the "
-                             "test-time head learning from them)")
+                             "python:MODULE:FUNCTION, path/to/file.py:FUNCTION, hf:DIR[:LABEL] (head:NAME: the "
+                             "test-time head learning from them) or prm:DIR (a process reward model, on steps)")
     check_seed(seed)
     budget = Budget(max_seconds, max_queries)
     if max_queries is not None and not entry.uses_values:

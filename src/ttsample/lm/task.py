@@ -59,11 +59,11 @@ def prompt_ids(lm, prompt: str | tuple[int, ...]) -> tuple[int, ...]:
 class GenerationTask:
     def __init__(self, lm, prompt: str | tuple[int, ...], horizon: int, reward: Callable[[str], float], *,
                  beta: float | None = None, decoding: Decoding | None = None, chat: bool = False,
-                 system: str | None = None, stop: tuple[str, ...] = (), steps: Steps | None = None):
+                 system: str | None = None, stop: tuple[str, ...] = (), step_rule: Steps | None = None):
         """``chat``: the prompt is the user's turn of the tokenizer's chat template (after ``system``'s); the
         reward still receives the prompt as given. ``stop``: strings that end a response as ``<eos>`` does: a
         response ends at the first token after which its text contains one (the text keeps it), so the trie's
-        leaves, and pi*, are over stopped responses. ``steps``: the samplers' tree is the step tree over the
+        leaves, and pi*, are over stopped responses. ``step_rule``: the samplers' tree is the step tree over the
         token trie (``ttsample.lm.steps``): an action is a step, the depth counts steps; ``horizon`` still
         bounds the tokens."""
         if not isinstance(horizon, (int, np.integer)) or horizon < 1:
@@ -89,14 +89,13 @@ class GenerationTask:
         self.stop = tuple(stop)
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise ParameterError(f"stop strings must be non-empty texts, got {stop!r}")
-        self.steps = steps
-        if steps is not None:
-            _check_delimiters(lm.tokenizer, steps)
-        if steps is None:
+        self.step_rule = step_rule
+        if step_rule is None:
             self.token_tree = self.tree = TokenTrie(int(self.actions.size), self.horizon, eos=self.eos_action,
                                                     stop=self._stopped if self.stop else None)
         else:
-            self.tree = StepTree(steps, int(self.actions.size), self.horizon, self.eos_action,
+            _check_delimiters(lm.tokenizer, step_rule)
+            self.tree = StepTree(step_rule, int(self.actions.size), self.horizon, self.eos_action,
                                  lambda acts: lm.tokenizer.decode([int(self.actions[a]) for a in acts]),
                                  stop=self._stopped if self.stop else None)
             self.token_tree = self.tree.tokens
@@ -309,7 +308,7 @@ def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.G
     """Complete the nodes in ``out`` (in place) by the backend's own sampler, where it has one and the law to draw
     is the model's over the allowed tokens (no decoding, no stop strings); False where it cannot."""
     lm = tasks[0].lm
-    if any(t.lm is not lm or not t.decoding.is_identity or t.stop or t.steps for t in tasks):
+    if any(t.lm is not lm or not t.decoding.is_identity or t.stop or t.step_rule for t in tasks):
         return False
     if any(not np.array_equal(t.actions, tasks[0].actions) for t in tasks):
         return False
@@ -361,7 +360,7 @@ def draw_children_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: 
             raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
     rows = [np.arange(v.size) for v in nodes] if rows is None else [np.asarray(r) for r in rows]
     out = [(c.copy(), q.copy()) for c, q in _draw_tokens_of(tasks, nodes, rng, hooks, rows)]
-    inside = [np.flatnonzero(~t.tree.ends_step(c)) if t.steps is not None else np.empty(0, dtype=np.int64)
+    inside = [np.flatnonzero(~t.tree.ends_step(c)) if t.step_rule is not None else np.empty(0, dtype=np.int64)
               for t, (c, _) in zip(tasks, out)]
     while any(i.size for i in inside):
         live = [k for k, i in enumerate(inside) if i.size]
