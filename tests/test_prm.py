@@ -122,6 +122,20 @@ def test_vgb_with_prm_values_at_step_level_samples_pi_star(task, folders):
     assert len(values.cache) < result.ledger.queries_total  # each step end scored once, not once per query
 
 
+def test_the_test_time_head_distils_the_prm_and_vgb_stays_exact(task, folders):
+    """head:prm:DIR: the PRM labels the first nodes asked (and a share of later ones), the head answers the rest."""
+    from ttsample.lm.generate import make_values
+
+    law = ExactLaw(GenerationTask(task.lm, "", H, REWARDS["dyck"], step_rule=RULE))
+    values = make_values(law.task, f"head:prm:{folders['labels']}", np.random.default_rng(0), PRMReading(TAG))
+    result = sample_vgb(law.task, LMOracle(law.task, values), 2000, np.random.default_rng(1))
+    assert values.head is not None and values.fits
+    assert len(values.rollouts.cache) == len(values.labels)  # the PRM is asked only at the nodes it labels
+    assert len(values.labels) < result.ledger.queries_distinct  # the head answered the rest
+    cells = np.array([law.index[tuple(t)] for t in law.task.tokens(result.samples)])
+    assert chi_square_p_value(cells, law.pi_star) > FALSE_ALARM
+
+
 def test_bad_prm_settings_are_refused(task, folders, tmp_path):
     with pytest.raises(ParameterError, match="one"):
         ProcessRewardValues(task, str(folders["causal"]), PRMReading(" ки"))  # five tokens of this tokenizer

@@ -328,7 +328,8 @@ def generate(
         if rho < 1 or not np.isfinite(rho):
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
         decoding = Decoding(temperature, top_k, top_p)
-        if not values.startswith("prm:") and (prm_tag != " ки" or prm_good or prm_bad or prm_aggregate != "last"):
+        if not values.removeprefix("head:").startswith("prm:") \
+                and (prm_tag != " ки" or prm_good or prm_bad or prm_aggregate != "last"):
             raise ParameterError("the --prm-* flags say how --values prm:DIR is read; these values are not a PRM")
         prompt_list = read_prompts(prompts_file) if prompts_file is not None else [prompt]
         if prompts_file is not None and prompt:
@@ -362,7 +363,7 @@ def generate(
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
                     "seed": seed, "device": device, "backend": backend, "dtype": dtype, "chat": chat, "system": system, "stop": list(stop),
                     "step_rule": settings_of_run["step_rule"].as_dict() if settings_of_run["step_rule"] else None,
-                    "prm": settings_of_run["prm"].as_dict() if values.startswith("prm:") else None,
+                    "prm": settings_of_run["prm"].as_dict() if "prm:" in values else None,
                     "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:

@@ -37,8 +37,9 @@ VALUES = ("exact", "rollout", "heuristic", "calibrated", "head")
 def make_values(task, kind: str, rng: np.random.Generator, prm: PRMReading | None = None):
     """The value estimator ``kind`` for ``task`` (exact enumerates the trie; calibrated runs a twisted-SMC pilot
     first; head learns while the sampler runs; ``prm:DIR`` reads a process reward model as ``prm`` says)."""
-    if is_prm(kind):
-        return ProcessRewardValues(task, kind[len("prm:"):], prm, task.lm.device)
+    if is_prm(kind.removeprefix("head:")):  # head:prm:DIR: the test-time head distils the PRM
+        values = ProcessRewardValues(task, kind.removeprefix("head:")[len("prm:"):], prm, task.lm.device)
+        return LearnedValues(task, rng, labels=values) if kind.startswith("head:") else values
     if kind == "exact":
         return ExactValues(task)
     if kind == "rollout":
@@ -192,7 +193,8 @@ def _checked(sampler, reward, values, seed, max_seconds, max_queries, options):
     """The sampler's row, the reward resolved and the budget, once every setting is checked (nothing is loaded)."""
     entry = sampler_entry(sampler, "generation")
     reward = resolve_reward(reward)
-    if values not in VALUES and not is_user_values(values.removeprefix("head:")) and not is_prm(values):
+    if values not in VALUES and not is_user_values(values.removeprefix("head:")) \
+            and not is_prm(values.removeprefix("head:")):
         raise ParameterError(f"unknown values {values!r}; choose one of {', '.join(VALUES)}, or name your own: "
                              "python:MODULE:FUNCTION, path/to/file.py:FUNCTION, hf:DIR[:LABEL] (head:NAME: the "
                              "test-time head learning from them) or prm:DIR (a process reward model, on steps)")

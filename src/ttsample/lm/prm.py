@@ -68,6 +68,7 @@ class ProcessRewardValues:
 
     proves_zeros = False  # a probability from a softmax is positive; nothing proves a subtree empty
     deterministic = True  # a fixed function of the prefix
+    floor = 1e-300  # the least V_hat given to a head that learns from these values (LearnedValues(labels=...))
 
     def __init__(self, task, folder: str, reading: PRMReading | None = None, device: str = "cpu"):
         import torch
@@ -171,3 +172,7 @@ class ProcessRewardValues:
                 with np.errstate(divide="ignore"):
                     self.cache[v] = float(np.log(aggregate(scores)))
         return np.array([self.cache[v] for v in nodes.ravel().tolist()]).reshape(nodes.shape)
+
+    def estimate(self, nodes) -> np.ndarray:
+        """``V_hat`` itself (not its log), as the labels of a head that learns from the PRM (``head:prm:DIR``)."""
+        return np.exp(self(nodes))
