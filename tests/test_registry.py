@@ -85,7 +85,8 @@ def test_run_checks_options_and_seed_against_the_sampler_itself(toy):
 def test_every_row_says_where_it_runs_and_the_facts_callers_read():
     assert set(names("tree")) | set(names("generation")) == set(REGISTRY)
     assert set(names("formula")) == {n for n in names(needs="oracle") if not REGISTRY[n].flat_promise}
-    assert {n for n in REGISTRY if REGISTRY[n].maximiser} == {"best-of-n", "aisp"}
+    assert {n for n in REGISTRY if REGISTRY[n].maximiser} == {"best-of-n", "aisp", "beam-search", "dvts",
+                                                             "weighted-best-of-n", "majority-vote"}
     for name, entry in REGISTRY.items():
         assert any(entry.runs_on(kind) for kind in PROBLEM_KINDS), name
         assert entry.about and entry.options() is not None

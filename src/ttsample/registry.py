@@ -40,6 +40,8 @@ from .lm.samplers.best_of_n import sample_best_of_n, sample_best_of_n_prompts
 from .lm.samplers.mh import sample_mh
 from .lm.samplers.outcome_rs import sample_outcome_rs
 from .lm.samplers.smc import sample_smc, sample_smc_prompts
+from .lm.samplers.search import (sample_beam_search, sample_dvts, sample_majority_vote, sample_weighted_best_of_n,
+                                 selection_kl_bound)
 from .lm.samplers.vgb import sample_vgb
 from .samplers.jvv import log_acceptance_bound, sample_jvv
 from .samplers.lifted import LiftedWalk, sample_lifted
@@ -225,6 +227,20 @@ for _entry in (
                  uses_values=True, responses=lambda info, ledger, n: float(info["particles"])),
     SamplerEntry("mh", sample_mh, "decoder", "Metropolis–Hastings over suffix regenerations",
                  responses=_mh_responses),
+    SamplerEntry("beam-search", sample_beam_search, "decoder",
+                 "step-level beam search ranked by the values (a PRM): beams kept, expansions per beam",
+                 uses_values=True, maximiser=True),
+    SamplerEntry("dvts", sample_dvts, "decoder",
+                 "diverse verifier tree search: independent one-beam searches, the best by the values",
+                 uses_values=True, maximiser=True),
+    SamplerEntry("weighted-best-of-n", sample_weighted_best_of_n, "decoder",
+                 "the answer with the largest summed verifier score among k pi_ref responses", uses_values=True,
+                 maximiser=True, responses=lambda info, ledger, n: float(info["num_candidates"]),
+                 kl=lambda info: {"kl_bound": selection_kl_bound(int(info["num_candidates"]))}),
+    SamplerEntry("majority-vote", sample_majority_vote, "decoder",
+                 "self-consistency: the most frequent answer among k pi_ref responses", maximiser=True,
+                 responses=lambda info, ledger, n: float(info["num_candidates"]),
+                 kl=lambda info: {"kl_bound": selection_kl_bound(int(info["num_candidates"]))}),
     SamplerEntry("aisp", sample_aisp, "decoder", "adaptive importance sampling on pre-logits (AISP)", maximiser=True,
                  responses=lambda info, ledger, n: float(info["candidates"] * info["iterations"]),
                  kl=lambda info: {"kl_drift": float(np.mean(info["diagnostics"]["kl"]))},

@@ -56,6 +56,12 @@ class LMOracle(Oracle):
             out[inner] += log_v
         return out.reshape(ids.shape)
 
+    def log_values(self, ids: np.ndarray) -> np.ndarray:
+        """``log V_hat`` at any node, leaves included (there: the estimator's reading of the complete response, not
+        ``tau``): what a verifier-guided search ranks by (``lm.samplers.search``)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return np.asarray(self.values(ids.ravel()), dtype=np.float64).reshape(ids.shape)
+
     def proposal_log_prob(self, ids: np.ndarray) -> np.ndarray:
         return self.task.proposal_log_prob(ids)
 

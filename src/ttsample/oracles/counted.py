@@ -62,6 +62,14 @@ class CountedOracle(Oracle):
             values = self._cache[ids]
         return values
 
+    def log_values(self, ids: np.ndarray) -> np.ndarray:
+        """The wrapped oracle's ``log_values`` (a language-model oracle's), counted as queries (not cached here: the
+        values cache their own answers)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        self.ledger.queries_total += ids.size
+        with charged(self.ledger, self._costs):
+            return self.oracle.log_values(ids)
+
     def proposal_log_prob(self, ids: np.ndarray) -> np.ndarray:
         with charged(self.ledger, self._costs):
             return self.oracle.proposal_log_prob(ids)

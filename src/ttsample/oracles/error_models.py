@@ -97,6 +97,16 @@ class ErrorModel(Oracle):
     def internal_log_weight(self, ids: np.ndarray, exact: np.ndarray) -> np.ndarray:
         return exact + self.log_error(ids)
 
+    def log_values(self, ids: np.ndarray) -> np.ndarray:
+        """The base's ``log_values`` (a language-model oracle's values at any node) with this model's error at
+        internal nodes, as in ``log_weight``."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.array(self.base.log_values(ids), dtype=np.float64)
+        internal = ~self.tree.is_leaf(ids)
+        if internal.any():
+            out[internal] = self.internal_log_weight(ids[internal], out[internal])
+        return out
+
     def log_error(self, ids: np.ndarray) -> np.ndarray:
         return np.zeros(ids.shape)
 
