@@ -63,7 +63,9 @@ def rows_of(path):
 @needs("lm")
 def test_the_spec_knows_the_lm_layer_s_samplers_and_values():
     lm_samplers = names("generation")
-    assert {name for name in lm_samplers if REGISTRY[name].uses_values} == {"vgb", "action-rs", "twisted-smc"}
+    assert {name for name in lm_samplers if REGISTRY[name].uses_values} == {"vgb", "action-rs", "twisted-smc",
+                                                                             "beam-search", "dvts",
+                                                                             "weighted-best-of-n"}
     data = tomllib.loads(LM_SPEC)
     data["lm_tasks"][0]["samplers"] = list(lm_samplers)  # every sampler of the LM layer is a valid spec entry
     data["lm_tasks"][0]["options"] = {}
