@@ -105,6 +105,16 @@ def test_the_prm_is_read_at_its_tags_and_aggregated(task, folders, kind):
     assert values(np.zeros(1, dtype=np.int64))[0] == 0.0  # the root, with no step: V_hat = 1
 
 
+def test_an_eos_step_is_no_step_to_score(task, folders):
+    """A response that ends with <eos> right after a step end reads as its last real step."""
+    values = ProcessRewardValues(task, str(folders["causal"]), PRMReading(TAG))
+    inner = step_ends(task, 64)
+    leaf = task.token_tree.child(inner, np.full(inner.size, task.eos_action))  # <eos> after each step end
+    assert np.all(task.tree.ends_step(leaf)) and np.all(task.tree.parent(leaf) == inner)
+    assert [values.layout(int(v)) for v in leaf] == [values.layout(int(v)) for v in inner]
+    np.testing.assert_allclose(values(leaf), values(inner), atol=1e-12)
+
+
 def test_a_prm_read_one_token_before_its_tag_is_caught(task, folders):
     """Twin: the scores one position before the tag differ from what the values read."""
     nodes = step_ends(task, 64)
@@ -119,7 +129,11 @@ def test_vgb_with_prm_values_at_step_level_samples_pi_star(task, folders):
     result = sample_vgb(law.task, LMOracle(law.task, values), 2000, np.random.default_rng(1))
     cells = np.array([law.index[tuple(t)] for t in law.task.tokens(result.samples)])
     assert chi_square_p_value(cells, law.pi_star) > FALSE_ALARM
-    assert len(values.cache) < result.ledger.queries_total  # each step end scored once, not once per query
+    scored = []
+    values.step_scores = lambda nodes, read=values.step_scores: scored.extend(nodes) or read(nodes)
+    values(np.array(list(values.cache)))  # every node VGB asked, asked again: no PRM pass
+    sample_vgb(law.task, LMOracle(law.task, values), 200, np.random.default_rng(2))
+    assert len(scored) == len(set(scored))  # a step end is scored once, however often the walk asks it
 
 
 def test_the_test_time_head_distils_the_prm_and_vgb_stays_exact(task, folders):

@@ -22,6 +22,7 @@ from ttsample.lm.samplers.search import (answer_of, sample_beam_search, sample_d
 from ttsample.lm.steps import Steps
 from ttsample.lm.task import GenerationTask
 from ttsample.lm.values import ExactValues
+from ttsample.oracles import with_error
 from ttsample.registry import REGISTRY
 
 H = 8
@@ -60,6 +61,18 @@ def test_a_search_with_a_perfect_verifier_finds_a_correct_answer_and_a_shuffled_
     assert accuracy(task, shuffled) < 0.6
 
 
+def test_the_random_error_model_puts_its_noise_on_the_verifier(task):
+    exact = LMOracle(task, ExactValues(task))
+    noisy = with_error(exact, "random", 4.0, seed=1)
+    nodes = task.draw_children(np.zeros(20, dtype=np.int64), np.random.default_rng(0))[0]
+    inner = nodes[~task.tree.is_leaf(nodes)]
+    inner = inner[np.isfinite(exact.log_values(inner))]  # V* > 0: a zero stays zero under the factor
+    gap = noisy.log_values(inner) - exact.log_values(inner)
+    assert np.all(np.abs(gap) <= np.log(4.0) + 1e-12) and np.any(gap != 0)
+    result = sample_beam_search(task, noisy, 20, np.random.default_rng(1))
+    assert np.all(task.tree.is_leaf(result.samples))
+
+
 def test_beam_search_keeps_its_beams_and_counts_its_steps(task):
     result = sample_beam_search(task, LMOracle(task, ExactValues(task)), 10, np.random.default_rng(1), beams=2,
                                 expansions=3)
@@ -75,6 +88,9 @@ def test_the_vote_picks_the_answer_with_the_largest_support(task, weighted):
     run = (sample_weighted_best_of_n if weighted else sample_majority_vote)(
         task, oracle, 50, np.random.default_rng(2), candidates=8, answer=r"^(.)")
     for out, vote in zip(run.samples, run.info["votes"]):
+        leaves = np.array([leaf for leaf, _ in vote["candidates"]])
+        expected = np.exp(oracle.log_values(leaves)) if weighted else np.ones(leaves.size)
+        np.testing.assert_allclose([s for _, s in vote["candidates"]], expected, rtol=1e-12)
         tally: dict = {}
         for leaf, score in vote["candidates"]:
             a = answer_of(task.text(np.array([leaf]))[0], r"^(.)")
@@ -83,7 +99,6 @@ def test_the_vote_picks_the_answer_with_the_largest_support(task, weighted):
         best = max(tally.values())
         assert tally[vote["answer"]] == best and vote["support"] == best
         assert answer_of(task.text(np.array([out]))[0], r"^(.)") == vote["answer"]
-        assert (not weighted) or vote["candidates"][0][1] <= 1.0  # V* scores are probabilities
 
 
 def test_answers_are_the_last_match_and_a_response_without_one_votes_for_nothing():

@@ -71,7 +71,8 @@ def test_adapt_steps_says_when_it_reached_its_longest_walk(dyck):
     law, oracle = dyck
     walk = KERNELS["dense"](law.task.tree, 2.0 * H)
     steps, trace = adapt_steps(walk, oracle, SHORT, 3 * SHORT, 1024, np.random.default_rng(1), Ledger())
-    assert steps == 2 * SHORT and len(trace) == 2 and not trace[-1]["mixed"]
+    assert steps == 3 * SHORT and [e["steps"] for e in trace] == [SHORT, 2 * SHORT, 3 * SHORT]  # the cap, exactly
+    assert not trace[-1]["mixed"]
 
 
 def test_generate_takes_steps_auto_and_refuses_other_words(tmp_path):

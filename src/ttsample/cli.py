@@ -311,7 +311,7 @@ def generate(
     """
     from .lm.generate import generate as run_generation
     from .lm.generate import generate_prompts
-    from .lm.prm import PRMReading
+    from .lm.prm import PRMReading, is_prm
     from .lm.prompts import read_prompts
     from .lm.samplers.base import Interrupted
 
@@ -328,8 +328,8 @@ def generate(
         if rho < 1 or not np.isfinite(rho):
             raise ParameterError(f"--rho must be a finite number >= 1, got {rho}")
         decoding = Decoding(temperature, top_k, top_p)
-        if not values.removeprefix("head:").startswith("prm:") \
-                and (prm_tag != " ки" or prm_good or prm_bad or prm_aggregate != "last"):
+        if not is_prm(values.removeprefix("head:")) \
+                and (prm_tag != PRMReading.tag or prm_good or prm_bad or prm_aggregate != "last"):
             raise ParameterError("the --prm-* flags say how --values prm:DIR is read; these values are not a PRM")
         prompt_list = read_prompts(prompts_file) if prompts_file is not None else [prompt]
         if prompts_file is not None and prompt:
@@ -363,7 +363,7 @@ def generate(
                     "decoding": decoding.as_dict(), "sampler": sampler, "values": run.values, "rho": rho, "n": n,
                     "seed": seed, "device": device, "backend": backend, "dtype": dtype, "chat": chat, "system": system, "stop": list(stop),
                     "step_rule": settings_of_run["step_rule"].as_dict() if settings_of_run["step_rule"] else None,
-                    "prm": settings_of_run["prm"].as_dict() if "prm:" in values else None,
+                    "prm": settings_of_run["prm"].as_dict() if is_prm(values.removeprefix("head:")) else None,
                     "options": options, "max_seconds": max_seconds,
                     "max_queries": max_queries, "weighted": run.result.weighted}
         if prompts_file is None:

@@ -20,7 +20,8 @@ steps. ``last`` is the default because a PRM trained on Math-Shepherd's
 rollout labels predicts the share of completions from the prefix that reach
 the right answer, which is ``V*`` itself; ``product`` reads scores as
 independent per-step correctness, ``min`` as the weakest step (the
-aggregations of PRM-guided search). The root, with no step, gets 1. Each node
+aggregations of PRM-guided search). The root, with no step, gets 1; a step
+with no text (``<eos>`` drawn right after a step end) is not scored. Each node
 is scored once (cached), new nodes one batch per call; the PRM's forward
 passes count as reward calls in the model ledger. Loading is offline.
 """
@@ -129,6 +130,8 @@ class ProcessRewardValues:
         for whole in tokens:
             step = task.lm.tokenizer.decode(whole[len(before):])
             before = whole
+            if not step.strip():  # a step of no text (<eos> alone after a step end) is no step to score
+                continue
             ending = next((d for d in task.step_rule.delimiters if step.endswith(d)), "")
             parts.append(step[: len(step) - len(ending)] + self.reading.tag + ending)
         return task.prompt_text + "".join(parts), len(parts)

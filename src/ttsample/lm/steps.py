@@ -75,6 +75,8 @@ class StepTree:
                  decode: Callable[[list[int]], str], stop=None):
         self.steps, self.decode, self.user_stop = steps, decode, stop
         self.tokens = TokenTrie(branching, horizon, eos=eos, stop=self._new_nodes)
+        # a bound on the steps: max_steps, else the token horizon (a step holds at least one token), which is what
+        # the walk's default T and leaf boost are then computed from: give max_steps for a tighter schedule
         self.depth = int(horizon if steps.max_steps is None else min(steps.max_steps, horizon))
         self._end = np.ones(1, dtype=bool)  # the root ends the empty step
         self._start = np.zeros(1, dtype=np.int64)  # a step end: the previous end; inside a step: where it began

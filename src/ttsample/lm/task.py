@@ -308,7 +308,8 @@ def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.G
     """Complete the nodes in ``out`` (in place) by the backend's own sampler, where it has one and the law to draw
     is the model's over the allowed tokens (no decoding, no stop strings); False where it cannot."""
     lm = tasks[0].lm
-    if any(t.lm is not lm or not t.decoding.is_identity or t.stop or t.step_rule for t in tasks):
+    truncated = [t.step_rule is not None and t.step_rule.max_steps is not None for t in tasks]  # a stop of ours
+    if any(t.lm is not lm or not t.decoding.is_identity or t.stop or cut for t, cut in zip(tasks, truncated)):
         return False
     if any(not np.array_equal(t.actions, tasks[0].actions) for t in tasks):
         return False

@@ -63,12 +63,16 @@ class CountedOracle(Oracle):
         return values
 
     def log_values(self, ids: np.ndarray) -> np.ndarray:
-        """The wrapped oracle's ``log_values`` (a language-model oracle's), counted as queries (not cached here: the
-        values cache their own answers)."""
+        """The wrapped oracle's ``log_values`` (a language-model oracle's), counted in ``queries_total`` only (not
+        cached here, so not in ``queries_distinct``: the values cache their own answers)."""
         ids = np.asarray(ids, dtype=np.int64)
         self.ledger.queries_total += ids.size
         with charged(self.ledger, self._costs):
-            return self.oracle.log_values(ids)
+            out = self.oracle.log_values(ids)
+        if np.isnan(out).any() or np.isposinf(out).any():
+            raise OracleBoundError(f"the {self.oracle.name} oracle's values were NaN or +inf; they must be finite "
+                                   "log-values or -inf")
+        return out
 
     def proposal_log_prob(self, ids: np.ndarray) -> np.ndarray:
         with charged(self.ledger, self._costs):

@@ -98,13 +98,17 @@ class ErrorModel(Oracle):
         return exact + self.log_error(ids)
 
     def log_values(self, ids: np.ndarray) -> np.ndarray:
-        """The base's ``log_values`` (a language-model oracle's values at any node) with this model's error at
-        internal nodes, as in ``log_weight``."""
+        """The base's ``log_values`` (a language-model oracle's values at any node) times this model's error factor
+        at internal nodes. Refused by a model that rewrites masses rather than multiplying them (its
+        ``internal_log_weight`` is its own): applied to values, that would not be an error on the values."""
+        if type(self).internal_log_weight is not ErrorModel.internal_log_weight:
+            raise OracleBoundError(f"the {self.name} error model rewrites masses, not values: a search that ranks "
+                                   "by values cannot use it; use the random error model (--rho)")
         ids = np.asarray(ids, dtype=np.int64)
         out = np.array(self.base.log_values(ids), dtype=np.float64)
         internal = ~self.tree.is_leaf(ids)
         if internal.any():
-            out[internal] = self.internal_log_weight(ids[internal], out[internal])
+            out[internal] += self.log_error(ids[internal])
         return out
 
     def log_error(self, ids: np.ndarray) -> np.ndarray:

@@ -190,9 +190,9 @@ def adapt_steps(walk: Walk, oracle, start: int, most: int, chains: int, rng: np.
         mixed = abs(z) < ADAPT_Z and abs(z_leaf) < ADAPT_Z
         trace.append({"steps": steps, "z": z, "z_leaf": z_leaf, "depth_half": float(tree.depth_of(half["node"]).mean()),
                       "depth_end": float(tree.depth_of(end).mean()), "mixed": mixed})
-        if mixed or 2 * steps > most:
+        if mixed or steps >= most:
             return steps, trace
-        steps *= 2
+        steps = min(2 * steps, int(most))
 
 
 def _paired_z(diff: np.ndarray) -> float:

@@ -19,8 +19,11 @@ they move a step at a time; on a token tree, a token at a time.
   (ties to the answer drawn first); no verifier.
 
 The verifier is the run's values (``oracle.log_values``: ``log V_hat`` at any
-node, finished solutions included; a PRM reads every step of them), never the
-task's reward: that is the ground truth a report measures accuracy by. The
+node, finished solutions included; a PRM reads every step of them), not the
+task's reward, which is the ground truth a report measures accuracy by. (The
+built-in values read at a finished response give its ``tau``, so with
+``--values exact`` or ``heuristic`` the search does see the reward there:
+pass a PRM, ``prm:DIR``, or values of one's own to keep them apart.) The
 answer of a response is ``answer``'s last match in its text (a regular
 expression; its first group if it has one) or, without ``answer``, the whole
 stripped text; a response with no match votes for nothing. Ledger: tries =
@@ -37,6 +40,8 @@ import numpy as np
 from ...errors import ParameterError
 from ...samplers.base import Progress, SampleResult, check_sample_count
 from .base import Budget, lm_run
+
+VOTE_BATCH = 1 << 12  # responses decoded per call by the voters
 
 
 def _count(name: str, value) -> int:
@@ -119,32 +124,36 @@ def _vote(task, oracle, n: int, rng, candidates: int, answer: str | None, budget
             re.compile(answer)
         except re.error as exc:
             raise ParameterError(f"answer must be a regular expression, got {answer!r}: {exc}") from None
+    out: list[int] = []
+    votes: list[dict] = []
+    per_batch = max(1, VOTE_BATCH // k)  # outputs decoded together; the budget is checked between batches
     with lm_run(task, oracle, budget, progress) as run:
-        leaves = task.sample_suffix(np.zeros(n * k, dtype=np.int64), rng).reshape(n, k)
-        run.ledger.steps += int(task.tree.depth_of(leaves).sum())
-        run.ledger.record_tries(n * k, n, n)
-        score = (np.exp(run.oracle.log_values(leaves.ravel())).reshape(n, k) if weighted
-                 else np.ones((n, k)))
-        texts = task.text(leaves.ravel())
-        out = np.empty(n, dtype=np.int64)
-        votes = []
-        for i in range(n):
-            tally: dict[str, float] = {}
-            for j in range(k):
-                a = answer_of(texts[i * k + j], answer)
-                if a is not None:
-                    tally[a] = tally.get(a, 0.0) + score[i, j]
-            if tally:
-                won = max(tally, key=tally.get)  # ties: the answer drawn first (dicts keep insertion order)
-                mine = [j for j in range(k) if answer_of(texts[i * k + j], answer) == won]
-                out[i] = leaves[i, max(mine, key=lambda j: score[i, j])]
-            else:  # no candidate gives an answer: the first one
-                won, out[i] = None, leaves[i, 0]
-            votes.append({"answer": won, "support": float(tally.get(won, 0.0)) if won is not None else 0.0,
-                          "candidates": [(int(leaf), float(w)) for leaf, w in zip(leaves[i], score[i])]})
-        run.progress(n, n)
-    return run.finish(SampleResult(np.empty(0, dtype=np.int64) if run.stopped else out, run.ledger,
-                                   {"num_candidates": k, "answer": answer, "votes": votes}))
+        for first in range(0, n, per_batch):
+            m = min(per_batch, n - first)
+            leaves = task.sample_suffix(np.zeros(m * k, dtype=np.int64), rng).reshape(m, k)
+            run.ledger.steps += int(task.tree.depth_of(leaves).sum())
+            run.ledger.record_tries(m * k, m, m)
+            score = (np.exp(run.oracle.log_values(leaves.ravel())).reshape(m, k) if weighted
+                     else np.ones((m, k)))
+            answers = [answer_of(t, answer) for t in task.text(leaves.ravel())]
+            for i in range(m):
+                tally: dict[str, float] = {}
+                for j in range(k):
+                    a = answers[i * k + j]
+                    if a is not None:
+                        tally[a] = tally.get(a, 0.0) + score[i, j]
+                if tally:
+                    won = max(tally, key=tally.get)  # ties: the answer drawn first (dicts keep insertion order)
+                    mine = [j for j in range(k) if answers[i * k + j] == won]
+                    out.append(int(leaves[i, max(mine, key=lambda j: score[i, j])]))
+                else:  # no candidate gives an answer: the first one
+                    won = None
+                    out.append(int(leaves[i, 0]))
+                votes.append({"answer": won, "support": float(tally.get(won, 0.0)) if won is not None else 0.0,
+                              "candidates": [(int(leaf), float(w)) for leaf, w in zip(leaves[i], score[i])]})
+            run.progress(len(out), n)
+    info = {"num_candidates": k, "answer": answer, "votes": votes}
+    return run.finish(SampleResult(np.array(out, dtype=np.int64), run.ledger, info))
 
 
 def sample_weighted_best_of_n(task, oracle, n: int, rng: np.random.Generator, *, candidates: int = 8,
