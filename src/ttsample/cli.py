@@ -265,7 +265,7 @@ def generate(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="pi_ref keeps only the k most likely tokens at each step."),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="pi_ref keeps only the most likely tokens whose mass reaches p."),
     sampler: str = typer.Option(..., help=f"{', '.join(names('generation'))}."),
-    values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic, calibrated (the heuristic scaled per depth by a twisted-SMC pilot), head, or your own: python:MODULE:FUNCTION or path/to/file.py:FUNCTION (V_hat >= 0 of partial text, per text or @batched), hf:DIR[:LABEL] (a classifier read as log V_hat); head:NAME puts the test-time head on top of NAME."),
+    values: str = typer.Option("heuristic", help="V_hat for vgb, action-rs, twisted-smc: exact, rollout, heuristic, calibrated (the heuristic scaled per depth by a twisted-SMC pilot), head, or your own: python:MODULE:FUNCTION or path/to/file.py:FUNCTION (V_hat >= 0 of partial text, per text or @batched), hf:DIR[:LABEL] (a classifier read as log V_hat), prm:DIR (a process reward model read at each step: see --prm-*; needs --step-delimiter or --max-step-tokens); head:NAME puts the test-time head on top of NAME."),
     rho: float = typer.Option(1.0, help="Put the lab's random error model on the values: a fixed factor in [1/rho, rho] per node."),
     n: int = typer.Option(10, "-n", help="Number of samples."),
     seed: int = typer.Option(0, help="Seed of the sampler, the values and the noise."),
