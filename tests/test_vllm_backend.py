@@ -132,3 +132,26 @@ def test_the_embedded_models_are_refused_with_vllms_reason():
     """Their head size (16) is below what vLLM's CPU attention takes; the load says so, it does not crash."""
     with pytest.raises(ModelLoadError, match="heads of size 16"):
         LanguageModel.load("dyck", backend="vllm", **ENGINE)
+
+
+def test_step_tasks_complete_inside_the_token_horizon_by_vllms_own_sampler(engines, folders):
+    """From step ends below the root, vLLM's own sampler is asked for what the token horizon leaves (not what the
+    step count would), and the completions have pi_ref's law: OutcomeLevelRS at step level fits pi* after the
+    prompt (false alarm 1e-6)."""
+    from ttsample.lm.rewards import resolve_reward
+    from ttsample.lm.samplers.outcome_rs import sample_outcome_rs
+    from ttsample.lm.steps import Steps
+
+    rule, length = Steps((")",)), resolve_reward("length")  # the built-in declares its range
+    task = GenerationTask(engines["gpt2"], PROMPT, H, length, beta=BETA, step_rule=rule)
+    rng = np.random.default_rng(0)
+    starts, _ = task.draw_children(np.zeros(400, dtype=np.int64), rng)
+    starts = starts[~task.tree.is_leaf(starts)]
+    assert (task.token_tree.depth_of(starts) > task.tree.depth_of(starts)).any()  # steps of more than one token
+    leaves = task.sample_suffix(starts, rng)
+    assert task.tree.is_leaf(leaves).all() and (task.token_tree.depth_of(leaves) <= H).all()
+    exact = ExactLaw(GenerationTask(LanguageModel.load(folders["gpt2"]), PROMPT, H, length, beta=BETA,
+                                    step_rule=rule))
+    drawn = sample_outcome_rs(task, None, 3000, np.random.default_rng(1)).samples
+    cells = np.array([exact.index[tuple(t)] for t in task.tokens(drawn)])
+    assert chi_square_p_value(cells, exact.pi_star) > FALSE_ALARM

@@ -315,7 +315,7 @@ def _native(tasks: list[GenerationTask], out: list[np.ndarray], rng: np.random.G
         return False
     open_ = [np.flatnonzero(~t.tree.is_leaf(o)) for t, o in zip(tasks, out)]
     handles = np.concatenate([t.model_handles(o[rows]) for t, o, rows in zip(tasks, out, open_)])
-    limits = np.concatenate([t.horizon - t.tree.depth_of(o[rows]) for t, o, rows in zip(tasks, out, open_)])
+    limits = np.concatenate([t.horizon - t.token_tree.depth_of(o[rows]) for t, o, rows in zip(tasks, out, open_)])
     if not handles.size:
         return True
     suffixes = lm.draw_suffixes(handles, limits, tasks[0].actions, int(lm.tokenizer.eos_id), rng)
