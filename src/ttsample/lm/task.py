@@ -165,9 +165,13 @@ class GenerationTask:
         """``log pi_ref(last action | parent)`` for non-root nodes of ``tree``: of the last token, or of the last
         step (the sum over its tokens) on a step tree (``-inf`` below a token that decoding truncates)."""
         nodes = np.asarray(nodes, dtype=np.int64)
+        return self._log_prob_below(nodes, self.tree.parent(nodes))
+
+    def _log_prob_below(self, nodes: np.ndarray, above: np.ndarray) -> np.ndarray:
+        """``log pi_ref(node | above)`` for ancestors ``above`` of the nodes."""
         log_pi = self.log_pi_ref(nodes)
         with np.errstate(invalid="ignore"):
-            return np.where(np.isneginf(log_pi), -np.inf, log_pi - self.log_pi_ref(self.tree.parent(nodes)))
+            return np.where(np.isneginf(log_pi), -np.inf, log_pi - self.log_pi_ref(above))
 
     def prelogits(self, nodes: np.ndarray) -> np.ndarray:
         """The model's final hidden state after each node's tokens (what its LM head reads)."""
@@ -238,10 +242,8 @@ class GenerationTask:
         log_v = np.full(every.size, -np.inf)
         log_v[leaf] = self.log_tau(every[leaf]) if leaf_log_tau is None else leaf_log_tau
         depth = tree.depth_of(every)
-        log_pi = self.log_pi_ref(every)
         log_q = np.zeros(every.size)
-        with np.errstate(invalid="ignore"):  # log pi_ref(token | token parent)
-            log_q[1:] = np.where(np.isneginf(log_pi[1:]), -np.inf, log_pi[1:] - log_pi[tree.parent(every[1:])])
+        log_q[1:] = self._log_prob_below(every[1:], tree.parent(every[1:]))  # of the token, whatever the steps
         for h in range(tree.depth, 0, -1):  # V*(v) = sum_a pi_ref(a | v) V*(child), deepest level first
             kids = every[depth == h]
             np.logaddexp.at(log_v, tree.parent(kids), log_q[kids] + log_v[kids])
@@ -360,7 +362,7 @@ def draw_children_of(tasks: list[GenerationTask], nodes: list[np.ndarray], rng: 
         if task.tree.is_leaf(v).any():
             raise ParameterError("a leaf has no next token: it ended with <eos> or reached the horizon")
     rows = [np.arange(v.size) for v in nodes] if rows is None else [np.asarray(r) for r in rows]
-    out = [(c.copy(), q.copy()) for c, q in _draw_tokens_of(tasks, nodes, rng, hooks, rows)]
+    out = _draw_tokens_of(tasks, nodes, rng, hooks, rows)  # fresh arrays, one pair per task: updated in place
     inside = [np.flatnonzero(~t.tree.ends_step(c)) if t.step_rule is not None else np.empty(0, dtype=np.int64)
               for t, (c, _) in zip(tasks, out)]
     while any(i.size for i in inside):
