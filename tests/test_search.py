@@ -4,7 +4,9 @@ On the Dyck model at H = 8, steps ending after ")" or "]". "Correct" is the
 constraint (tau = 1); the verifier is the run's values, never the reward.
 """
 
+import importlib.util
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,17 +36,16 @@ def task():
     return GenerationTask(LanguageModel.load("dyck"), "", H, REWARDS["dyck"], step_rule=Steps((")", "]")))
 
 
-class Shuffled:
-    """A verifier that knows nothing: a uniform score per node, a fixed function of its path."""
+def _benchmark():
+    """benchmarks/reasoning_search.py, whose shuffled verifier the tests use too."""
+    spec = importlib.util.spec_from_file_location("reasoning_search", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    deterministic = True
 
-    def __init__(self, task):
-        self.task = task
-
-    def __call__(self, nodes):
-        key = self.task.tree.node_key(np.asarray(nodes, dtype=np.int64)).view(np.uint64)
-        return np.log((key >> np.uint64(11)).astype(np.float64) / 2.0**53 + 1e-12)
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "reasoning_search.py"
+Shuffled = _benchmark().Shuffled  # a verifier that knows nothing: a uniform score per node
 
 
 def accuracy(task, result) -> float:

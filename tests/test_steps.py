@@ -55,6 +55,11 @@ def cells(law, tokens) -> np.ndarray:
     return np.array([law.index[tuple(t)] for t in tokens])
 
 
+def fit(law, samples, probs=None) -> float:
+    """The chi-square p-value of leaves against ``probs`` (default: the law's pi*)."""
+    return chi_square_p_value(cells(law, law.task.tokens(samples)), law.pi_star if probs is None else probs)
+
+
 def test_the_response_law_is_the_token_level_one(lm, stepped):
     law, _ = stepped
     tokens = ExactLaw(GenerationTask(lm, "", H, REWARDS["dyck"]))
@@ -88,7 +93,7 @@ def test_vgb_at_step_level_samples_pi_star(stepped):
     law, values = stepped
     result = sample_vgb(law.task, LMOracle(law.task, values), N, np.random.default_rng(1))
     assert result.info["kernel"] == "proposal"
-    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.pi_star) > FALSE_ALARM
+    assert fit(law, result.samples) > FALSE_ALARM
 
 
 class OmitsLastToken(LMOracle):
@@ -109,7 +114,7 @@ class OmitsLastToken(LMOracle):
 def test_a_step_proposal_missing_its_last_token_is_caught(stepped):
     law, values = stepped
     result = sample_vgb(law.task, OmitsLastToken(law.task, values), N, np.random.default_rng(1))
-    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.pi_star) < FALSE_ALARM
+    assert fit(law, result.samples) < FALSE_ALARM
 
 
 def test_twisted_smc_at_step_level_estimates_z_without_bias(stepped):
@@ -135,13 +140,13 @@ def test_action_level_rs_at_step_level_with_exact_values_samples_pi_star(stepped
     law, values = stepped
     result = sample_action_rs(law.task, LMOracle(law.task, values), N, np.random.default_rng(5))
     assert result.info["kernel"] == "proposal"
-    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.pi_star) > FALSE_ALARM
+    assert fit(law, result.samples) > FALSE_ALARM
 
 
 def test_best_of_n_at_step_level_has_its_closed_form_law(stepped):
     law, _ = stepped
     result = sample_best_of_n(law.task, None, N, np.random.default_rng(6), candidates=4)
-    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.best_of_n(4)) > FALSE_ALARM
+    assert fit(law, result.samples, law.best_of_n(4)) > FALSE_ALARM
 
 
 def test_a_step_costs_its_new_tokens_once(lm):
@@ -158,7 +163,7 @@ def test_a_step_costs_its_new_tokens_once(lm):
 def test_outcome_rs_and_mh_at_step_level_sample_pi_star(stepped, sampler):
     law, _ = stepped
     result = sampler(law.task, None, N, np.random.default_rng(3))
-    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.pi_star) > FALSE_ALARM
+    assert fit(law, result.samples) > FALSE_ALARM
 
 
 def test_max_steps_ends_responses_and_vgb_samples_the_truncated_law(lm):
@@ -168,7 +173,7 @@ def test_max_steps_ends_responses_and_vgb_samples_the_truncated_law(lm):
     full = ExactLaw(GenerationTask(lm, "", H, REWARDS["dyck"]))
     assert len(law.index) < len(full.index)  # responses of more than two steps are cut
     result = sample_vgb(law.task, LMOracle(law.task, ExactValues(law.task)), N, np.random.default_rng(4))
-    assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.pi_star) > FALSE_ALARM
+    assert fit(law, result.samples) > FALSE_ALARM
 
 
 def test_a_delimiter_no_step_can_end_with_is_refused(lm):
