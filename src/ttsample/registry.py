@@ -154,13 +154,13 @@ def _best_of_n_law(exact, run):
 def _action_rs_law(exact, run):
     """ActionLevelRS's exact output law (``descent_log_probs`` on the run's own oracle, the trie grown), over the
     ExactLaw's responses, and the mass lost where a descent meets children that all weigh zero; None unless its
-    values are a fixed function of the node (then the law is the run's)."""
+    values are a fixed function of the node (then the law is the run's) and its actions are tokens."""
     from .eval.exact_laws import descent_log_probs
 
-    if not run.oracle.deterministic:
-        return None
     task = run.task
-    task.tree.grow_all(1 << 20)
+    if not run.oracle.deterministic or task.step_rule is not None:  # steps are drawn, never listed: no descent law
+        return None
+    task.grow_support(1 << 20)
     leaves = task.tree.leaf_nodes()
     reached = np.exp(descent_log_probs(run.oracle)[task.tree.leaf_index(leaves)])
     law = np.zeros(exact.pi_star.size)

@@ -115,10 +115,10 @@ def _name(f: dict) -> str:
     return f["name"] if f.get("kind") == "lm-paired" else lm_point_name(f)
 
 
-def lm_part(pairings=(), sections=None):
+def lm_part(pairings=(), sections=None, costs=LM_PLOT_COSTS):
     """The part for the rows of kind ``lm``. ``pairings`` (``ttsample.eval.scaling.Pairing``): paired comparisons
     the expectations may judge; ``sections(rows, points, paired, out) -> (lines, plots)``: a reproduction's own
-    tables and plots."""
+    tables and plots; ``costs``: (cost, name) pairs the metrics are plotted against."""
 
     def part(rows: list[dict], out: Path, expectations: list) -> PartOutput | None:
         rows = [r for r in rows if r.get("kind") == "lm"]
@@ -129,7 +129,7 @@ def lm_part(pairings=(), sections=None):
         paired = paired_points(rows, pairings)
         plots = []
         for task in dict.fromkeys(p["lm_task"] for p in points):
-            for cost, cost_name in LM_PLOT_COSTS:
+            for cost, cost_name in costs:
                 name = f"lm_{''.join(c if c.isalnum() or c in '-_' else '_' for c in task)}_vs_{cost}.png"
                 if plot_lm_task(points, task, cost, cost_name, out / name):
                     plots.append(name)

@@ -8,7 +8,8 @@ depend on which runs the worker did before. Metrics (stored beside the costs):
   ``mean_reward``: the mean reward. Weighted samplers (SMC: samples with
   ``log_weights``) give self-normalised weighted means; ``ess`` is their
   effective sample size.
-- ``distinct_share``: distinct responses / n; ``distinct_2``: distinct token
+- ``distinct_share``: distinct responses / n (``distinct_correct``: those with
+  reward > 0, constraints only: coverage of distinct correct solutions); ``distinct_2``: distinct token
   bigrams / bigrams over all samples (EVALUATION.md's distinct n-grams).
 - Where ``pi*`` is exact (``exact = true``: the task's trie is enumerated on a
   separate model, ``GenerationTask.exact_log_values``):
@@ -134,7 +135,17 @@ class Reference:
 
 
 def _task_key(task: LMTask, draws: int) -> tuple:
-    return (task.model, task.prompt, task.horizon, task.reward, task.reference, task.beta, task.exact, draws)
+    return (task.model, task.prompt, task.horizon, task.reward, task.reference, task.beta, task.exact, draws,
+            task.step_rule, task.decoding)
+
+
+def task_settings(task: LMTask) -> dict:
+    """The task's step rule and decoding, as ``generate`` and ``GenerationTask`` take them."""
+    from ..lm.decoding import Decoding
+    from ..lm.steps import Steps
+
+    return {"step_rule": Steps(**json.loads(task.step_rule)) if task.step_rule else None,
+            "decoding": Decoding(**json.loads(task.decoding)) if task.decoding else None}
 
 
 _REFERENCES: dict[tuple, Reference] = {}
@@ -153,7 +164,7 @@ def _build_reference(task: LMTask, draws: int) -> Reference:
     from ..logspace import logsumexp
 
     gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, reward_function(task.reward, task.reference),
-                         beta=task.beta)
+                         beta=task.beta, **task_settings(task))
     if task.exact:
         law = ExactLaw(gen)
         return Reference(law.log_z, law.base_reward, law.pistar_reward, law)
@@ -186,7 +197,7 @@ def execute_lm(task: LMTask) -> dict:
         lm = fresh_model(task.model)
         run = generate(lm, task.prompt, task.horizon, reward_function(task.reward, task.reference),
                        sampler=task.sampler, values=task.value_kind or "heuristic", rho=task.rho, beta=task.beta,
-                       n=task.samples, seed=task.seed, **options)
+                       n=task.samples, seed=task.seed, **task_settings(task), **options)
         outcome = {"status": "ok", "delivered": int(run.result.samples.size), **run.result.ledger.as_dict()}
         outcome.update(_metrics(task, run, reference(task, draws), draws))
     return outcome
@@ -229,6 +240,8 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     out["accuracy"] = mean(reward > 0) if task.beta is None else None
     distinct = {tokens[i] for i in np.flatnonzero(live)}
     out["distinct_share"] = len(distinct) / n
+    if task.beta is None:
+        out["distinct_correct"] = len({tokens[i] for i in np.flatnonzero(live & (reward > 0))}) / n
     bigrams = [tuple(tokens[i][j:j + 2]) for i in np.flatnonzero(live) for j in range(len(tokens[i]) - 1)]
     out["distinct_2"] = len(set(bigrams)) / len(bigrams) if bigrams else None
     law: dict[tuple, float] = {}

@@ -10,7 +10,8 @@ from pathlib import Path
 from ..errors import ParameterError
 from ..eval import alignment
 from ..eval.lab_part import lab_part
-from ..eval.lm_part import lm_part
+from ..eval.lm_part import LM_PLOT_COSTS, lm_part
+from ..eval.markdown import cell, cell_value
 from ..eval.verdicts import Expectation, about_lm, rho_kind
 from ..registry import best_of_n_kl_bound
 from .spec import Spec, load_spec
@@ -358,6 +359,118 @@ ALIGNMENT_CAVEATS = [
 ]
 
 
+def _step(sampler: str, task: str, values: str | None = None, rho: float | None = None, **options):
+    """Points of ``sampler`` on the reasoning tasks whose name starts with ``task``, with these values (kind; rho)
+    and options."""
+    return lambda f: (f.get("kind") == "lm" and f["axis"] == "seeds" and f["sampler"] == sampler
+                      and f["lm_task"].startswith(task) and (values is None or f["value_kind"] == values)
+                      and (rho is None or f["rho"] == rho)
+                      and all(f["options"].get(k) == v for k, v in options.items()))
+
+
+def _above_base(margin: float):
+    return lambda f: f["base_reward"] + margin
+
+
+def _base(f: dict) -> float:
+    return f["base_reward"]
+
+
+PRM = "prm:arithmetic-prm"
+REASONING_COSTS = LM_PLOT_COSTS + (("tokens", "tokens per sample"),)
+ARITH = "arithmetic, "  # the arithmetic tasks of every difficulty (not the exact one: name "arithmetic, 2 steps, exact")
+STEP_VGB_SOURCE = ("VGB's walk on a step tree is the same reversible walk, with steps as actions and pi_ref's law "
+                   "of a step as its proposal; conditioned on a leaf its stationary law is pi* whatever the values "
+                   "(ALGORITHMS.md §2, §4); that the step walk mixes at our default length is ours")
+SEARCH_SOURCE = ("PRM-guided search (beam search, DVTS, weighted best-of-n) raises accuracy over plain sampling "
+                 "at test time (Snell et al. 2024; Hugging Face search-and-learn; Beeching et al. 2024); the "
+                 "margin of 0.1 is ours")
+BASE_ALT = "plain sampling's accuracy (pi_ref's, from its reference draws)"
+REASONING_EXPECTATIONS = about_lm([
+    Expectation("step-level VGB with exact V*: TV to pi* at the noise floor", "classical",
+                "Rohatgi et al. 2025 (VGB), Thm 4.1 with eps = 0; " + STEP_VGB_SOURCE,
+                _step("vgb", "dyck steps", "exact", 1.0), "tv_ratio", "mean", _const(1.0), _const(2.0), FLOOR_ALT),
+    Expectation("step-level VGB with V* within rho (2, 4): TV to pi* still at the noise floor", "ours",
+                STEP_VGB_SOURCE, lambda f: _step("vgb", "dyck steps", "exact")(f) and f["rho"] > 1, "tv_ratio",
+                "mean", _const(1.0), _const(2.0), FLOOR_ALT),
+    Expectation("step-level ActionLevelRS with V* within rho = 4: TV to pi* at least twice the noise floor "
+                "(together with the two above: VGB degrades more slowly than ActionLevelRS as the value error "
+                "grows)", "ours",
+                "VGB paper (Rohatgi et al. 2025): guided decoding compounds value errors over the actions "
+                "(ALGORITHMS.md §4); here a random factor in [1/rho, rho] at every step end",
+                _step("action-rs", "dyck steps", "exact", 4.0), "tv_ratio", "mean", _const(2.0), _const(1.0),
+                "at the noise floor (no amplification)", lower_bound=True),
+    Expectation("VGB with the trained PRM answers every problem correctly (accuracy 1)", "proof",
+                "the walk's leaves are scored by the verifier (tau = 1{correct}), and a leaf of tau = 0 has "
+                "weight 0, so the walk never outputs one (ALGORITHMS.md §4)",
+                _step("vgb", ARITH, PRM), "accuracy", "mean", _const(1.0), _base, BASE_ALT),
+    Expectation("beam search with the trained PRM: accuracy at least plain sampling's + 0.1", "classical",
+                SEARCH_SOURCE, _step("beam-search", ARITH, PRM), "accuracy", "mean", _above_base(0.1), _base,
+                BASE_ALT, lower_bound=True),
+    Expectation("DVTS with the trained PRM: accuracy at least plain sampling's + 0.1", "classical", SEARCH_SOURCE,
+                _step("dvts", ARITH, PRM), "accuracy", "mean", _above_base(0.1), _base, BASE_ALT, lower_bound=True),
+    Expectation("weighted best-of-16 with the trained PRM: accuracy at least plain sampling's + 0.1", "classical",
+                SEARCH_SOURCE, _step("weighted-best-of-n", ARITH, PRM, candidates=16), "accuracy", "mean",
+                _above_base(0.1), _base, BASE_ALT, lower_bound=True),
+    Expectation("majority vote over 16 answers: accuracy at least plain sampling's + 0.05", "classical",
+                "self-consistency (Wang et al. 2023): the most frequent final answer is right more often than one "
+                "sample, where right answers are the most frequent; the margin is ours",
+                _step("majority-vote", ARITH, candidates=16), "accuracy", "mean", _above_base(0.05), _base,
+                BASE_ALT, lower_bound=True),
+    Expectation("best-of-16 with the verifier as reward: accuracy at least plain sampling's + 0.1", "proof",
+                "best-of-k with a verifier of the answer is right unless all k draws are wrong: accuracy "
+                "E[1 - (1 - p)^k] over problems of accuracy p",
+                _step("best-of-n", ARITH, candidates=16), "accuracy", "mean", _above_base(0.1), _base, BASE_ALT,
+                lower_bound=True),
+    Expectation("best-of-1 is plain sampling: its accuracy is pi_ref's", "proof",
+                "one candidate is a pi_ref draw; the base accuracy is estimated from other pi_ref draws",
+                _step("best-of-n", ARITH, candidates=1), "accuracy", "mean", _base, _above_base(0.2),
+                "plain sampling's + 0.2"),
+])
+
+REASONING_CAVEATS = [
+    "Samplers of pi* (VGB, ActionLevelRS, twisted SMC) read the verifier at the leaves: on a constraint pi* lives on "
+    "the verified answers, so their accuracy is 1 by construction and the comparison is what they pay for it. "
+    "Beam search, DVTS, weighted best-of-n and majority vote are maximisers: they never read the verifier, only the "
+    "PRM or the answers' counts, and their accuracy is what the PRM buys. Best-of-n here reads the verifier as its "
+    "reward, so it is right unless all its candidates are wrong (an oracle upper line, not a practical method).",
+    "The PRM is the project's (`ttsample train-tiny --task arithmetic-prm`): trained on true step correctness of "
+    "synthetic solutions (good while every step so far is right), not on rollout labels; V_hat of a prefix is its "
+    "last step's score. Its forward passes are counted as reward calls, beside the verifier's; forward passes "
+    "are the policy's.",
+    "PRM quality where V* is known: on 2-step problems under top-p 0.97, the exact law enumerates pi_ref's support "
+    "(about 50 responses per problem). The arithmetic has one right solution per problem (a wrong step is almost "
+    "never undone by a second), so pi* there is nearly a point mass and TV to it says little; the robustness "
+    "claim is judged on the Dyck steps task, where pi* spreads over many words.",
+    "ActionLevelRS on a step tree has no closed-form output law (its steps are drawn, not listed), so its TV "
+    "there is the empirical one against the noise floor of n exact draws.",
+    "Not measured: how often a wrong final answer follows a prefix the PRM approved.",
+    "Seconds are wall time of one run on one thread of a shared 2-core machine; compare within this report.",
+]
+
+
+def reasoning_section(rows, points, paired, out):
+    """Accuracy against compute per arithmetic task: one line per method, per answer."""
+    lines = ["## Accuracy against compute", "",
+             "Per task (difficulty = steps), per answer: the mean over problems (each run is one problem), costs "
+             "per delivered answer. *reward calls*: the verifier's and the PRM's forward passes. *distinct "
+             "correct*: distinct verified responses / answers.", ""]
+    for task in dict.fromkeys(p["lm_task"] for p in points if p["lm_task"].startswith("arithmetic")):
+        mine = sorted((p for p in points if p["lm_task"] == task and p["axis"] == "seeds"),
+                      key=lambda p: -(p["accuracy"]["mean"] or 0))
+        base = mine[0]["base_reward"] if mine else None
+        lines += [f"### {task} (plain sampling's accuracy {base:.3f})" if base is not None else f"### {task}", "",
+                  "| method | values | options | accuracy | fwd passes | tokens | reward calls | seconds | "
+                  "distinct correct |", "|---|---|---|---|---|---|---|---|---|"]
+        for p in mine:
+            options = ", ".join(f"{k}={v}" for k, v in sorted(p["options"].items()) if k != "answer") or "–"
+            cells = " | ".join(cell_value(p[m]) for m in ("accuracy", "forward_passes", "tokens", "reward_calls",
+                                                          "seconds", "distinct_correct"))
+            lines.append(f"| {p['sampler']} | {p['values']} | {cell(options)} | {cells} |")
+        lines.append("")
+    return lines, []
+
+
 SATURATED = 0.5  # a walk run that asked this share of all nodes has cached the tree: its distinct cost is trivial
 
 
@@ -479,6 +592,21 @@ REPRODUCTIONS = {
         "Each expectation names its provenance and the alternative it is told apart from, and is marked "
         "confirmed, refuted or inconclusive by the data.",
         ALIGNMENT_EXPECTATIONS, ALIGNMENT_CAVEATS, (lm_part(tuple(ALIGNMENT_PAIRINGS), alignment.section),),
+    ),
+    "reasoning": Reproduction(
+        "reasoning", "reasoning.toml", "reasoning_quick.toml",
+        "Reasoning with a verifier: step-level samplers and PRM-guided search against compute",
+        "Multi-step arithmetic on a model trained here to err (a fifth of its training steps are wrong), with a "
+        "verifier of the final answer and a process reward model trained here, on held-out problems of 2, 3 and "
+        "4 steps. A step is a line. Samplers of pi* (VGB, ActionLevelRS, twisted SMC with the PRM as twist) "
+        "against the maximisers users compare with (beam search and DVTS with the PRM, weighted best-of-n, "
+        "majority vote, best-of-n with the verifier, plain sampling): accuracy against forward passes, tokens "
+        "and seconds. PRM quality where V* is exact (V*, V* within rho, the trained PRM), and the robustness "
+        "of step-level VGB and ActionLevelRS to value error on Dyck words, where pi* is exact. Each "
+        "expectation names its provenance and the alternative it is told apart from, and is marked confirmed, "
+        "refuted or inconclusive by the data.",
+        REASONING_EXPECTATIONS, REASONING_CAVEATS,
+        (lm_part(sections=reasoning_section, costs=REASONING_COSTS),),
     ),
 }
 

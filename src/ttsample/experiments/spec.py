@@ -46,6 +46,8 @@ a spec may hold only these (then ``samplers`` and ``depths`` may be left out)::
     samples = [200]           # an integer or a list (several: a series against n); default: the spec's samples
     seeds = 3                 # default: the spec's seeds
     # reference_draws = 512 # where pi* is not enumerated: pi_ref draws behind Z_hat and the reference rewards
+    # steps = { delimiters = ["\n"], max_step_tokens = 10, max_steps = 3 }  # samplers move a step at a time
+    # decoding = { top_p = 0.97 }  # pi_ref's decoding (temperature, top_k, top_p); exact = true enumerates its support
     # [lm_tasks.options]      # keyword options of a sampler (a list of tables: one run per table), e.g.
     # best-of-n = [{ candidates = 2 }, { candidates = 8 }]
     # outcome-rs = { max_log_tau = 4.0 }
@@ -134,14 +136,19 @@ class LMTask:
     samples: int
     options: str  # the sampler's keyword options, JSON with sorted keys
     reference_draws: int = 512  # pi_ref draws behind Z_hat and the reference rewards where pi* is not enumerated
+    step_rule: str = ""  # the task's steps (ttsample.lm.steps.Steps' fields), JSON with sorted keys; "": tokens
+    decoding: str = ""  # how pi_ref is decoded (ttsample.lm.decoding.Decoding's fields), JSON; "": the model's law
     kind: str = "lm"
 
     @property
     def key(self) -> str:
-        return "|".join(str(x) for x in ("lm", self.lm_task, self.model, json.dumps(self.prompt), self.horizon,
-                                         self.reward, json.dumps(self.reference), self.beta, self.exact,
-                                         self.sampler, self.value_kind, self.rho, self.seed, self.samples,
-                                         self.options, self.reference_draws))
+        key = "|".join(str(x) for x in ("lm", self.lm_task, self.model, json.dumps(self.prompt), self.horizon,
+                                        self.reward, json.dumps(self.reference), self.beta, self.exact,
+                                        self.sampler, self.value_kind, self.rho, self.seed, self.samples,
+                                        self.options, self.reference_draws))
+        # appended only when set, so the keys of stores written before these fields existed stay the same
+        return key + "".join(f"|{name}={value}" for name, value in (("steps", self.step_rule),
+                                                                       ("decoding", self.decoding)) if value)
 
     @property
     def rho_label(self) -> str:
@@ -174,8 +181,13 @@ def _lm_tasks(table: dict, seeds: int, samples: int) -> list[LMTask]:
                                   int(table["horizon"]), str(table["reward"]), str(table.get("reference", "")),
                                   None if table.get("beta") is None else float(table["beta"]),
                                   bool(table.get("exact", False)), sampler, kind, rho, seed, int(n), opts,
-                                  int(table.get("reference_draws", 512))))
+                                  int(table.get("reference_draws", 512)), _json_table(table, "steps"),
+                                  _json_table(table, "decoding")))
     return out
+
+
+def _json_table(table: dict, field: str) -> str:
+    return json.dumps(table[field], sort_keys=True) if table.get(field) else ""
 
 
 def task_prompts(table: dict) -> list[str]:
@@ -368,6 +380,15 @@ def _check_lm_table(t: dict) -> None:
     for sizes in [t.get("samples", 1), *t.get("sampler_samples", {}).values()]:
         _int_list(sizes if isinstance(sizes, list) else [sizes], f"samples (of {where})")
     _int_list([t.get("reference_draws", 512)], f"reference_draws (of {where})")
+    from ..lm.decoding import Decoding
+    from ..lm.steps import Steps
+
+    for field, kind in (("steps", Steps), ("decoding", Decoding)):
+        _require(isinstance(t.get(field, {}), dict), f"{where}: {field} must be a table")
+        try:
+            kind(**t.get(field, {}))
+        except (TypeError, ParameterError) as exc:
+            raise ParameterError(f"{where}: [lm_tasks.{field}]: {exc}") from None
     seeds = t.get("seeds", 1)
     _require(isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1, f"{where}: seeds must be >= 1")
 

@@ -37,14 +37,14 @@ COLUMNS = {
     # ttsample.experiments.lm_runs
     "kind": "TEXT", "lm_task": "TEXT", "model": "TEXT", "prompt": "TEXT", "horizon": "INTEGER", "reward": "TEXT",
     "reference": "TEXT", "beta": "REAL", "exact": "INTEGER", "value_kind": "TEXT", "options": "TEXT",
-    "reference_draws": "INTEGER",
+    "reference_draws": "INTEGER", "step_rule": "TEXT", "decoding": "TEXT",
     "weighted": "INTEGER", "ess": "REAL", "log_z_hat": "REAL", "acceptance_rate": "REAL", "setup_seconds": "REAL",
     "z": "REAL", "z_exact": "INTEGER", "base_reward": "REAL", "pistar_reward": "REAL",
     "mean_reward": "REAL", "accuracy": "REAL", "distinct_share": "REAL", "distinct_2": "REAL",
     "off_support": "REAL", "tv_pistar": "REAL", "kl_pistar": "REAL", "kl_base": "REAL", "kl_base_pistar": "REAL",
     "tv_floor": "REAL", "tv_floor_q95": "REAL", "kl_floor": "REAL", "tv_ratio": "REAL",
     "law_dead_mass": "REAL", "tv_law_ratio": "REAL", "kl_pistar_law": "REAL", "kl_base_law": "REAL",
-    "kl_bound": "REAL", "kl_drift": "REAL", "responses": "REAL",
+    "kl_bound": "REAL", "kl_drift": "REAL", "responses": "REAL", "distinct_correct": "REAL",
 }
 
 

@@ -1,6 +1,6 @@
 """The exact law of a generation task: pi_ref, tau, pi* and V* by enumerating its trie, computed in one place.
 
-    law = ExactLaw(task)                      # grows the whole trie (small vocabularies and horizons)
+    law = ExactLaw(task)                      # grows pi_ref's support (small vocabularies and horizons, or top-k/top-p)
     law.pi_star[law.position(samples)]        # pi* of sampled leaves
 
 Per-response arrays are in the order of ``leaves`` (the trie's leaf handles);
@@ -21,7 +21,7 @@ from .rewards import log_tau_of
 class ExactLaw:
     def __init__(self, task, max_nodes: int = 1 << 20):
         self.task = task
-        task.tree.grow_all(max_nodes)
+        task.grow_support(max_nodes)
         self.leaves = task.tree.leaf_nodes()
         self.log_pi = task.log_pi_ref(self.leaves).astype(np.float64)
         self.reward = task.rewards(self.leaves)  # once per leaf

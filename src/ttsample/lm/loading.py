@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ModelLoadError, ParameterError
 
-EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", "text", "subword")}
+EMBEDDED = {name: Path(__file__).parent / "weights" / name for name in ("dyck", "text", "subword", "arithmetic")}
 CAUSAL_LM_SUFFIXES = ("ForCausalLM", "LMHeadModel")  # how transformers names the causal LM classes
 BACKENDS = ("hf", "vllm")
 

@@ -23,7 +23,9 @@ independent per-step correctness, ``min`` as the weakest step (the
 aggregations of PRM-guided search). The root, with no step, gets 1; a step
 with no text (``<eos>`` drawn right after a step end) is not scored. Each node
 is scored once (cached), new nodes one batch per call; the PRM's forward
-passes count as reward calls in the model ledger. Loading is offline.
+passes count as reward calls in the model ledger. Loading is offline. The
+PRM trained by the project for the arithmetic task (``ttsample.lm.arithmetic``)
+is embedded: ``prm:arithmetic-prm``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 from ..errors import OracleBoundError, ParameterError
 
 AGGREGATES = ("last", "product", "min")
+EMBEDDED_PRMS = {"arithmetic-prm": Path(__file__).parent / "weights" / "arithmetic-prm"}  # prm:arithmetic-prm
 BATCH = 32  # partial solutions per forward pass
 PREFIX = "prm:"
 
@@ -60,6 +63,12 @@ class PRMReading:
         return {"tag": self.tag, "good": self.good, "bad": self.bad, "aggregate": self.aggregate}
 
 
+def tagged(step: str, tag: str, delimiters) -> str:
+    """A step's text as a PRM reads it: the tag after its text, before the delimiter that ends it (if one does)."""
+    ending = next((d for d in delimiters if step.endswith(d)), "")
+    return step[: len(step) - len(ending)] + tag + ending
+
+
 def is_prm(kind: str) -> bool:
     return kind.startswith(PREFIX)
 
@@ -78,8 +87,9 @@ class ProcessRewardValues:
 
         if task.step_rule is None:
             raise ParameterError("a PRM scores steps: say where a step ends (--step-delimiter or --max-step-tokens)")
+        folder = str(EMBEDDED_PRMS.get(folder, folder))
         if not Path(folder).is_dir():
-            raise ParameterError(f"the PRM folder {folder!r} does not exist")
+            raise ParameterError(f"the PRM folder {folder!r} does not exist (embedded: {', '.join(EMBEDDED_PRMS)})")
         self.task, self.reading, self.torch, self.device = task, reading or PRMReading(), torch, device
         hf_logging.set_verbosity_error()
         try:
@@ -132,8 +142,7 @@ class ProcessRewardValues:
             before = whole
             if not step.strip():  # a step of no text (<eos> alone after a step end) is no step to score
                 continue
-            ending = next((d for d in task.step_rule.delimiters if step.endswith(d)), "")
-            parts.append(step[: len(step) - len(ending)] + self.reading.tag + ending)
+            parts.append(tagged(step, self.reading.tag, task.step_rule.delimiters))
         return task.prompt_text + "".join(parts), len(parts)
 
     def step_scores(self, nodes) -> list[np.ndarray]:

@@ -37,6 +37,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ParameterError, RewardError
+from . import arithmetic
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,8 @@ REWARDS: dict[str, Reward] = {
     "no-e": no_letter("e"),
     "length": Reward(length_reward, "length", (0.0, 1.0), per_char=True),  # characters: at most the response's
     "sentiment": Reward(lexicon_sentiment, "sentiment", (-1.0, 1.0)),  # (positive - negative) / words
+    # the final answer of a step-by-step sum (ttsample.lm.arithmetic); reads the problem from the prompt
+    "arithmetic": Reward(arithmetic.verify, "arithmetic", (0.0, 1.0), batched=True),
 }
 
 

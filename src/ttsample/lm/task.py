@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from ..arrays import grown
-from ..errors import ParameterError
+from ..errors import ParameterError, TreeShapeError
 from ..trees import TokenTrie
 from .decoding import Decoding
 from .rewards import as_reward, checked, log_tau_of
@@ -229,14 +229,34 @@ class GenerationTask:
 
     # ---- exact values, by enumeration ----
 
+    def grow_support(self, max_nodes: int = 1 << 20) -> None:
+        """Hand out every token node that ``pi_ref`` reaches (refused beyond ``max_nodes``): the whole trie under the
+        model's own law; under top-k or top-p only the kept tokens' subtrees, which keeps a confident model's
+        trie small enough to enumerate at horizons where the whole trie is not."""
+        tree = self.token_tree
+        if self.decoding.is_identity:
+            tree.grow_all(max_nodes)
+            return
+        frontier = np.zeros(1, dtype=np.int64)
+        while frontier.size:
+            inner = frontier[~tree.is_leaf(frontier)]
+            if not inner.size:
+                return
+            rows, cols = np.nonzero(np.isfinite(self.next_log_probs(inner)))
+            if tree.num_nodes + rows.size > max_nodes:
+                raise TreeShapeError(f"pi_ref ({self.decoding.describe()}) reaches more than {max_nodes:,} nodes, "
+                                     "too many to enumerate; lower the horizon, top_k or top_p")
+            frontier = tree.child(inner[rows], cols)
+
     def exact_log_values(self, max_nodes: int = 1 << 20, leaf_log_tau: np.ndarray | None = None) -> np.ndarray:
-        """``log V*(v) = log E_{pi_ref}[tau | v]`` for every node of the fully grown trie (refused beyond ``max_nodes``).
+        """``log V*(v) = log E_{pi_ref}[tau | v]`` for every node of the trie grown over ``pi_ref``'s support
+        (``grow_support``; -inf off it), refused beyond ``max_nodes``.
 
         ``leaf_log_tau``: ``log tau`` at ``tree.leaf_nodes()`` of the grown trie, where the caller has scored them
         already (the reward is then not called again).
         """
         tree = self.token_tree  # V* is a function of the token prefix, whatever the steps
-        tree.grow_all(max_nodes)
+        self.grow_support(max_nodes)
         every = np.arange(tree.num_nodes, dtype=np.int64)
         leaf = tree.is_leaf(every)
         log_v = np.full(every.size, -np.inf)

@@ -93,7 +93,7 @@ def _config(vocab: int, n_positions: int, width: int, layers: int):
                       bos_token_id=vocab - 1, eos_token_id=vocab - 2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 
-DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000}
+DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000, "arithmetic": 3000, "arithmetic-prm": 1500}
 # the subword model: corpus, tokenizer, model and optimiser settings (the shipped model was made with these)
 SUBWORD = {"corpus_chars": 4_000_000, "vocab_size": 4096, "context": 256, "width": 96, "layers": 3, "batch": 16,
            "lr": 3e-3, "warmup": 50, "heldout_fraction": 0.02}
@@ -143,28 +143,188 @@ def _train_chars(task: str, steps: int, seed: int, width: int, layers: int, batc
         ids = tokenizer.encode(text.replace("\r", ""))
         length = 32
         seqs = [[tokenizer.bos_id] + ids[i : i + length - 1] for i in range(0, len(ids) - length, length // 2)]
-    pad = tokenizer.eos_id
+    data, mask = _padded(seqs, length, tokenizer.eos_id)
+    model = GPT2LMHeadModel(_config(tokenizer.vocab_size, 32, width, layers))
+    start = time.perf_counter()
+    loss = _fit(model, data, mask, data.masked_fill(~mask, -100), steps, batch, seed, progress)
+    return model, tokenizer, loss, start, corpus
+
+
+def _fit(model, data, mask, labels, steps: int, batch: int, seed: int, progress, lr: float = 3e-3):
+    """AdamW on random batches of rows of ``data`` (attention ``mask``; ``labels`` -100 where no loss is taken);
+    returns the last batch's loss. The one training loop of the character models and the PRM."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    gen = torch.Generator().manual_seed(seed)
+    loss = None
+    for step in range(steps):
+        idx = torch.randint(len(data), (batch,), generator=gen)
+        loss = model(input_ids=data[idx], attention_mask=mask[idx].long(), labels=labels[idx]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if progress is not None:
+            progress(step + 1, steps)
+    return loss
+
+
+def _padded(seqs: list[list[int]], length: int, pad: int):
+    """Rows of token ids padded with ``pad`` to ``length``, and the mask of real tokens."""
+    import torch
+
     data = torch.full((len(seqs), length), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), length), dtype=torch.bool)
     for i, s in enumerate(seqs):
         s = s[:length]
         data[i, : len(s)] = torch.tensor(s)
         mask[i, : len(s)] = True
-    model = GPT2LMHeadModel(_config(tokenizer.vocab_size, 32, width, layers))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(seed)
-    start, loss = time.perf_counter(), None
-    for step in range(steps):
-        idx = torch.randint(len(seqs), (batch,), generator=gen)
-        x, m = data[idx], mask[idx]
-        labels = x.masked_fill(~m, -100)
-        loss = model(input_ids=x, attention_mask=m.long(), labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if progress is not None:
-            progress(step + 1, steps)
-    return model, tokenizer, loss, start, corpus
+    return data, mask
+
+
+ARITHMETIC = {"solutions": 30_000, "context": 64, "width": 96, "layers": 3, "batch": 64,
+              "prm_step_error": 0.35, "eval_problems": 100}
+
+
+def _arithmetic_corpus(count: int, step_error: float, seed: int):
+    """(problem, solution, labels) for ``count`` training problems (never a held-out one), difficulties uniform."""
+    from . import arithmetic
+
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        steps = int(rng.choice(arithmetic.DIFFICULTIES))
+        problem = arithmetic.Problem(tuple(int(x) for x in rng.integers(1, 10, steps + 1)))
+        if not problem.held_out:
+            out.append((problem, *arithmetic.solution(problem, rng, step_error)))
+    return out
+
+
+def _train_arithmetic(steps: int, seed: int, width: int, layers: int, batch: int, progress):
+    """The policy: a character GPT-2 on solutions with wrong steps (``arithmetic.STEP_ERROR``); the loss is taken on
+    the solution and its <eos>, not on the prompt."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from . import arithmetic
+
+    torch.manual_seed(seed)
+    tokenizer = CharTokenizer(arithmetic.SYMBOLS)
+    corpus = _arithmetic_corpus(ARITHMETIC["solutions"], arithmetic.STEP_ERROR, seed)
+    seqs, starts = [], []
+    for problem, text, _ in corpus:
+        seqs.append([tokenizer.bos_id] + tokenizer.encode(problem.prompt + text) + [tokenizer.eos_id])
+        starts.append(1 + len(problem.prompt))
+    data, mask = _padded(seqs, ARITHMETIC["context"], tokenizer.eos_id)
+    labels = data.masked_fill(~mask, -100)
+    for i, first in enumerate(starts):
+        labels[i, :first] = -100  # the model predicts the solution from the prompt, not the prompt
+    model = GPT2LMHeadModel(_config(tokenizer.vocab_size, ARITHMETIC["context"], width, layers))
+    start = time.perf_counter()
+    loss = _fit(model, data, mask, labels, steps, batch, seed, progress)
+    record = {"solutions": len(corpus), "step_error": arithmetic.STEP_ERROR, "width": width, "layers": layers,
+              "batch": batch, "labels": "the solution's tokens (not the prompt's)"}
+    return model, tokenizer, loss, start, record
+
+
+def _base_accuracy(folder: Path, seed: int) -> dict:
+    """The trained policy's accuracy per difficulty on held-out problems (``arithmetic.base_accuracy``)."""
+    from . import arithmetic
+    from .backend import LanguageModel
+
+    lm = LanguageModel.load(folder)
+    count, draws = ARITHMETIC["eval_problems"], 8
+    return {"problems": count, "draws": draws,
+            **{str(k): arithmetic.base_accuracy(lm, k, count, draws, seed) for k in arithmetic.DIFFICULTIES}}
+
+
+def _tagged_batch(tokenizer, corpus, tag: str):
+    """The PRM's inputs for (problem, solution, labels) rows, padded, and each row's labels at its tags (-100
+    elsewhere)."""
+    import torch
+
+    from . import arithmetic
+    from .prm import tagged
+
+    tag_id = tokenizer.convert_tokens_to_ids(tag)
+    seqs = []
+    for problem, text, _ in corpus:
+        lines = text.split(arithmetic.DELIMITER)
+        steps_text = [line + arithmetic.DELIMITER for line in lines[:-1]] + [lines[-1]]
+        seqs.append(tokenizer.encode(problem.prompt + "".join(tagged(s, tag, (arithmetic.DELIMITER,))
+                                                              for s in steps_text), add_special_tokens=False))
+    data, mask = _padded(seqs, 2 * ARITHMETIC["context"], tokenizer.eos_token_id)
+    labels = torch.full_like(data, -100)
+    for i, (_, _, good) in enumerate(corpus):
+        labels[i, torch.nonzero(data[i] == tag_id).ravel()] = torch.tensor([int(g) for g in good])
+    return data, mask, labels
+
+
+def _step_accuracy(model, tokenizer, seed: int) -> dict:
+    """The PRM's accuracy (argmax against the true label) at the tags of held-out solutions with wrong steps at
+    ``arithmetic.STEP_ERROR``: every tag, and the wrong steps' alone."""
+    import torch
+
+    from . import arithmetic
+    from .prm import PRMReading
+
+    rng = np.random.default_rng(seed + 2)
+    corpus = [(p, *arithmetic.solution(p, rng)) for k in arithmetic.DIFFICULTIES
+              for p in arithmetic.problems(k, ARITHMETIC["eval_problems"], seed + 2, held_out=True)]
+    data, mask, labels = _tagged_batch(tokenizer, corpus, PRMReading().tag)
+    model.eval()
+    with torch.no_grad():
+        guess = model(input_ids=data, attention_mask=mask.long()).logits.argmax(-1)
+    at = labels >= 0
+    bad = labels == 0
+    return {"solutions": len(corpus), "tags": int(at.sum()), "accuracy": float((guess[at] == labels[at]).float().mean()),
+            "bad_tags": int(bad.sum()), "bad_accuracy": float((guess[bad] == 0).float().mean())}
+
+
+def prm_tokenizer(tag: str):
+    """A Hugging Face tokenizer of the arithmetic characters, one token each, with the PRM's step ``tag`` one token."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from . import arithmetic
+
+    chars = [c for c in arithmetic.SYMBOLS if c not in ("<eos>", "<bos>")]
+    vocab = {c: i for i, c in enumerate(chars)} | {"<unk>": len(chars)}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    raw.add_special_tokens(["<eos>", "<bos>"])
+    raw.add_tokens([tag])
+    return PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>",
+                                   pad_token="<eos>", clean_up_tokenization_spaces=False,
+                                   model_max_length=ARITHMETIC["context"] * 2)
+
+
+def _train_arithmetic_prm(steps: int, seed: int, width: int, layers: int, batch: int, progress):
+    """The PRM: a GPT-2 token classifier (labels bad, good) read at the step tag after each step, trained on true
+    step correctness (``arithmetic.solution``'s labels) of solutions with wrong steps at ``prm_step_error``."""
+    import torch
+    from transformers import GPT2Config, GPT2ForTokenClassification
+
+    from .prm import PRMReading
+
+    torch.manual_seed(seed)
+    tag = PRMReading().tag
+    tokenizer = prm_tokenizer(tag)
+    corpus = _arithmetic_corpus(ARITHMETIC["solutions"], ARITHMETIC["prm_step_error"], seed + 1)
+    data, mask, labels = _tagged_batch(tokenizer, corpus, tag)
+    length = data.shape[1]
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=length, n_embd=width, n_layer=layers, n_head=4,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.eos_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        num_labels=2, id2label={0: "bad", 1: "good"}, label2id={"bad": 0, "good": 1})
+    model = GPT2ForTokenClassification(config)
+    start = time.perf_counter()
+    loss = _fit(model, data, mask, labels, steps, batch, seed, progress)
+    good = float((labels == 1).sum() / (labels >= 0).sum())
+    record = {"solutions": len(corpus), "step_error": ARITHMETIC["prm_step_error"], "tag": tag,
+              "labels": "true step correctness: good while every step so far is right (the answer line: the answer "
+                        "is the sum)", "good_share": good, "width": width, "layers": layers, "batch": batch}
+    return model, tokenizer, loss, start, record
 
 
 def _train_subword(steps: int, seed: int, width: int, layers: int, batch: int, progress, corpus_chars: int,
@@ -241,7 +401,7 @@ def train_tiny(task: str, out: Path, *, steps: int | None = None, seed: int = 0,
     the shipped model uses the defaults in ``SUBWORD``).
     """
     if task not in DEFAULT_STEPS:
-        raise ParameterError(f"unknown task {task!r}; choose dyck, text or subword")
+        raise ParameterError(f"unknown task {task!r}; choose {', '.join(DEFAULT_STEPS)}")
     steps = DEFAULT_STEPS[task] if steps is None else steps
     if steps < 1:
         raise ParameterError("steps must be >= 1")
@@ -254,16 +414,27 @@ def train_tiny(task: str, out: Path, *, steps: int | None = None, seed: int = 0,
     else:
         if corpus_chars is not None or vocab_size is not None:
             raise ParameterError("corpus_chars and vocab_size apply to the subword task only")
-        model, tokenizer, loss, start, corpus = _train_chars(
-            task, steps, seed, 64 if width is None else width, 2 if layers is None else layers,
-            64 if batch is None else batch, progress)
+        small = task in ("dyck", "text")
+        train = _train_chars if small else (_train_arithmetic if task == "arithmetic" else _train_arithmetic_prm)
+        sizes = ((64 if small else ARITHMETIC["width"]) if width is None else width,
+                 (2 if small else ARITHMETIC["layers"]) if layers is None else layers,
+                 (64 if small else ARITHMETIC["batch"]) if batch is None else batch)
+        model, tokenizer, loss, start, corpus = (train(task, steps, seed, *sizes, progress) if small
+                                                 else train(steps, seed, *sizes, progress))
     with staged_folder(Path(out), replace_folder=True) as tmp:  # nothing half-written at ``out``
         model.save_pretrained(tmp, safe_serialization=True)
-        if isinstance(tokenizer, HFTokenizer):
+        if not isinstance(tokenizer, (CharTokenizer, HFTokenizer)):  # the PRM's PreTrainedTokenizerFast
+            tokenizer.save_pretrained(tmp)
+            corpus["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
+        elif isinstance(tokenizer, HFTokenizer):
             tokenizer.hf.save_pretrained(tmp)
             corpus["tokenizer_sha256"] = hashlib.sha256((tmp / "tokenizer.json").read_bytes()).hexdigest()
         else:
             tokenizer.save(tmp)
+        if task == "arithmetic":
+            corpus["base_accuracy"] = _base_accuracy(tmp, seed)
+        elif task == "arithmetic-prm":
+            corpus["heldout_step_accuracy"] = _step_accuracy(model, tokenizer, seed)
         digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()
         record = {"command": f"ttsample train-tiny --task {task} --out DIR --steps {steps} --seed {seed}",
                   "task": task, "seed": seed, "steps": steps, "final_loss": float(loss.detach()),
