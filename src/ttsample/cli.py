@@ -203,8 +203,9 @@ def report(out: Path = typer.Argument(..., help="A folder written by `ttsample s
 
 @app.command()
 def reproduce(
-    name: str = typer.Argument(..., help="Which reproduction: scaling, ttt, lm (language-model samplers) or alignment (AISP against "
-                              "best-of-n, SMC, MH and VGB at equal budgets)."),
+    name: str = typer.Argument(..., help="Which reproduction: scaling, ttt, lm (language-model samplers), alignment (AISP against "
+                              "best-of-n, SMC, MH and VGB at equal budgets) or reasoning (step-level search and "
+                              "sampling with a PRM on multi-step arithmetic)."),
     out: Path = typer.Option(..., "--out", help="Output folder (resumable)."),
     quick: bool = typer.Option(False, "--quick", help="A small grid that runs in about a minute."),
     workers: Optional[int] = typer.Option(None, help="Worker processes (default: all cores)."),
@@ -231,12 +232,15 @@ def reproduce(
 @app.command("train-tiny")
 def train_tiny_cmd(
     task: str = typer.Option("dyck", help="dyck (Dyck words with 10% noise), text (characters of local license "
-                             "texts) or subword (byte-level BPE of 4,096 tokens, context 256, on 4 MB of local license texts)."),
+                             "texts), subword (byte-level BPE of 4,096 tokens, context 256, on 4 MB of local license texts), "
+                             "arithmetic (step-by-step sums, 20% wrong steps) or arithmetic-prm (its PRM, a token "
+                             "classifier of step correctness)."),
     out: Path = typer.Option(..., "--out", help="Folder for config.json, model.safetensors, tokenizer files, training.json."),
-    steps: Optional[int] = typer.Option(None, help="Training steps (default 1500 for dyck and text, 1000 for subword)."),
+    steps: Optional[int] = typer.Option(None, help="Training steps (default 1500 for dyck and text, "
+                                                "1000 for subword, 3000 for arithmetic, 4000 for arithmetic-prm)."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Train a tiny GPT-2-style model on CPU (the three models shipped in the package came from this)."""
+    """Train a tiny GPT-2-style model on CPU (the models and the PRM shipped in the package came from this)."""
     from .lm.tiny import DEFAULT_STEPS, train_tiny
 
     try:
@@ -257,7 +261,7 @@ def generate(
     model: str = typer.Option("dyck", help="Embedded model (dyck, text, subword) or a folder saved with save_pretrained."),
     prompt: str = typer.Option("", help="Prompt text (after <bos>)."),
     horizon: int = typer.Option(8, help="Longest response H in tokens (<eos> ends one earlier)."),
-    reward: str = typer.Option("dyck", help="A built-in (dyck, dyck-completable, no-e, length, sentiment), "
+    reward: str = typer.Option("dyck", help="A built-in (dyck, dyck-completable, no-e, length, sentiment, arithmetic), "
                                "regex:PATTERN, similarity:TEXT, python:MODULE:FUNCTION, path/to/file.py:FUNCTION or "
                                "hf:DIR[:LABEL] (a sequence-classification reward model)."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),
@@ -497,7 +501,7 @@ def lm_exact(
     model: str = typer.Option("dyck", help="Embedded model (dyck, text, subword) or a local model folder."),
     prompt: str = typer.Option("", help="Prompt text (after <bos>)."),
     horizon: int = typer.Option(8, help="Response length H (responses are padded after <eos>)."),
-    reward: str = typer.Option("dyck", help="A built-in (dyck, dyck-completable, no-e, length, sentiment), "
+    reward: str = typer.Option("dyck", help="A built-in (dyck, dyck-completable, no-e, length, sentiment, arithmetic), "
                                "regex:PATTERN, similarity:TEXT, python:MODULE:FUNCTION, path/to/file.py:FUNCTION or "
                                "hf:DIR[:LABEL] (a sequence-classification reward model)."),
     beta: Optional[float] = typer.Option(None, help="tau = exp(r / beta); omit for a 0/1 constraint (tau = 1{r > 0})."),

@@ -352,6 +352,7 @@ def _check_lm_table(t: dict) -> None:
              f"{where}: beta must be a number > 0 (leave it out for a 0/1 constraint)")
     _require(isinstance(t.get("exact", False), bool), f"{where}: exact must be true or false")
     from ..lm.generate import VALUES as kinds  # torch-free: naming the samplers and values loads no model
+    from ..lm.prm import is_prm
     from ..lm.values import is_user_values
 
     samplers = t.get("samplers")
@@ -364,9 +365,10 @@ def _check_lm_table(t: dict) -> None:
     for entry in entries:
         _require(isinstance(entry, (str, dict)), f"{where}: a values entry is a kind or a table {{kind, rho}}")
         kind = entry if isinstance(entry, str) else entry.get("kind")
-        _require(kind in kinds or (isinstance(kind, str) and is_user_values(kind.removeprefix("head:"))),
+        own = isinstance(kind, str) and kind.removeprefix("head:")
+        _require(kind in kinds or (own and (is_user_values(own) or is_prm(own))),
                  f"{where}: unknown values {kind!r}; choose from {', '.join(kinds)}, or name your own "
-                 "(python:MODULE:FUNCTION, path/to/file.py:FUNCTION, hf:DIR[:LABEL])")
+                 "(python:MODULE:FUNCTION, path/to/file.py:FUNCTION, hf:DIR[:LABEL], prm:DIR)")
         rho = 1.0 if isinstance(entry, str) else entry.get("rho", 1.0)
         _require(isinstance(rho, (int, float)) and not isinstance(rho, bool) and rho >= 1,
                  f"{where}: the values' rho must be a number >= 1, got {rho!r}")
@@ -384,9 +386,11 @@ def _check_lm_table(t: dict) -> None:
     from ..lm.steps import Steps
 
     for field, kind in (("steps", Steps), ("decoding", Decoding)):
-        _require(isinstance(t.get(field, {}), dict), f"{where}: {field} must be a table")
+        if field not in t:  # absent: tokens, and the model's own law
+            continue
+        _require(isinstance(t[field], dict) and t[field], f"{where}: {field} must be a non-empty table")
         try:
-            kind(**t.get(field, {}))
+            kind(**t[field])
         except (TypeError, ParameterError) as exc:
             raise ParameterError(f"{where}: [lm_tasks.{field}]: {exc}") from None
     seeds = t.get("seeds", 1)

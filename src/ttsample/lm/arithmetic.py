@@ -17,7 +17,7 @@ solutions matters. The step delimiter is ``"\\n"``.
 ``verify`` is the verifier of the final answer (the reward ``arithmetic``): 1
 when the response's last line is ``answer N`` with N the problem's sum, else
 0; it reads the problem from the prompt, so it is a batched reward.
-``prefix_labels`` gives each step's label for the process reward model: good
+``solution`` also gives each step's label for the process reward model: good
 while every step so far is right (true step correctness, not rollout labels).
 """
 

@@ -93,7 +93,7 @@ def _config(vocab: int, n_positions: int, width: int, layers: int):
                       bos_token_id=vocab - 1, eos_token_id=vocab - 2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 
-DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000, "arithmetic": 3000, "arithmetic-prm": 1500}
+DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000, "arithmetic": 3000, "arithmetic-prm": 4000}
 # the subword model: corpus, tokenizer, model and optimiser settings (the shipped model was made with these)
 SUBWORD = {"corpus_chars": 4_000_000, "vocab_size": 4096, "context": 256, "width": 96, "layers": 3, "batch": 16,
            "lr": 3e-3, "warmup": 50, "heldout_fraction": 0.02}
