@@ -291,7 +291,7 @@ def test_train_tiny_script_is_reproducible(tmp_path):
     assert LanguageModel.load(tmp_path / "a").vocab_size == 6
 
 
-@pytest.mark.parametrize("name", ["dyck", "text", "subword"])
+@pytest.mark.parametrize("name", ["dyck", "text", "subword", "arithmetic"])
 def test_shipped_models_match_their_records(name):
     record = json.loads((EMBEDDED[name] / "training.json").read_text())
     assert hashlib.sha256((EMBEDDED[name] / "model.safetensors").read_bytes()).hexdigest() == record["sha256"]

@@ -162,6 +162,20 @@ def test_ledger_counts_total_and_distinct_and_caches():
     assert first[0, 0] == again[1] and first.shape == (2, 2)
 
 
+def test_a_node_asked_by_log_values_is_one_distinct_query_whichever_method_asks_it():
+    class Valued(CountingCalls):
+        def log_values(self, ids):
+            self.asked.extend(np.asarray(ids).tolist())
+            return np.zeros(np.shape(ids))
+
+    ledger = Ledger()
+    counted = CountedOracle(Valued(make_oracle(random_target(4, 2, seed=0), "exact")), ledger)
+    counted.log_values(np.array([3, 4, 3]))
+    counted.log_weight(np.array([4, 5]))
+    counted.log_values(np.array([5, 6]))
+    assert ledger.queries_total == 7 and ledger.queries_distinct == 4  # 3, 4, 5, 6
+
+
 def test_nan_answers_are_refused():
     class NaNOracle(CountingCalls):
         def log_weight(self, ids):

@@ -237,7 +237,7 @@ def train_tiny_cmd(
                              "classifier of step correctness)."),
     out: Path = typer.Option(..., "--out", help="Folder for config.json, model.safetensors, tokenizer files, training.json."),
     steps: Optional[int] = typer.Option(None, help="Training steps (default 1500 for dyck and text, "
-                                                "1000 for subword, 3000 for arithmetic, 4000 for arithmetic-prm)."),
+                                                "1000 for subword, 3000 for arithmetic, 3000 for arithmetic-prm)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Train a tiny GPT-2-style model on CPU (the models and the PRM shipped in the package came from this)."""

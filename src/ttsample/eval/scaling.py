@@ -199,7 +199,7 @@ LM_METRICS = {
     **{name: (lambda name: lambda row: row.get(name))(name) for name in (
         "tv_pistar", "tv_ratio", "tv_output_law", "tv_law_ratio", "kl_pistar", "kl_pistar_law", "kl_base",
         "kl_base_law", "accuracy", "mean_reward", "distinct_share", "distinct_2", "off_support", "kl_bound",
-        "kl_drift", "responses", "distinct_correct")},
+        "kl_drift", "responses", "distinct_correct", "approved_wrong")},
     "reward_gain": _difference("mean_reward", "base_reward"),  # over the base model's mean reward
     "ess_share": lambda row: row["ess"] / row["delivered"] if row.get("weighted") and row.get("ess") is not None else None,
     # OutcomeLevelRS: responses drawn per accepted one (1 / acceptance rate), times Z: 1 if draws ~ 1/Z

@@ -163,6 +163,8 @@ def verdict_table(verdicts: list[dict]) -> list[str]:
             measured = "–"
         elif v["deterministic"]:
             measured = f"{v['measured']:.2f} (value: no seed variance)"
+        elif v["ci95"] is None:
+            measured = f"{v['measured']:.2f} (one replicate: no interval)"
         else:
             measured = f"{v['measured']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]"
         alt = ("–" if v["alternative"] is None and not v["alternative_name"] else v["alternative_name"]

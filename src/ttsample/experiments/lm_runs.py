@@ -9,7 +9,8 @@ depend on which runs the worker did before. Metrics (stored beside the costs):
   ``log_weights``) give self-normalised weighted means; ``ess`` is their
   effective sample size.
 - ``distinct_share``: distinct responses / n (``distinct_correct``: those with
-  reward > 0, constraints only: coverage of distinct correct solutions); ``distinct_2``: distinct token
+  reward > 0, constraints only: coverage of distinct correct solutions; ``approved_wrong``: with PRM values,
+  the share of answers that are wrong after a prefix the PRM approved); ``distinct_2``: distinct token
   bigrams / bigrams over all samples (EVALUATION.md's distinct n-grams).
 - Where ``pi*`` is exact (``exact = true``: the task's trie is enumerated on a
   separate model, ``GenerationTask.exact_log_values``):
@@ -242,6 +243,7 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     out["distinct_share"] = len(distinct) / n
     if task.beta is None:
         out["distinct_correct"] = len({tokens[i] for i in np.flatnonzero(live & (reward > 0))}) / n
+        out["approved_wrong"] = _approved_wrong(run, leaves, reward, mean)
     bigrams = [tuple(tokens[i][j:j + 2]) for i in np.flatnonzero(live) for j in range(len(tokens[i]) - 1)]
     out["distinct_2"] = len(set(bigrams)) / len(bigrams) if bigrams else None
     law: dict[tuple, float] = {}
@@ -281,6 +283,23 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
                                     else None)
             out["kl_base_law"] = float(np.sum(law_p[on] * (np.log(law_p[on]) - exact.log_pi[on])))
     return out
+
+
+def _approved_wrong(run, leaves, reward, mean) -> float | None:
+    """The share of answers that are wrong after a prefix the PRM approved (its score at the last step end before
+    the answer >= 1/2, with the run's error model on it); None unless the run's values are a PRM. Read after the run's ledger was taken: cached nodes
+    are not scored again, and any that are do not count against the run."""
+    from ..lm.oracle import LMOracle
+    from ..lm.prm import ProcessRewardValues
+    from ..oracles.error_models import ErrorModel
+
+    base = run.oracle
+    while isinstance(base, ErrorModel):  # the error model on top (--rho): its base holds the values
+        base = base.base
+    if not (isinstance(base, LMOracle) and isinstance(base.values, ProcessRewardValues)):
+        return None
+    approved = np.exp(run.oracle.log_values(run.task.tree.parent(leaves))) >= 0.5  # as the sampler saw them
+    return mean((reward <= 0) & approved)
 
 
 def _finite(x):

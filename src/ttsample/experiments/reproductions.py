@@ -422,6 +422,11 @@ REASONING_EXPECTATIONS = about_lm([
                 "E[1 - (1 - p)^k] over problems of accuracy p",
                 _step("best-of-n", ARITH, candidates=16), "accuracy", "mean", _above_base(0.1), _base, BASE_ALT,
                 lower_bound=True),
+    Expectation("beam search with the trained PRM: at least 5% of its answers are wrong after a prefix the PRM "
+                "approved (score >= 1/2 at the last step before the answer)", "ours",
+                "an imperfect PRM approves some wrong prefixes, and a maximiser of its score keeps what it "
+                "approves; the 5% is ours", _step("beam-search", ARITH, PRM), "approved_wrong", "mean",
+                _const(0.05), _const(0.0), "no wrong answer after an approved prefix", lower_bound=True),
     Expectation("best-of-1 is plain sampling: its accuracy is pi_ref's", "proof",
                 "one candidate is a pi_ref draw; the base accuracy is estimated from other pi_ref draws",
                 _step("best-of-n", ARITH, candidates=1), "accuracy", "mean", _base, _above_base(0.2),
@@ -436,15 +441,16 @@ REASONING_CAVEATS = [
     "reward, so it is right unless all its candidates are wrong (an oracle upper line, not a practical method).",
     "The PRM is the project's (`ttsample train-tiny --task arithmetic-prm`): trained on true step correctness of "
     "synthetic solutions (good while every step so far is right), not on rollout labels; V_hat of a prefix is its "
-    "last step's score. Its forward passes are counted as reward calls, beside the verifier's; forward passes "
-    "are the policy's.",
+    "last step's score. It is weak: its held-out step accuracy (in its training.json) is barely above calling "
+    "every step good, since it catches slips that change a result's number of digits and little else; the "
+    "exact V* rows show what a perfect PRM buys on the same problems. Its forward passes are counted as reward "
+    "calls, beside the verifier's; forward passes are the policy's.",
     "PRM quality where V* is known: on 2-step problems under top-p 0.97, the exact law enumerates pi_ref's support "
     "(about 50 responses per problem). The arithmetic has one right solution per problem (a wrong step is almost "
     "never undone by a second), so pi* there is nearly a point mass and TV to it says little; the robustness "
     "claim is judged on the Dyck steps task, where pi* spreads over many words.",
     "ActionLevelRS on a step tree has no closed-form output law (its steps are drawn, not listed), so its TV "
     "there is the empirical one against the noise floor of n exact draws.",
-    "Not measured: how often a wrong final answer follows a prefix the PRM approved.",
     "Seconds are wall time of one run on one thread of a shared 2-core machine; compare within this report.",
 ]
 
@@ -454,18 +460,20 @@ def reasoning_section(rows, points, paired, out):
     lines = ["## Accuracy against compute", "",
              "Per task (difficulty = steps), per answer: the mean over problems (each run is one problem), costs "
              "per delivered answer. *reward calls*: the verifier's and the PRM's forward passes. *distinct "
-             "correct*: distinct verified responses / answers.", ""]
+             "correct*: distinct verified responses / answers. *wrong after PRM approval*: the share of answers "
+             "that are wrong although the PRM scored the last step before the answer >= 1/2 (runs with PRM "
+             "values only).", ""]
     for task in dict.fromkeys(p["lm_task"] for p in points if p["lm_task"].startswith("arithmetic")):
         mine = sorted((p for p in points if p["lm_task"] == task and p["axis"] == "seeds"),
                       key=lambda p: -(p["accuracy"]["mean"] or 0))
         base = mine[0]["base_reward"] if mine else None
         lines += [f"### {task} (plain sampling's accuracy {base:.3f})" if base is not None else f"### {task}", "",
                   "| method | values | options | accuracy | fwd passes | tokens | reward calls | seconds | "
-                  "distinct correct |", "|---|---|---|---|---|---|---|---|---|"]
+                  "distinct correct | wrong after PRM approval |", "|---|---|---|---|---|---|---|---|---|---|"]
         for p in mine:
             options = ", ".join(f"{k}={v}" for k, v in sorted(p["options"].items()) if k != "answer") or "–"
             cells = " | ".join(cell_value(p[m]) for m in ("accuracy", "forward_passes", "tokens", "reward_calls",
-                                                          "seconds", "distinct_correct"))
+                                                          "seconds", "distinct_correct", "approved_wrong"))
             lines.append(f"| {p['sampler']} | {p['values']} | {cell(options)} | {cells} |")
         lines.append("")
     return lines, []

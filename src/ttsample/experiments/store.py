@@ -45,6 +45,7 @@ COLUMNS = {
     "tv_floor": "REAL", "tv_floor_q95": "REAL", "kl_floor": "REAL", "tv_ratio": "REAL",
     "law_dead_mass": "REAL", "tv_law_ratio": "REAL", "kl_pistar_law": "REAL", "kl_base_law": "REAL",
     "kl_bound": "REAL", "kl_drift": "REAL", "responses": "REAL", "distinct_correct": "REAL",
+    "approved_wrong": "REAL",
 }
 
 

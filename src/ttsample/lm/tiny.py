@@ -93,7 +93,7 @@ def _config(vocab: int, n_positions: int, width: int, layers: int):
                       bos_token_id=vocab - 1, eos_token_id=vocab - 2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 
-DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000, "arithmetic": 3000, "arithmetic-prm": 4000}
+DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000, "arithmetic": 3000, "arithmetic-prm": 3000}
 # the subword model: corpus, tokenizer, model and optimiser settings (the shipped model was made with these)
 SUBWORD = {"corpus_chars": 4_000_000, "vocab_size": 4096, "context": 256, "width": 96, "layers": 3, "batch": 16,
            "lr": 3e-3, "warmup": 50, "heldout_fraction": 0.02}
@@ -238,26 +238,56 @@ def _base_accuracy(folder: Path, seed: int) -> dict:
             **{str(k): arithmetic.base_accuracy(lm, k, count, draws, seed) for k in arithmetic.DIFFICULTIES}}
 
 
-def _tagged_batch(tokenizer, corpus, tag: str):
-    """The PRM's inputs for (problem, solution, labels) rows, padded, and each row's labels at its tags (-100
-    elsewhere)."""
+def _tagged_batch(tokenizer, corpus, tag: str, dense: bool = False):
+    """The PRM's inputs for (problem, solution, labels) rows, padded, and each row's labels: at its tags (-100
+    elsewhere), or with ``dense`` at every token of the solution (``_dense_labels``)."""
     import torch
 
     from . import arithmetic
     from .prm import tagged
 
     tag_id = tokenizer.convert_tokens_to_ids(tag)
-    seqs = []
-    for problem, text, _ in corpus:
+    seqs, dense_labels = [], []
+    for problem, text, good in corpus:
         lines = text.split(arithmetic.DELIMITER)
         steps_text = [line + arithmetic.DELIMITER for line in lines[:-1]] + [lines[-1]]
         seqs.append(tokenizer.encode(problem.prompt + "".join(tagged(s, tag, (arithmetic.DELIMITER,))
                                                               for s in steps_text), add_special_tokens=False))
+        if dense:
+            dense_labels.append([-100] * len(problem.prompt) + _dense_labels(problem, lines, good))
     data, mask = _padded(seqs, 2 * ARITHMETIC["context"], tokenizer.eos_token_id)
     labels = torch.full_like(data, -100)
     for i, (_, _, good) in enumerate(corpus):
-        labels[i, torch.nonzero(data[i] == tag_id).ravel()] = torch.tensor([int(g) for g in good])
+        at = torch.nonzero(data[i] == tag_id).ravel()
+        if dense:
+            labels[i, : len(dense_labels[i])] = torch.tensor(dense_labels[i])
+            assert labels[i, at].tolist() == [int(g) for g in good]  # the tags' labels are the solution's
+        else:
+            labels[i, at] = torch.tensor([int(g) for g in good])
     return data, mask, labels
+
+
+def _dense_labels(problem, lines: list[str], good: list[bool]) -> list[int]:
+    """A label for every character, tag and delimiter of a tagged solution: whether the prefix that ends there can
+    still be right. In a step line ``T+x=R``: every step before it right, and ``R`` so far a prefix of ``T+x``; at
+    the tag and the delimiter, the step's own label. In the answer line: its digits so far a prefix of the
+    problem's sum. The tags are where the PRM is read; the other labels are there so that it learns to check
+    the digits where it reads them (a label at the tags alone trains far more slowly)."""
+    from . import arithmetic
+
+    out, right = [], True
+    for k, line in enumerate(lines):
+        if k < len(lines) - 1:
+            head, result = line.split("=")
+            head, true, ok = head + "=", str(sum(int(x) for x in head.split("+"))), right
+        else:
+            head, result = arithmetic.ANSWER, line[len(arithmetic.ANSWER):]
+            true, ok = str(problem.answer), True
+        out += [int(ok)] * len(head)
+        out += [int(ok and true.startswith(result[: j + 1])) for j in range(len(result))]
+        out += [int(good[k])] * (2 if k < len(lines) - 1 else 1)  # the tag, and the delimiter after it
+        right = good[k]
+    return out
 
 
 def _step_accuracy(model, tokenizer, seed: int) -> dict:
@@ -311,7 +341,7 @@ def _train_arithmetic_prm(steps: int, seed: int, width: int, layers: int, batch:
     tag = PRMReading().tag
     tokenizer = prm_tokenizer(tag)
     corpus = _arithmetic_corpus(ARITHMETIC["solutions"], ARITHMETIC["prm_step_error"], seed + 1)
-    data, mask, labels = _tagged_batch(tokenizer, corpus, tag)
+    data, mask, labels = _tagged_batch(tokenizer, corpus, tag, dense=True)
     length = data.shape[1]
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=length, n_embd=width, n_layer=layers, n_head=4,
                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
@@ -320,10 +350,11 @@ def _train_arithmetic_prm(steps: int, seed: int, width: int, layers: int, batch:
     model = GPT2ForTokenClassification(config)
     start = time.perf_counter()
     loss = _fit(model, data, mask, labels, steps, batch, seed, progress)
-    good = float((labels == 1).sum() / (labels >= 0).sum())
+    good = float(np.mean([g for _, _, labels_ in corpus for g in labels_]))  # at the tags
     record = {"solutions": len(corpus), "step_error": ARITHMETIC["prm_step_error"], "tag": tag,
               "labels": "true step correctness: good while every step so far is right (the answer line: the answer "
-                        "is the sum)", "good_share": good, "width": width, "layers": layers, "batch": batch}
+                        "is the sum); trained on every token of the solution (whether its prefix can still be "
+                        "right), read at the tags", "good_share": good, "width": width, "layers": layers, "batch": batch}
     return model, tokenizer, loss, start, record
 
 

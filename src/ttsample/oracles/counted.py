@@ -34,11 +34,19 @@ class CountedOracle(Oracle):
         self.ledger = ledger
         self._costs = oracle.costs if model_costs else None  # a model's ledger (forward passes, ...)
         self._cache = np.full(self.tree.num_nodes, np.nan)  # grows with a tree that grows
+        self._valued = np.zeros(self.tree.num_nodes, dtype=bool)  # nodes asked by log_values (not cached here)
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
         if ids.size:
             self._cache = grown(self._cache, int(ids.max()) + 1, np.nan)
+            self._valued = grown(self._valued, int(ids.max()) + 1, False)
         return ids
+
+    def _count_distinct(self, fresh_ids: np.ndarray) -> None:
+        """A node is one distinct query, whether ``log_weight`` or ``log_values`` asked it first."""
+        self.ledger.queries_distinct += int(np.count_nonzero(~self._valued[fresh_ids]
+                                                             & np.isnan(self._cache[fresh_ids])))
+        self._valued[fresh_ids] = True
 
     def cached(self, ids: np.ndarray) -> np.ndarray:
         """Whether each node has been asked already (asking it again costs no distinct query)."""
@@ -57,16 +65,17 @@ class CountedOracle(Oracle):
                 raise OracleBoundError(
                     f"the {self.oracle.name} oracle answered NaN or +inf; answers must be finite log-masses or -inf"
                 )
+            self._count_distinct(fresh_ids)
             self._cache[fresh_ids] = fresh
-            self.ledger.queries_distinct += fresh_ids.size
             values = self._cache[ids]
         return values
 
     def log_values(self, ids: np.ndarray) -> np.ndarray:
-        """The wrapped oracle's ``log_values`` (a language-model oracle's), counted in ``queries_total`` only (not
-        cached here, so not in ``queries_distinct``: the values cache their own answers)."""
-        ids = np.asarray(ids, dtype=np.int64)
+        """The wrapped oracle's ``log_values`` (a language-model oracle's), counted like ``log_weight`` but not
+        cached here (the values cache their own answers)."""
+        ids = self._slots(np.asarray(ids, dtype=np.int64))
         self.ledger.queries_total += ids.size
+        self._count_distinct(np.unique(ids))
         with charged(self.ledger, self._costs):
             out = self.oracle.log_values(ids)
         if np.isnan(out).any() or np.isposinf(out).any():
