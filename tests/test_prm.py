@@ -115,6 +115,20 @@ def test_an_eos_step_is_no_step_to_score(task, folders):
     np.testing.assert_allclose(values(leaf), values(inner), atol=1e-12)
 
 
+def test_the_empty_response_is_one_empty_step_scored_at_a_tag_right_after_the_prompt(task, folders):
+    """<eos> first: no step of text, yet a finished solution the maximisers score (they read values at leaves)."""
+    empty = task.token_tree.child(np.zeros(1, dtype=np.int64), np.array([task.eos_action]))
+    assert task.tree.is_leaf(empty)[0] and task.text(empty) == [""]
+    tokenizer = AutoTokenizer.from_pretrained(folders["labels"], local_files_only=True)
+    model = AutoModelForTokenClassification.from_pretrained(folders["labels"], local_files_only=True).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([tokenizer.encode(TAG)])).logits[0, -1].double()
+    for aggregate in ("last", "product", "min"):
+        values = ProcessRewardValues(task, str(folders["labels"]), PRMReading(TAG, aggregate=aggregate))
+        assert values.layout(int(empty[0])) == (TAG, 1)
+        np.testing.assert_allclose(values(empty), [torch.log_softmax(logits, 0)[1].item()], atol=1e-5)
+
+
 def test_a_prm_read_one_token_before_its_tag_is_caught(task, folders):
     """Twin: the scores one position before the tag differ from what the values read."""
     nodes = step_ends(task, 64)

@@ -143,6 +143,8 @@ class ProcessRewardValues:
             if not step.strip():  # a step of no text (<eos> alone after a step end) is no step to score
                 continue
             parts.append(tagged(step, self.reading.tag, task.step_rule.delimiters))
+        if not parts and node != 0:  # the empty response (<eos> first) is one empty step: the PRM's verdict on it
+            parts = [self.reading.tag]
         return task.prompt_text + "".join(parts), len(parts)
 
     def step_scores(self, nodes) -> list[np.ndarray]:
