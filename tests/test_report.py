@@ -7,6 +7,7 @@ a tolerance of the expected value; the rule here must tell linear from quadratic
 from cubic on the same data, or say that it cannot.
 """
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -128,7 +129,9 @@ def test_a_sweep_of_both_kinds_is_one_report_with_one_verdict_table(tmp_path):
     from ttsample.experiments.reproductions import SWEEP_REPORT
     from ttsample.experiments.store import ResultStore
 
-    lm_store = ResultStore(Path(__file__).resolve().parents[1] / "docs" / "results" / "lm" / "results.sqlite")
+    shipped = Path(__file__).resolve().parents[1] / "docs" / "results" / "lm" / "results.sqlite"
+    shutil.copy(shipped, tmp_path / "lm.sqlite")  # opening a store migrates it: never the shipped file
+    lm_store = ResultStore(tmp_path / "lm.sqlite")
     rows = snapshot_rows() + lm_store.rows()
     lm_store.close()
     summary = write_report(rows, tmp_path, title="t", intro="i", parts=list(SWEEP_REPORT.parts),
