@@ -175,7 +175,7 @@ def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Gene
         samples = []
         while len(samples) < n and time.perf_counter() - start < seconds:
             r = sample_smc(task, oracle, 1, rng, particles=particles, twist=True)
-            if np.isfinite(r.info["log_z"]):
+            if np.isfinite(r.log_z):
                 samples.append(int(r.samples[0]))
         leaves = np.array(samples, dtype=np.int64)
         stopped = "max_seconds" if len(samples) < n else None
@@ -183,7 +183,7 @@ def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Gene
     else:
         if method == "vgb-alpha":
             pilot = sample_smc(task, LMOracle(task, HeuristicValues(task, alpha=1.0)), 100, rng, twist=True)
-            alpha = float(np.clip(np.exp(pilot.info["log_z"] / h), 0.05, 1.0))
+            alpha = float(np.clip(np.exp(pilot.log_z / h), 0.05, 1.0))
             values, extra["alpha"] = HeuristicValues(task, alpha=alpha), round(alpha, 3)
         elif method in ("vgb-calibrated", "action-rs"):
             values = DepthCalibratedValues(task, rng)
@@ -198,7 +198,7 @@ def run(method: str, target: Target, n: int, seconds: float, rng: np.random.Gene
                                                budget=Budget(max_seconds=left))
             finally:
                 vgb_module.KERNELS = kernels
-            extra["T"] = result.info["steps"]
+            extra["T"] = result.params["steps"]
             if vgb_steps == "auto":  # the exact output law at the T the rule chose (cf. the table below)
                 c = extra["T"] / (h + 1) ** 2
                 extra["exact TV at T"] = exact_walk_laws(task, values, target, [c])[0]["tv"]
@@ -400,7 +400,7 @@ def walk_length_table(target: Target, rng: np.random.Generator, factors=FACTORS,
 
     task = target_task(LanguageModel.load("dyck"), target)
     pilot = sample_smc(task, LMOracle(task, HeuristicValues(task, alpha=1.0)), 100, rng, twist=True)
-    alpha = float(np.clip(np.exp(pilot.info["log_z"] / target.h), 0.05, 1.0))
+    alpha = float(np.clip(np.exp(pilot.log_z / target.h), 0.05, 1.0))
     for name, values in [("exact V*", ExactLookup(task, target)), ("calibrated", DepthCalibratedValues(task, rng)),
                          (f"alpha = {alpha:.2f}", HeuristicValues(task, alpha=alpha)),
                          ("pilot head", PilotHeadValues(task, rng))] \

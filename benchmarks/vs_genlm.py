@@ -277,7 +277,7 @@ def run_tt(method: str, n: int, rng: np.random.Generator, exact: Exact, **opts) 
     log_w = None
     if method == "rs":
         result = sample_outcome_rs(task, None, n, rng)
-        extra["accept"] = result.info["acceptance_rate"]
+        extra["accept"] = result.diagnostics["acceptance_rate"]
     elif method in ("smc", "smc-twist", "smc-exact"):
         values = ExactLookup(task, exact) if method == "smc-exact" else HeuristicValues(task, prefix=completable, alpha=1.0)
         result = sample_smc(task, LMOracle(task, values), n, rng, twist=method != "smc")
@@ -288,11 +288,11 @@ def run_tt(method: str, n: int, rng: np.random.Generator, exact: Exact, **opts) 
         else:  # alpha**(H-h) matches V*'s decay when alpha = Z**(1/H): Z from a small twisted-SMC pilot
             pilot = sample_smc(task, LMOracle(task, HeuristicValues(task, prefix=completable, alpha=1.0)), 100, rng,
                                twist=True)
-            alpha = float(np.clip(np.exp(pilot.info["log_z"] / H), 0.05, 1.0))
+            alpha = float(np.clip(np.exp(pilot.log_z / H), 0.05, 1.0))
             extra["alpha"] = alpha
             values = HeuristicValues(task, prefix=completable, alpha=alpha)
         result = sample_vgb(task, LMOracle(task, values), n, rng, steps=opts.get("steps"))
-        extra.update(T=result.info["steps"], queries=result.ledger.queries_total,
+        extra.update(T=result.params["steps"], queries=result.ledger.queries_total,
                      distinct=result.ledger.queries_distinct)
     elif method == "mh":
         result = sample_mh(task, None, n, rng, chains=opts["chains"], thin=opts["thin"],

@@ -69,11 +69,11 @@ def test_aisp_keeps_the_best_reports_diagnostics_and_reproduces(task):
     result = sample_aisp(task, None, 2, np.random.default_rng(0), **kwargs)
     again = sample_aisp(task, None, 2, np.random.default_rng(0), **kwargs)
     assert np.array_equal(task.tokens(result.samples), task.tokens(again.samples))  # seeded
-    diag = result.info["diagnostics"]
+    diag = result.diagnostics["rounds"]
     assert all(len(diag[k]) == 4 for k in ("mean_reward", "best_reward", "ess", "u_norm", "kl"))
     assert all(1.0 <= e <= 6.0 for e in diag["ess"]) and diag["u_norm"][-1] > 0 and diag["kl"][-1] > 0
-    best = [max(r for _, r, _ in tried) for tried in result.info["tried"]]
-    assert np.allclose(best, result.info["best_reward"])  # the kept response is the best of all rounds
+    best = [max(r for _, r, _ in tried) for tried in result.diagnostics["tried"]]
+    assert np.allclose(best, result.diagnostics["best_reward"])  # the kept response is the best of all rounds
     assert result.ledger.forward_passes > 0 and result.ledger.reward_calls >= 2 * 6 * 4
 
 
@@ -89,7 +89,7 @@ def test_cli_aisp_with_options_and_bad_ones(tmp_path):
                                   "--set", "candidates=4", "--set", "iterations=2", "-n", "2", "--out", str(tmp_path / "a")])
     assert ok.exit_code == 0, ok.output
     ledger = json.loads((tmp_path / "a" / "ledger.json").read_text())
-    assert ledger["options"] == {"candidates": 4, "iterations": 2} and len(ledger["info"]["diagnostics"]["kl"]) == 2
+    assert ledger["options"] == {"candidates": 4, "iterations": 2} and len(ledger["info"]["rounds"]["kl"]) == 2
     assert (tmp_path / "a" / "aisp_diagnostics.png").stat().st_size > 1000
     bad = CliRunner().invoke(app, ["generate", "--sampler", "aisp", "--set", "sigma=0", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "sigma" in bad.output and not (tmp_path / "b").exists()

@@ -166,8 +166,8 @@ def test_batched_aisp_decodes_each_prompt_as_it_would_alone(lm):
         single = GenerationTask(LanguageModel(lm.model, lm.tokenizer), task.prompt, 4, lexicon_sentiment)
         greedy = single.text(single.sample_suffix(np.zeros(1, dtype=np.int64), np.random.default_rng(0), _greedy))
         assert task.text(result.samples) == greedy * 2
-        assert [r for r in one.info["best_reward"]] == list(result.info["best_reward"])
-        assert result.info["prompts"] == 2 and len(result.info["diagnostics"]["kl"]) == 2
+        assert [r for r in one.diagnostics["best_reward"]] == list(result.diagnostics["best_reward"])
+        assert result.params["prompts"] == 2 and len(result.diagnostics["rounds"]["kl"]) == 2
 
 
 def test_reproduce_alignment_quick_end_to_end(tmp_path):

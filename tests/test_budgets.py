@@ -68,7 +68,7 @@ def test_best_of_n_keeps_the_batches_it_completed(monkeypatch):
     with pytest.raises(Interrupted) as caught:
         generate(**DYCK, sampler="best-of-n", n=10, candidates=4, progress=ctrl_c_once(6))
     result = caught.value.partial.result
-    assert result.samples.size == 6 and len(result.info["candidates"]) == 6
+    assert result.samples.size == 6 and len(result.diagnostics["candidates"]) == 6
     np.testing.assert_array_equal(result.samples, full.result.samples[:6])
     assert result.ledger.tries == 24
 
@@ -80,7 +80,7 @@ def test_aisp_keeps_the_best_of_the_rounds_it_completed():
     with pytest.raises(Interrupted) as caught:
         generate(**settings, iterations=4, progress=ctrl_c_once(3 * 2 / 4))  # after the second of four rounds
     result = caught.value.partial.result
-    assert result.info["iterations_done"] == 2
+    assert result.diagnostics["iterations_done"] == 2
     np.testing.assert_array_equal(result.samples, two_rounds.result.samples)
 
 
@@ -111,11 +111,11 @@ def test_ctrl_c_inside_an_aisp_round_keeps_only_the_rounds_completed():
     with pytest.raises(Interrupted) as caught:
         sample_aisp_prompts(tasks(pressed_in_round_three), 3, np.random.default_rng(0), iterations=4, **settings)
     for result, reference in zip(caught.value.partial, two):
-        assert result.info["iterations_done"] == 2 and result.stopped == "interrupted"
+        assert result.diagnostics["iterations_done"] == 2 and result.stopped == "interrupted"
         np.testing.assert_array_equal(result.samples, reference.samples)
-        assert all(len(trace) == 2 for trace in result.info["diagnostics"].values())
-        assert all(len(chain) == 2 * 4 for chain in result.info["tried"])
-        np.testing.assert_array_equal(result.info["u"], reference.info["u"])
+        assert all(len(trace) == 2 for trace in result.diagnostics["rounds"].values())
+        assert all(len(chain) == 2 * 4 for chain in result.diagnostics["tried"])
+        np.testing.assert_array_equal(result.diagnostics["u"], reference.diagnostics["u"])
 
 
 @pytest.mark.parametrize("sampler", ["smc", "twisted-smc", "mh", "action-rs"])

@@ -21,15 +21,15 @@ def test_a_walks_first_sample_costs_what_a_one_sample_run_costs(name, seed):
     oracle = make_oracle(target, "random", 1.5, seed=seed)
     many = WALKS[name](oracle, 200, np.random.default_rng(seed))
     one = WALKS[name](oracle, 1, np.random.default_rng(seed))
-    assert many.info["first_sample_queries"] == one.ledger.queries_total
-    assert many.info["first_sample_distinct"] == one.ledger.queries_distinct
-    assert many.ledger.queries_distinct > many.info["first_sample_distinct"]
+    assert many.diagnostics["first_sample_queries"] == one.ledger.queries_total
+    assert many.diagnostics["first_sample_distinct"] == one.ledger.queries_distinct
+    assert many.ledger.queries_distinct > many.diagnostics["first_sample_distinct"]
 
 
 def test_jvv_first_sample_with_an_exact_oracle_is_one_descent():
     target = random_target(7, 3, seed=2)
     result = sample_jvv(make_oracle(target, "exact"), 50, np.random.default_rng(0))
-    assert result.info["first_sample_queries"] == result.info["first_sample_distinct"] == 7 * 3
+    assert result.diagnostics["first_sample_queries"] == result.diagnostics["first_sample_distinct"] == 7 * 3
 
 
 def test_jvv_first_sample_counts_every_try_before_it():
@@ -45,9 +45,9 @@ def test_jvv_first_sample_counts_every_try_before_it():
     batch = int(np.ceil(1.3 ** 8))
     for seed in range(200):
         result = sample_jvv(oracle, 1, np.random.default_rng(seed))
-        first, total = result.info["first_sample_queries"], result.ledger.queries_total
+        first, total = result.diagnostics["first_sample_queries"], result.ledger.queries_total
         assert first % per_try == 0 and 0 <= (total - first) // per_try < batch
-        assert result.info["first_sample_distinct"] <= min(first, result.ledger.queries_distinct)
+        assert result.diagnostics["first_sample_distinct"] <= min(first, result.ledger.queries_distinct)
 
 
 @pytest.mark.parametrize("sampler", [sample_mixture_rejection, sample_learned_oracle])
@@ -58,7 +58,7 @@ def test_class_samplers_first_sample_is_within_the_run(sampler):
     before_the_end = 0
     for seed in range(20):
         result = sampler(cls, oracle, 1, np.random.default_rng(seed))
-        led, info = result.ledger, result.info
+        led, info = result.ledger, result.diagnostics
         assert 1 <= info["first_sample_queries"] <= led.queries_total
         assert 1 <= info["first_sample_distinct"] <= min(info["first_sample_queries"], led.queries_distinct)
         before_the_end += info["first_sample_queries"] < led.queries_total

@@ -172,7 +172,7 @@ def test_boosted_walk_on_the_lm_oracle_samples_its_exact_law(lm_walk):
     task = GenerationTask(LanguageModel.load("dyck"), "", 5, dyck_valid)
     fresh = LMOracle(task, ExactValues(task))  # grown in the same order: the same handles
     result = sample_walk_boosted(fresh, 3000, np.random.default_rng(0))
-    assert result.info["steps"] == steps and result.info["leaf_boost"] == walk.leaf_boost
+    assert result.params["steps"] == steps and result.params["leaf_boost"] == walk.leaf_boost
     assert chi_square_p_value(result.samples, law) > FALSE_ALARM
     # at stationarity the leaf law is exactly the oracle's leaf answers
     leaf = leaf_marginal(walk, walk_stationary_law(walk, oracle))

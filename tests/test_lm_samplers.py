@@ -67,7 +67,7 @@ def test_action_rs_samples_its_exact_law_and_is_measurably_off_pi_star(dyck):
     task, exact, pi_star = dyck
     single = with_error(exact, "single", 2.0, seed=0)
     result = sample_action_rs(task, single, 3000, np.random.default_rng(0))
-    assert result.info["kernel"] == "dense" and result.ledger.queries_total > 0
+    assert result.params["kernel"] == "dense" and result.ledger.queries_total > 0
     assert chi_square_p_value(result.samples, descent_leaf_law(single)) > FALSE_ALARM
     assert chi_square_p_value(result.samples, pi_star) < FALSE_ALARM
 
@@ -77,7 +77,7 @@ def test_action_rs_by_proposals_matches_the_dense_rule(dyck, monkeypatch):
     task, exact, pi_star = dyck
     monkeypatch.setattr(action_rs, "DENSE_MAX_BRANCHING", 1)
     result = sample_action_rs(task, exact, 3000, np.random.default_rng(1))
-    assert result.info["kernel"] == "proposal" and result.ledger.restarts > 0  # some proposals were rejected
+    assert result.params["kernel"] == "proposal" and result.ledger.restarts > 0  # some proposals were rejected
     assert chi_square_p_value(result.samples, pi_star) > FALSE_ALARM
     with pytest.raises(OracleBoundError, match="bound"):  # a bound the values break is refused, not clipped
         sample_action_rs(task, exact, 100, np.random.default_rng(1), max_log_value=np.log(0.5))
@@ -89,10 +89,10 @@ def test_vgb_with_noisy_values_samples_its_exact_law(dyck, kernel):
     task, exact, pi_star = dyck
     noisy = with_error(exact, "random", 2.0, seed=1)
     result = sample_vgb(task, noisy, 2000, np.random.default_rng(2), kernel=kernel)
-    chosen = result.info["kernel"]
+    chosen = result.params["kernel"]
     assert chosen == ("dense" if kernel == "auto" else "proposal")
     walk = (SinclairJerrumWalk if chosen == "dense" else ProposalWalk)(task.tree, 2.0 * H)
-    law = walk_output_law(walk, noisy, result.info["steps"])[0]
+    law = walk_output_law(walk, noisy, result.params["steps"])[0]
     assert total_variation(law, pi_star) < 0.01  # the default T is long enough here
     assert chi_square_p_value(result.samples, law) > FALSE_ALARM
     assert all(dyck_valid(t) for t in task.text(result.samples))
@@ -120,7 +120,7 @@ def test_twisted_smc_with_pi_ref_proposals_estimates_z_without_bias(dyck, monkey
     monkeypatch.setattr(trie, "MAX_CHILDREN_BRANCHING", 1)
 
     def z_hats(oracle):
-        return np.array([np.exp(smc.sample_smc(task, oracle, 8, np.random.default_rng(seed), twist=True).info["log_z"])
+        return np.array([np.exp(smc.sample_smc(task, oracle, 8, np.random.default_rng(seed), twist=True).log_z)
                          for seed in range(300)])
 
     noisy = with_error(exact, "random", 2.0, seed=3)

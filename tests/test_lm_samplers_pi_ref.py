@@ -75,7 +75,7 @@ def test_outcome_rs_follows_pi_star_and_a_square_root_acceptance_is_caught(tilt,
     ledger = result.ledger
     assert ledger.tries == N + ledger.restarts + ledger.surplus and ledger.reward_calls > 0 and ledger.steps > 0
     p = np.exp(tilt.log_z - 2.0)  # acceptance rate Z / max tau
-    assert abs(result.info["acceptance_rate"] - p) < Z_BAND * np.sqrt(p * (1 - p) / ledger.tries)
+    assert abs(result.diagnostics["acceptance_rate"] - p) < Z_BAND * np.sqrt(p * (1 - p) / ledger.tries)
     plain = sample_outcome_rs(constraint.task, None, N, np.random.default_rng(1))  # bound 0 by default
     assert chi_square_p_value(plain.samples, constraint.pi_star) > FALSE_ALARM
 
@@ -95,7 +95,7 @@ def test_every_built_in_reward_declares_a_range_that_outcome_rs_tilts_with(lm, n
     r = np.array([REWARDS[name](t) for t in task.text(every)])
     assert low <= r.min() and r.max() <= high
     result = sample_outcome_rs(task, None, N, np.random.default_rng(3))  # no max_log_tau given
-    assert result.info["max_log_tau"] == high / 0.5
+    assert result.diagnostics["max_log_tau"] == high / 0.5
     assert chi_square_p_value(result.samples, exact.pi_star) > FALSE_ALARM
 
 
@@ -130,12 +130,12 @@ def test_best_of_n_returns_the_best_candidate_and_with_one_candidate_follows_pi_
     task = GenerationTask(lm, "", 4, length_reward, beta=1.0)  # graded reward: the number of characters
     result = sample_best_of_n(task, None, 300, np.random.default_rng(0), candidates=5)
     assert result.samples.size == 300 and result.ledger.tries == 1500 and result.ledger.restarts == 1200
-    for out, cands, best in zip(result.samples, result.info["candidates"], result.info["rewards"]):
+    for out, cands, best in zip(result.samples, result.diagnostics["candidates"], result.diagnostics["rewards"]):
         handles, rewards = zip(*cands)
         assert len(cands) == 5 and best == max(rewards)
         assert out == handles[int(np.argmax(rewards))]  # the first of the best
         assert np.allclose(rewards, [task.reward(t) for t in task.text(np.array(handles))])
-    assert np.mean(result.info["rewards"]) > np.mean([r for c in result.info["candidates"] for _, r in c])
+    assert np.mean(result.diagnostics["rewards"]) > np.mean([r for c in result.diagnostics["candidates"] for _, r in c])
 
     single = sample_best_of_n(tilt.task, None, N, np.random.default_rng(1), candidates=1)
     assert chi_square_p_value(single.samples, tilt.pi_ref) > FALSE_ALARM
@@ -151,8 +151,8 @@ def test_perfectly_twisted_smc_has_equal_weights_exact_log_z_and_exact_draws(til
         oracle = LMOracle(exact.task, exact.values)
         for seed in range(3):
             result = sample_smc(exact.task, oracle, 64, np.random.default_rng(seed), twist=True)
-            np.testing.assert_allclose(result.info["ess"], 64, rtol=1e-9)
-            assert abs(result.info["log_z"] - exact.log_z) < 1e-9 and result.info["resampled_at"] == []
+            np.testing.assert_allclose(result.diagnostics["ess_steps"], 64, rtol=1e-9)
+            assert abs(result.log_z - exact.log_z) < 1e-9 and result.diagnostics["resampled_at"] == []
             np.testing.assert_allclose(result.log_weights, exact.log_z, atol=1e-9)
         big = sample_smc(exact.task, oracle, N, np.random.default_rng(7), twist=True)
         assert chi_square_p_value(big.samples, exact.pi_star) > FALSE_ALARM
@@ -160,7 +160,7 @@ def test_perfectly_twisted_smc_has_equal_weights_exact_log_z_and_exact_draws(til
     # values off by up to a factor 2: the property is not automatic
     noisy = with_error(LMOracle(tilt.task, tilt.values), "random", 2.0, seed=3)
     result = sample_smc(tilt.task, noisy, 64, np.random.default_rng(0), twist=True)
-    assert np.min(result.info["ess"]) < 63 and abs(result.info["log_z"] - tilt.log_z) > 1e-3
+    assert np.min(result.diagnostics["ess_steps"]) < 63 and abs(result.log_z - tilt.log_z) > 1e-3
 
 
 def smc_runs(exact: Exact, particles: int, runs: int, f: np.ndarray, **options):
@@ -168,7 +168,7 @@ def smc_runs(exact: Exact, particles: int, runs: int, f: np.ndarray, **options):
     est, z = np.empty(runs), np.empty(runs)
     for seed in range(runs):
         r = sample_smc(exact.task, None, particles, np.random.default_rng(seed), **options)
-        z[seed] = np.exp(r.info["log_z"])
+        z[seed] = np.exp(r.log_z)
         assert np.isclose(np.exp(r.log_weights).mean(), z[seed])  # unnormalised weights: their mean is Z_hat
         w = np.exp(r.log_weights)
         est[seed] = w @ f[r.samples] / w.sum() if w.sum() > 0 else np.nan  # every weight zero: no estimate
@@ -196,7 +196,7 @@ def test_plain_smc_bias_shrinks_with_particles_and_z_hat_is_unbiased(tilt, const
     _, z_sys = smc_runs(constraint, 8, 300, f, resampling="systematic", ess_threshold=1.0)
     assert abs(z_sys.mean() - np.exp(constraint.log_z)) < Z_BAND * z_sys.std() / np.sqrt(z_sys.size)
     never = sample_smc(tilt.task, None, 64, np.random.default_rng(0), ess_threshold=0.0)
-    assert never.info["resampled_at"] == [] and len(never.info["ess"]) == 5
+    assert never.diagnostics["resampled_at"] == [] and len(never.diagnostics["ess_steps"]) == 5
 
     monkeypatch.setattr(smc, "leaf_log_tau", lambda task, leaves, cache=None: np.zeros(len(leaves)))  # twin: no tau
     broken, z_broken = smc_runs(tilt, 256, 40, f)
@@ -211,7 +211,7 @@ def test_twisted_smc_with_a_crude_twist_keeps_z_hat_unbiased(constraint):
     for seed in range(z.size):
         r = sample_smc(constraint.task, oracle, 8, np.random.default_rng(seed), twist=True)
         assert not np.isnan(r.log_weights).any() and constraint.task.tree.is_leaf(r.samples).all()
-        z[seed] = np.exp(r.info["log_z"])
+        z[seed] = np.exp(r.log_z)
     assert abs(z.mean() - np.exp(constraint.log_z)) < Z_BAND * z.std() / np.sqrt(z.size)
 
 
@@ -229,8 +229,8 @@ def test_resampling_keeps_each_particle_in_proportion_to_its_weight(method):
 
 def test_smc_with_more_particles_than_draws(tilt):
     result = sample_smc(tilt.task, None, 10, np.random.default_rng(0), particles=200)
-    assert result.samples.size == 10 and result.info["particles"] == 200
-    assert np.all(result.log_weights == result.info["log_z"])
+    assert result.samples.size == 10 and result.params["particles"] == 200
+    assert np.all(result.log_weights == result.log_z)
     assert tilt.task.tree.is_leaf(result.samples).all()
 
 
@@ -244,9 +244,9 @@ def test_mh_reaches_pi_star_and_the_rule_without_the_length_factor_is_caught(til
     noncentrality 4000 * 1.4e-6, negligible), the twin's at TV 0.11 (noncentrality 4000 * 0.054 ~ 216).
     """
     result = sample_mh(tilt.task, None, N, np.random.default_rng(0), burn_in=40)
-    assert result.samples.size == N and result.info["chain"].size == 41
+    assert result.samples.size == N and result.diagnostics["chain"].size == 41
     assert chi_square_p_value(result.samples, tilt.pi_star) > FALSE_ALARM
-    assert 0.05 < result.info["acceptance_rate"] < 0.95
+    assert 0.05 < result.diagnostics["acceptance_rate"] < 0.95
     assert result.ledger.steps >= 40 * N and result.ledger.tries == N and result.ledger.restarts == 0
     start = sample_mh(tilt.task, None, N, np.random.default_rng(0), burn_in=0)  # the pi_ref starts: not pi*
     assert chi_square_p_value(start.samples, tilt.pi_star) < FALSE_ALARM
@@ -270,9 +270,9 @@ def test_mh_moves_the_first_token_too(lm):
 def test_mh_on_a_constraint_starts_valid_thins_and_stops_at_its_budget(constraint):
     task = constraint.task
     result = sample_mh(task, None, 250, np.random.default_rng(0), chains=100, burn_in=5, thin=3)
-    assert result.samples.size == 250 and result.info["chain"].size == 5 + 3 * 2 + 1
-    assert np.all(constraint.pi_star[result.samples] > 0) and np.all(constraint.pi_star[result.info["chain"]] > 0)
-    assert result.ledger.tries == result.info["init_tries"] >= 100 and result.ledger.restarts > 0
+    assert result.samples.size == 250 and result.diagnostics["chain"].size == 5 + 3 * 2 + 1
+    assert np.all(constraint.pi_star[result.samples] > 0) and np.all(constraint.pi_star[result.diagnostics["chain"]] > 0)
+    assert result.ledger.tries == result.diagnostics["init_tries"] >= 100 and result.ledger.restarts > 0
     with pytest.raises(BudgetExhaustedError, match="max_init_tries"):
         sample_mh(task, None, 100, np.random.default_rng(0), max_init_tries=20)
 

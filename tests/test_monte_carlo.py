@@ -49,7 +49,7 @@ def test_samples_follow_the_exact_output_law(instance, sampler):
     oracle = make_oracle(target, kind, rho, seed=2)
     result = SAMPLERS[sampler](oracle, N, np.random.default_rng(1234))
     assert result.samples.size == N
-    law = exact_output_law(sampler, oracle, result.info)
+    law = exact_output_law(sampler, oracle, result.params)
     assert chi_square_p_value(result.samples, law) > FALSE_ALARM
 
 
@@ -94,7 +94,7 @@ def test_walk_before_mixing_follows_its_exact_output_law():
     target = random_target(5, 2, concentration=0.7, seed=3)
     oracle = make_oracle(target, "random", 1.5, seed=2)
     result = sample_walk(oracle, N_SHORT, np.random.default_rng(1234), steps=SHORT_STEPS)
-    law = exact_output_law("walk", oracle, result.info)
+    law = exact_output_law("walk", oracle, result.params)
     assert chi_square_p_value(result.samples, law) > FALSE_ALARM
 
 

@@ -101,7 +101,7 @@ def test_best_of_n_decodes_several_prompts_in_one_batch():
     options = dict(sampler="best-of-n", beta=0.1, n=3, candidates=4)
     together = generate_prompts(fresh(), ["this license", "the software"], 6, "sentiment", seed=1, **options)
     for g in together:
-        best = [max(r for _, r in c) for c in g.result.info["candidates"]]
+        best = [max(r for _, r in c) for c in g.result.diagnostics["candidates"]]
         np.testing.assert_allclose(g.rewards(), best, rtol=0, atol=1e-12)  # its own prompt's best
         assert g.task.prompt_text in ("this license", "the software")
 

@@ -114,7 +114,7 @@ def test_proposal_walk_samples_its_exact_law_and_a_lying_proposal_is_caught():
     law = walk_output_law(walk, oracle, steps)[0]
     assert total_variation(leaf_law(walk, oracle), target.leaf_probs()) < 1e-9
     result = sample_walk_proposal(oracle, 4000, np.random.default_rng(0), steps=steps, leaf_boost=8.0)
-    assert result.info["kernel"] == "proposal"
+    assert result.params["kernel"] == "proposal"
     assert chi_square_p_value(result.samples, law) > FALSE_ALARM
     lying = SquareRootProposal(oracle.oracle, honest=False)
     twin = sample_walk_proposal(lying, 4000, np.random.default_rng(0), steps=steps, leaf_boost=8.0)

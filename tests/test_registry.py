@@ -111,7 +111,7 @@ def test_a_walk_s_exact_law_is_the_law_of_the_kernel_it_ran():
 
     oracle = make_oracle(random_target(4, 2, concentration=0.5, seed=1), "random", 1.5, seed=2)
     done = run(OracleProblem(oracle), "walk", 20, seed=0, kernel="proposal", steps=30)
-    law = exact_output_law("walk", oracle, done.result.info)
+    law = exact_output_law("walk", oracle, done.result.params)
     proposal = walk_output_law(ProposalWalk(oracle.tree, 1.0), oracle, 30)[0]
     dense = walk_output_law(SinclairJerrumWalk(oracle.tree, 1.0), oracle, 30)[0]
     assert np.abs(proposal - dense).sum() > 1e-3  # the two laws differ at T = 30, so the check can fail

@@ -152,7 +152,7 @@ def test_a_scalar_reward_model_drives_a_sampler(tmp_path):
     led = run.result.ledger
     assert run.result.samples.size == 6 and led.reward_texts >= 6 and led.reward_calls < led.reward_texts
     chosen = run.rewards()
-    best = [max(r for _, r in c) for c in run.result.info["candidates"]]
+    best = [max(r for _, r in c) for c in run.result.diagnostics["candidates"]]
     np.testing.assert_allclose(chosen, best, rtol=0, atol=1e-6)  # best-of-n kept the top score of each
 
 
@@ -265,6 +265,6 @@ def test_the_test_time_head_learns_from_a_users_values_and_vgb_stays_exact():
         run = generate("dyck", "", 6, "dyck", sampler="vgb", values="head:python:user_rewards:completable_values",
                        n=1500, seed=7, **options)
         labelled = sum(user_rewards.CALLS)
-        assert run.result.info["head_fits"] and 0 < labelled < run.result.ledger.queries_distinct
+        assert run.result.diagnostics["head_fits"] and 0 < labelled < run.result.ledger.queries_distinct
         drawn = [law.index[t] for t in run.task.tokens(run.result.samples)]
         assert (chi_square_p_value(drawn, law.pi_star) > FALSE_ALARM) == fits, options

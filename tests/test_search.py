@@ -16,6 +16,7 @@ from extras import require
 require("lm")
 
 from ttsample.errors import ParameterError
+from ttsample.ledger import Ledger
 from ttsample.lm.backend import LanguageModel
 from ttsample.lm.oracle import LMOracle
 from ttsample.lm.rewards import REWARDS
@@ -26,6 +27,7 @@ from ttsample.lm.task import GenerationTask
 from ttsample.lm.values import ExactValues
 from ttsample.oracles import with_error
 from ttsample.registry import REGISTRY
+from ttsample.samplers.base import SampleResult
 
 H = 8
 N = 400
@@ -77,7 +79,7 @@ def test_the_random_error_model_puts_its_noise_on_the_verifier(task):
 def test_beam_search_keeps_its_beams_and_counts_its_steps(task):
     result = sample_beam_search(task, LMOracle(task, ExactValues(task)), 10, np.random.default_rng(1), beams=2,
                                 expansions=3)
-    assert result.info == {"beams": 2, "expansions": 3}
+    assert result.params == {"beams": 2, "expansions": 3}
     assert result.ledger.steps >= 10 * 2 * 3  # the first round alone draws beams x expansions steps per search
     assert result.ledger.queries_total > 0 and np.all(task.tree.is_leaf(result.samples))
 
@@ -88,7 +90,7 @@ def test_the_vote_picks_the_answer_with_the_largest_support(task, weighted):
     oracle = LMOracle(task, ExactValues(task))
     run = (sample_weighted_best_of_n if weighted else sample_majority_vote)(
         task, oracle, 50, np.random.default_rng(2), candidates=8, answer=r"^(.)")
-    for out, vote in zip(run.samples, run.info["votes"]):
+    for out, vote in zip(run.samples, run.diagnostics["votes"]):
         leaves = np.array([leaf for leaf, _ in vote["candidates"]])
         expected = np.exp(oracle.log_values(leaves)) if weighted else np.ones(leaves.size)
         np.testing.assert_allclose([s for _, s in vote["candidates"]], expected, rtol=1e-12)
@@ -114,6 +116,6 @@ def test_answers_are_the_last_match_and_a_response_without_one_votes_for_nothing
 def test_they_are_maximisers_in_the_registry_with_their_kl_bound():
     for name in ("beam-search", "dvts", "weighted-best-of-n", "majority-vote"):
         assert REGISTRY[name].maximiser
-    assert REGISTRY["weighted-best-of-n"].kl({"num_candidates": 8}) == {"kl_bound": math.log(8)}
+    assert REGISTRY["weighted-best-of-n"].kl(SampleResult(np.empty(0, dtype=np.int64), Ledger(), {"num_candidates": 8})) == {"kl_bound": math.log(8)}
     with pytest.raises(ParameterError, match="verifier"):
         sample_beam_search(None, None, 1, np.random.default_rng(0))

@@ -92,7 +92,7 @@ def test_the_step_tree_draws_and_never_lists(stepped):
 def test_vgb_at_step_level_samples_pi_star(stepped):
     law, values = stepped
     result = sample_vgb(law.task, LMOracle(law.task, values), N, np.random.default_rng(1))
-    assert result.info["kernel"] == "proposal"
+    assert result.params["kernel"] == "proposal"
     assert fit(law, result.samples) > FALSE_ALARM
 
 
@@ -126,7 +126,7 @@ def test_twisted_smc_at_step_level_estimates_z_without_bias(stepped):
 
     def z_hats(oracle):
         return np.array([np.exp(sample_smc(law.task, with_error(oracle, "random", 2.0, seed=3), 8,
-                                           np.random.default_rng(seed), twist=True).info["log_z"])
+                                           np.random.default_rng(seed), twist=True).log_z)
                          for seed in range(300)])
 
     good = z_hats(LMOracle(law.task, values))
@@ -139,7 +139,7 @@ def test_action_level_rs_at_step_level_with_exact_values_samples_pi_star(stepped
     """Its proposal form: a step drawn from pi_ref, accepted with V*(child) / V*(parent) (exact with V*)."""
     law, values = stepped
     result = sample_action_rs(law.task, LMOracle(law.task, values), N, np.random.default_rng(5))
-    assert result.info["kernel"] == "proposal"
+    assert result.params["kernel"] == "proposal"
     assert fit(law, result.samples) > FALSE_ALARM
 
 

@@ -175,7 +175,7 @@ def test_accounting_and_amortisation():
     cls = make_class("independent", 8, 2, 64, 0.5, seed=1)
     for sampler in (sample_mixture_rejection, sample_learned_oracle):
         result = sampler(cls, make_oracle(cls.truth, "random", 1.5), 500, np.random.default_rng(0))
-        led, info = result.ledger, result.info
+        led, info = result.ledger, result.diagnostics
         assert led.tries == 500 + led.restarts + led.surplus and led.queries_total >= led.tries  # a query per round
         assert 1 <= info["first_sample_queries"] <= led.queries_total
         assert info["final_version_space"] == 1  # independent members: the class collapses

@@ -54,7 +54,7 @@ def test_ledger_and_first_sample_costs():
     assert led.tries == 500 + led.restarts + led.surplus
     assert led.queries_total == led.tries  # one leaf query per proposal, nothing else
     assert led.queries_distinct <= target.tree.num_leaves and led.steps == 0
-    info = a.info
+    info = a.diagnostics
     assert 1 <= info["first_sample_distinct"] <= info["first_sample_queries"] <= led.tries
 
 
@@ -77,7 +77,7 @@ def test_first_sample_costs_are_those_of_a_sequential_run():
     _, oracle = flat_instance(3, 2, tilt=3.0)  # low acceptance: some first samples need a second batch
     costs = []
     for seed in range(30):
-        info = sample_uniform_rejection(oracle, 1, np.random.default_rng(seed)).info
+        info = sample_uniform_rejection(oracle, 1, np.random.default_rng(seed)).diagnostics
         costs.append((info["first_sample_queries"], info["first_sample_distinct"]))
         assert costs[-1] == sequential_first_sample(oracle, np.random.default_rng(seed))
     assert max(q for q, _ in costs) > np.ceil(2 * oracle.rho)  # the path across batches was taken

@@ -102,7 +102,7 @@ def test_twisted_smc_with_exact_values_holds_z_at_every_depth(dyck):
     task, _, _ = dyck
     exact = ExactValues(task)
     run = sample_smc(task, LMOracle(task, exact), 64, np.random.default_rng(0), twist=True)
-    np.testing.assert_allclose(run.info["log_z_steps"], exact.log_v[0], atol=1e-4)
+    np.testing.assert_allclose(run.diagnostics["log_z_steps"], exact.log_v[0], atol=1e-4)
 
 
 def test_depth_calibrated_values_keep_vgb_exact(dyck):

@@ -48,8 +48,8 @@ def test_auto_walk_length_is_shorter_than_the_default_on_exact_values_and_exact(
     law, oracle = dyck
     result = sample_vgb(law.task, oracle, 2000, np.random.default_rng(0), steps="auto")
     default = default_walk_steps(H, 4.0, 2.0 * H)
-    assert result.info["steps"] < default  # exact values mix fast: the default is set for values of unknown quality
-    assert result.info["steps_trace"][-1]["mixed"]
+    assert result.params["steps"] < default  # exact values mix fast: the default is set for values of unknown quality
+    assert result.diagnostics["steps_trace"][-1]["mixed"]
     assert chi_square_p_value(cells(law, law.task.tokens(result.samples)), law.pi_star) > FALSE_ALARM
 
 

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from .errors import ParameterError, TtsampleError
 from .lm.decoding import Decoding
-from .logspace import effective_sample_size, normalised_weights
+from .logspace import normalised_weights
 from .oracles import ORACLES
 from .display import print_table, summary_table
 from .sampling import sample_once
@@ -388,7 +388,7 @@ def generate(
                  "ledger.json": lambda p: p.write_text(dumps(record, indent=2) + "\n")}
         plot = REGISTRY[sampler].diagnostics_plot
         if plot is not None and lines and len(runs) == 1:
-            files[f"{sampler}_diagnostics.png"] = lambda p: plot(run.result.info, p)
+            files[f"{sampler}_diagnostics.png"] = lambda p: plot(run.result, p)
         write_outputs(out, files)
     except TtsampleError as exc:
         _fail(exc)
@@ -418,15 +418,15 @@ def generate(
         table.add_row("all prompts", str(sum(r.result.samples.size for r in runs)), "", "", *costs(run.result.ledger))
     print_table(console, table)
     if weighted:
-        ess = ", ".join(f"{effective_sample_size(r.result.log_weights):.1f} of {w.size}"
+        ess = ", ".join(f"{r.result.ess:.1f} of {w.size}"
                         for r, w in zip(runs, weights) if w is not None)
         console.print(f"each line of samples.jsonl carries its weight (self-normalised per prompt; ESS {ess}): "
                       "weigh by it, or resample, before using the particles as draws from pi*", markup=False)
     for r in runs:
-        trace = r.result.info.get("steps_trace")
+        trace = r.result.diagnostics.get("steps_trace")
         if trace:  # --set steps=auto
             tried = ", ".join(f"{e['steps']:,} (z depth {e['z']:+.1f}, leaf {e['z_leaf']:+.1f})" for e in trace)
-            console.print(f"walk length by doubling: T = {r.result.info['steps']:,}; tried {tried}", markup=False)
+            console.print(f"walk length by doubling: T = {r.result.params['steps']:,}; tried {tried}", markup=False)
             if not trace[-1]["mixed"]:
                 err_console.print("[bold yellow]warning:[/] the walk still did not look mixed at the longest T "
                                   "allowed (8 times the default), so its output may be far from pi*: better values "
@@ -451,7 +451,7 @@ def _sample_lines(run, n: int, with_id: bool) -> tuple[list[str], np.ndarray | N
     log_w, weighted = run.result.log_weights, run.result.weighted
     weight = normalised_weights(log_w) if log_w is not None else None
     if log_w is not None and weight is None and not run.partial:
-        particles = run.result.info.get("particles", n)
+        particles = run.result.params.get("particles", n)
         raise ParameterError(
             f"every one of the {particles} particles ended with weight zero (none satisfies the reward), so "
             "there is nothing to write; raise --set particles=N"

@@ -62,15 +62,15 @@ class SamplerEntry:
     about: str  # one line: what it is, for help texts and the README's table
     uses_values: bool = False  # a decoder sampler that also reads V_hat through a value oracle
     maximiser: bool = False  # a reward maximiser: its output is not the target's law
-    walk: Callable | None = None  # (tree, info) -> the walk it ran, rebuilt from what it reported
-    # its exact output law: oracle rows (oracle, info) -> law on the leaves; decoder rows (ExactLaw, run) ->
+    walk: Callable | None = None  # (tree, params) -> the walk it ran, rebuilt from the result's params
+    # its exact output law: oracle rows (oracle, params) -> law on the leaves; decoder rows (ExactLaw, run) ->
     # (law over the ExactLaw's responses, mass lost at dead ends), or None where this run has none
     exact_law: Callable | None = None
-    responses: Callable | None = None  # (info, ledger, n) -> responses decoded per answer (decoder rows)
-    kl: Callable | None = None  # info -> {metric: value}: the KL to the base model a maximiser reports
+    responses: Callable | None = None  # (result, n) -> responses decoded per answer (decoder rows)
+    kl: Callable | None = None  # result -> {metric: value}: the KL to the base model a maximiser reports
     flat_promise: bool = False  # refuses every oracle but one whose promise bounds the leaves against flat
     expected_tries: Callable | None = None  # oracle -> expected tries per sample, where a closed form bounds it
-    diagnostics_plot: Callable | None = None  # (info, path) -> writes a figure of the run
+    diagnostics_plot: Callable | None = None  # (result, path) -> writes a figure of the run
     options_of: Callable | None = None  # whose keyword-only parameters are its options (default: sample)
     sample_prompts: Callable | None = None  # (tasks, n, rng, **options) -> one result per task, decoded together
 
@@ -133,22 +133,22 @@ def markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- exact laws and reports, read from what each sampler put in its info ---
+# --- exact laws and reports, read from what each sampler put in its result ---
 
-def _jvv_law(oracle, info):
+def _jvv_law(oracle, params):
     from .eval.exact_laws import jvv_output_law
 
     return jvv_output_law(oracle)[0]
 
 
-def _uniform_rejection_law(oracle, info):
+def _uniform_rejection_law(oracle, params):
     from .eval.exact_laws import uniform_rejection_output_law
 
     return uniform_rejection_output_law(oracle)[0]
 
 
 def _best_of_n_law(exact, run):
-    return exact.best_of_n(int(run.result.info["num_candidates"])), 0.0
+    return exact.best_of_n(int(run.result.params["num_candidates"])), 0.0
 
 
 def _action_rs_law(exact, run):
@@ -175,20 +175,29 @@ def best_of_n_kl_bound(k: int) -> float:
     return math.log(k) - (k - 1) / k
 
 
-def _mh_responses(info, ledger, n):
-    steps = info["burn_in"] + info["thin"] * (-(-n // info["chains"]) - 1)
-    return (info["init_tries"] + info["chains"] * steps) / n
+def _mh_responses(result, n):
+    p = result.params
+    steps = p["burn_in"] + p["thin"] * (-(-n // p["chains"]) - 1)
+    return (result.diagnostics["init_tries"] + p["chains"] * steps) / n
 
 
-def _plot_aisp(info, path):
+def _plot_aisp(result, path):
     from .eval.plots import plot_aisp_diagnostics
 
-    plot_aisp_diagnostics(info, path)
+    plot_aisp_diagnostics(result, path)
 
 
-def _node_walk(tree, info):
+def _candidates(result, n) -> float:
+    return float(result.params["num_candidates"])
+
+
+def _selection_kl(result) -> dict:
+    return {"kl_bound": selection_kl_bound(int(result.params["num_candidates"]))}
+
+
+def _node_walk(tree, params):
     """The walk sample_walk ran, from the kernel and leaf boost it reported."""
-    return KERNELS[info["kernel"]](tree, info["leaf_boost"])
+    return KERNELS[params["kernel"]](tree, params["leaf_boost"])
 
 
 for _entry in (
@@ -203,7 +212,7 @@ for _entry in (
                  "the boosted walk drawing one child per step from the proposal", walk=_node_walk,
                  options_of=sample_walk),
     SamplerEntry("lifted", sample_lifted, "oracle", "a lifted (non-reversible) walk",
-                 walk=lambda tree, info: LiftedWalk(tree, info["leaf_hold"])),
+                 walk=lambda tree, params: LiftedWalk(tree, params["leaf_hold"])),
     SamplerEntry("uniform-rejection", sample_uniform_rejection, "oracle",
                  "uniform leaves accepted by the flat promise (needs the flat oracle)",
                  exact_law=_uniform_rejection_law, flat_promise=True),
@@ -216,15 +225,15 @@ for _entry in (
                  "token-level guided decoding by the values (ActionLevelRS); its law is exact for fixed values",
                  uses_values=True, exact_law=_action_rs_law),
     SamplerEntry("outcome-rs", sample_outcome_rs, "decoder", "rejection of pi_ref responses by tau (OutcomeLevelRS)",
-                 responses=lambda info, ledger, n: ledger.tries / n),
+                 responses=lambda result, n: result.ledger.tries / n),
     SamplerEntry("best-of-n", sample_best_of_n, "decoder", "the best of k pi_ref responses", maximiser=True,
-                 exact_law=_best_of_n_law, responses=lambda info, ledger, n: float(info["num_candidates"]),
-                 kl=lambda info: {"kl_bound": best_of_n_kl_bound(int(info["num_candidates"]))},
+                 exact_law=_best_of_n_law, responses=_candidates,
+                 kl=lambda result: {"kl_bound": best_of_n_kl_bound(int(result.params["num_candidates"]))},
                  sample_prompts=sample_best_of_n_prompts),
     SamplerEntry("smc", partial(sample_smc, twist=False), "decoder", "sequential Monte Carlo, weighted particles",
-                 responses=lambda info, ledger, n: float(info["particles"]), sample_prompts=sample_smc_prompts),
+                 responses=lambda result, n: float(result.params["particles"]), sample_prompts=sample_smc_prompts),
     SamplerEntry("twisted-smc", partial(sample_smc, twist=True), "decoder", "SMC twisted by the values",
-                 uses_values=True, responses=lambda info, ledger, n: float(info["particles"])),
+                 uses_values=True, responses=lambda result, n: float(result.params["particles"])),
     SamplerEntry("mh", sample_mh, "decoder", "Metropolis–Hastings over suffix regenerations",
                  responses=_mh_responses),
     SamplerEntry("beam-search", sample_beam_search, "decoder",
@@ -235,15 +244,13 @@ for _entry in (
                  uses_values=True, maximiser=True),
     SamplerEntry("weighted-best-of-n", sample_weighted_best_of_n, "decoder",
                  "the answer with the largest summed verifier score among k pi_ref responses", uses_values=True,
-                 maximiser=True, responses=lambda info, ledger, n: float(info["num_candidates"]),
-                 kl=lambda info: {"kl_bound": selection_kl_bound(int(info["num_candidates"]))}),
+                 maximiser=True, responses=_candidates, kl=_selection_kl),
     SamplerEntry("majority-vote", sample_majority_vote, "decoder",
                  "self-consistency: the most frequent answer among k pi_ref responses", maximiser=True,
-                 responses=lambda info, ledger, n: float(info["num_candidates"]),
-                 kl=lambda info: {"kl_bound": selection_kl_bound(int(info["num_candidates"]))}),
+                 responses=_candidates, kl=_selection_kl),
     SamplerEntry("aisp", sample_aisp, "decoder", "adaptive importance sampling on pre-logits (AISP)", maximiser=True,
-                 responses=lambda info, ledger, n: float(info["candidates"] * info["iterations"]),
-                 kl=lambda info: {"kl_drift": float(np.mean(info["diagnostics"]["kl"]))},
+                 responses=lambda result, n: float(result.params["candidates"] * result.params["iterations"]),
+                 kl=lambda result: {"kl_drift": float(np.mean(result.diagnostics["rounds"]["kl"]))},
                  diagnostics_plot=_plot_aisp, sample_prompts=sample_aisp_prompts),
 ):
     register(_entry)

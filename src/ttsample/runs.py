@@ -11,7 +11,7 @@ A problem says what the sampler runs on and how its seed is used:
   ``default_rng(seed)``, first builds the values, then runs the sampler; the
   seed also fixes the values' error model. What the values cost to set up
   (enumeration, a pilot run, rollouts) is charged to the run's ledger and
-  kept apart in ``info["values_setup"]``.
+  kept apart in ``diagnostics["values_setup"]``.
 
 ``run`` checks the seed and the options against the sampler's own keyword
 parameters, for every sampler the same way. ``run_prompts`` runs several
@@ -97,15 +97,15 @@ class GenerationProblem:
 
 
 def _with_setup(result: SampleResult, setup: Ledger, estimator) -> SampleResult:
-    """The result with the values' set-up costs added to its ledger and recorded apart in its info."""
+    """The result with the values' set-up costs added to its ledger and recorded apart in its diagnostics."""
     from .ledger import MODEL_COSTS
     from .lm.values import LearnedValues
 
     for name in (*MODEL_COSTS, "seconds"):
         setattr(result.ledger, name, getattr(result.ledger, name) + getattr(setup, name))
-    result.info["values_setup"] = {k: v for k, v in setup.as_dict().items() if v}
+    result.diagnostics["values_setup"] = {k: v for k, v in setup.as_dict().items() if v}
     if isinstance(estimator, LearnedValues):
-        result.info["head_fits"] = estimator.fits  # labels used and held-out error of each fit
+        result.diagnostics["head_fits"] = estimator.fits  # labels used and held-out error of each fit
     return result
 
 

@@ -43,12 +43,13 @@ class SamplingRun:
         }
 
 
-def exact_output_law(sampler: str, oracle, info: dict) -> np.ndarray | None:
-    """The exact law of what ``sampler`` outputs with the parameters it reported in ``info`` (None: it has none)."""
+def exact_output_law(sampler: str, oracle, params: dict) -> np.ndarray | None:
+    """The exact law of what ``sampler`` outputs with the parameters it reported (``result.params``; None: it has
+    none)."""
     entry = sampler_entry(sampler)
     if entry.walk is not None:
-        return walk_output_law(entry.walk(oracle.tree, info), oracle, info["steps"])[0]
-    return entry.exact_law(oracle, info) if entry.exact_law is not None else None
+        return walk_output_law(entry.walk(oracle.tree, params), oracle, params["steps"])[0]
+    return entry.exact_law(oracle, params) if entry.exact_law is not None else None
 
 
 def sample_once(
@@ -75,7 +76,7 @@ def sample_once(
     tv_law = tv_emp = None
     if exact and target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES:
         mu = target.leaf_probs()
-        law = exact_output_law(sampler, orc, result.info)  # none for the class samplers: exact by proof, tested by Monte Carlo
+        law = exact_output_law(sampler, orc, result.params)  # none for the class samplers: exact by proof, tested by Monte Carlo
         if law is not None:
             tv_law = total_variation(law, mu)
         counts = np.bincount(result.samples, minlength=mu.size)

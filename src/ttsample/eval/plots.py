@@ -160,14 +160,14 @@ def plot_lm_task(points: list[dict], task: str, cost: str, cost_name: str, path:
     return True
 
 
-def plot_aisp_diagnostics(info: dict, path) -> None:
+def plot_aisp_diagnostics(result, path) -> None:
     """AISP's diagnostics per round (reward mean and best, ESS of the weights, |U|, KL drift from the base) as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    diag = info["diagnostics"]
+    diag = result.diagnostics["rounds"]
     rounds = np.arange(1, len(diag["mean_reward"]) + 1)
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.2))
     axes[0].plot(rounds, diag["mean_reward"], "o-", label="mean of the round")
@@ -175,7 +175,7 @@ def plot_aisp_diagnostics(info: dict, path) -> None:
     axes[0].set_title("reward")
     axes[0].legend(fontsize=8)
     for ax, key, title in zip(axes[1:], ("ess", "u_norm", "kl"),
-                              (f"ESS of the weights (of {info['candidates']})", "|U|", "KL to the base (nats per response)")):
+                              (f"ESS of the weights (of {result.params['candidates']})", "|U|", "KL to the base (nats per response)")):
         ax.plot(rounds, diag[key], "o-")
         ax.set_title(title)
     for ax in axes:

@@ -74,7 +74,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..lm.exact import ExactLaw
-from ..logspace import effective_sample_size, normalised_weights
+from ..logspace import normalised_weights
 from ..lm.rewards import log_tau_of
 from ..registry import REGISTRY
 from .spec import LMTask
@@ -219,15 +219,15 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
         w = np.zeros(n) if w is None else w
     else:
         w = np.full(n, 1.0 / n)
-    info = run.result.info
+    seen = run.result.diagnostics
     entry = REGISTRY[task.sampler]
     out = {
-        "responses": entry.responses(info, run.result.ledger, n) if entry.responses is not None else None,
+        "responses": entry.responses(run.result, n) if entry.responses is not None else None,
         "weighted": int(weighted),
-        "ess": effective_sample_size(log_w) if weighted else float(n),
-        "log_z_hat": _finite(info.get("log_z")),
-        "acceptance_rate": _finite(info.get("acceptance_rate")),
-        "setup_seconds": float(info.get("values_setup", {}).get("seconds", 0.0)),
+        "ess": run.result.ess if weighted else float(n),
+        "log_z_hat": _finite(run.result.log_z),
+        "acceptance_rate": _finite(seen.get("acceptance_rate")),
+        "setup_seconds": float(seen.get("values_setup", {}).get("seconds", 0.0)),
         "z": math.exp(ref.log_z),
         "z_exact": int(ref.exact),
         "base_reward": ref.base_reward,
@@ -253,7 +253,7 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     if not weighted:
         law = {tok: count / n for tok, count in law.items()}
     if entry.kl is not None:
-        out.update(entry.kl(info))
+        out.update(entry.kl(run.result))
     log_tau = log_tau_of(reward, task.beta)
     if not ref.exact:
         ok = np.isfinite(log_tau[live]).all() and not entry.maximiser

@@ -63,16 +63,16 @@ def _execute(task: Task) -> dict:
         "status": "ok",
         "delivered": int(run.result.samples.size),
         **run.result.ledger.as_dict(),
-        "walk_steps": run.result.info.get("steps"),
+        "walk_steps": run.result.params.get("steps"),
         "tv_output_law": run.tv_output_law,
         "tv_empirical": run.tv_empirical,
-        "first_sample_queries": run.result.info.get("first_sample_queries"),
-        "first_sample_distinct": run.result.info.get("first_sample_distinct"),
+        "first_sample_queries": run.result.diagnostics.get("first_sample_queries"),
+        "first_sample_distinct": run.result.diagnostics.get("first_sample_distinct"),
     }
     walk_of = sampler_entry(task.sampler).walk
     if exact and walk_of is not None:
-        best = walk_best_cost(walk_of(target.tree, run.result.info), run.oracle, target.leaf_probs(), DELTA,
-                              BEST_T_RANGE * run.result.info["steps"])
+        best = walk_best_cost(walk_of(target.tree, run.result.params), run.oracle, target.leaf_probs(), DELTA,
+                              BEST_T_RANGE * run.result.params["steps"])
         if best is not None:
             outcome["best_walk_steps"], outcome["best_steps_per_sample"] = best
     return outcome

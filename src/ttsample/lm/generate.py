@@ -86,10 +86,10 @@ class Generation:
         stopped = self.result.stopped
         if stopped is None:
             return None
-        got, led, info = self.result.samples.size, self.result.ledger, self.result.info
-        seconds = led.seconds - info.get("values_setup", {}).get("seconds", 0.0)  # the budget counts sampling only
-        if "iterations_done" in info:  # AISP: every chain has an answer; the rounds are what was cut short
-            done, asked = info["iterations_done"], info["iterations"]
+        got, led, seen = self.result.samples.size, self.result.ledger, self.result.diagnostics
+        seconds = led.seconds - seen.get("values_setup", {}).get("seconds", 0.0)  # the budget counts sampling only
+        if "iterations_done" in seen:  # AISP: every chain has an answer; the rounds are what was cut short
+            done, asked = seen["iterations_done"], self.result.params["iterations"]
             drawn, share = f"{done} of the {asked} rounds", done / asked
         else:
             drawn, share = f"{got} of the {self.n} samples asked", got / self.n

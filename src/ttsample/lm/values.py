@@ -120,7 +120,7 @@ class DepthCalibratedValues:
     heuristic at ``alpha = 1`` (the prefix check for a constraint, ``tau(prefix)``
     for a tilt) and ``M_hat_h`` estimates ``sum pi_ref(v) s(v)`` over the
     nodes at depth ``h`` (and the responses already ended): the running
-    normaliser of a twisted-SMC pilot with twist ``s`` (``info["log_z_steps"]``),
+    normaliser of a twisted-SMC pilot with twist ``s`` (``diagnostics["log_z_steps"]``),
     whose last value is ``Z_hat``. With exact values every depth of the walk
     holds mass ``Z``; a fixed ``alpha`` does so only if ``M_h`` decays
     geometrically, and where it does not, the walk piles up at the depths
@@ -137,14 +137,14 @@ class DepthCalibratedValues:
         self.base = HeuristicValues(task, alpha=1.0)
         self.proves_zeros = self.base.proves_zeros
         pilot = sample_smc(task, LMOracle(task, self.base), particles, rng, twist=True)
-        steps = pilot.info["log_z_steps"]
-        if not np.isfinite(pilot.info["log_z"]):
+        steps = pilot.diagnostics["log_z_steps"]
+        if not np.isfinite(pilot.log_z):
             raise ParameterError(f"the {particles}-particle pilot found no response with tau > 0, so there is nothing "
                                  "to calibrate the values on: raise its particles")
         log_mass = np.full(task.horizon + 1, steps[-1])  # past the pilot's last step only ended responses remain
         log_mass[0] = self.base(np.zeros(1, dtype=np.int64))[0]
         log_mass[1:1 + steps.size] = steps
-        self.log_scale = pilot.info["log_z"] - log_mass  # log (Z_hat / M_hat_h) by depth
+        self.log_scale = pilot.log_z - log_mass  # log (Z_hat / M_hat_h) by depth
 
     def __call__(self, nodes) -> np.ndarray:
         nodes = np.asarray(nodes, dtype=np.int64)

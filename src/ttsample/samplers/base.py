@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import BudgetExhaustedError, ParameterError
 from ..ledger import Ledger
+from ..logspace import effective_sample_size
 
 # progress(done, total): called now and then by long runs, in units of samples
 Progress = Callable[[float, float], None]
@@ -18,10 +19,25 @@ Progress = Callable[[float, float], None]
 class SampleResult:
     samples: np.ndarray  # leaves, by tree.leaf_index (lexicographic order on a complete tree; handles on a trie), int64
     ledger: Ledger
-    info: dict = field(default_factory=dict)  # the parameters the sampler actually used
+    params: dict = field(default_factory=dict)  # what rebuilds the run: the parameters the sampler actually used
+    # what the run observed and nothing rebuilding it needs: traces, first-sample costs, acceptance, votes
+    diagnostics: dict = field(default_factory=dict)
     log_weights: np.ndarray | None = None  # importance weights of the samples, where the sampler weights its output
     weighted: bool = False  # True: the samples are a weighted set (use log_weights), not draws from the target
     stopped: str | None = None  # why the run ended before drawing every sample asked (a budget's name, interrupted)
+    log_z: float | None = None  # the run's estimate of log Z, where it makes one (SMC's normaliser)
+
+    @property
+    def ess(self) -> float | None:
+        """The effective sample size of ``log_weights`` (None where the output carries none)."""
+        return None if self.log_weights is None else effective_sample_size(self.log_weights)
+
+    @property
+    def info(self) -> dict:
+        """Everything the run reported in one dict, as records write it (ledger.json's ``info``): the params, the
+        diagnostics, and ``log_z`` and ``ess`` where set."""
+        extra = {name: value for name, value in (("log_z", self.log_z), ("ess", self.ess)) if value is not None}
+        return {**self.params, **self.diagnostics, **extra}
 
 
 def categorical(rng: np.random.Generator, weights: np.ndarray) -> np.ndarray:

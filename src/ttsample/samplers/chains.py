@@ -207,14 +207,14 @@ def schedule_rho(oracle) -> float:
 
 
 def run_walk_sampler(
-    walk: Walk, oracle, n_samples: int, rng: np.random.Generator, steps: int, info: dict,
+    walk: Walk, oracle, n_samples: int, rng: np.random.Generator, steps: int, params: dict,
     max_queries: float | None = None, progress: Progress | None = None,
 ) -> SampleResult:
-    """The restart rule for ``walk`` behind a fresh ledger; ``info`` records the walk's parameters."""
+    """The restart rule for ``walk`` behind a fresh ledger; ``params``: the walk's parameters besides ``steps``."""
     ledger = Ledger()
     with ledger.timed():
         leaves, first = sample_with_restarts(
             walk, CountedOracle(oracle, ledger), n_samples, steps, rng, ledger,
             max_queries=max_queries, progress=progress,
         )
-    return SampleResult(oracle.tree.leaf_index(leaves), ledger, {"steps": int(steps), **info, **first})
+    return SampleResult(oracle.tree.leaf_index(leaves), ledger, {"steps": int(steps), **params}, first)

@@ -98,4 +98,4 @@ def sample_jvv(
             queries_per_try=tree.depth * tree.branching, steps_per_try=tree.depth,
             asked=lambda x: asked_nodes(tree, x), max_queries=max_queries, progress=progress,
         )
-    return SampleResult(tree.leaf_index(leaves), ledger, {"log_acceptance_bound": log_bound, **first})
+    return SampleResult(tree.leaf_index(leaves), ledger, diagnostics={"log_acceptance_bound": log_bound, **first})

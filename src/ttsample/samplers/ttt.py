@@ -22,7 +22,7 @@ always in V, and if V ever empties the class was wrong and they raise.
   (still >= ``mu*(x) / q(x)``). Once V agrees, every proposal is accepted.
 
 Both report the cost of their first sample, total and distinct queries from a
-fresh cache (``info["first_sample_queries"]``, ``info["first_sample_distinct"]``),
+fresh cache (``diagnostics["first_sample_queries"]``, ``diagnostics["first_sample_distinct"]``),
 beside the ledger's totals, so amortisation is visible.
 """
 
@@ -209,8 +209,8 @@ def _sample_class(
             check_budget(ledger, max_queries, "learned-oracle" if learn else "mixture-rejection")
             if progress is not None:
                 progress(got, n_samples)
-    info = {**first, "final_version_space": vs.count, "class_size": cls.size}
-    return SampleResult(np.concatenate(out), ledger, info)
+    return SampleResult(np.concatenate(out), ledger,
+                        diagnostics={**first, "final_version_space": vs.count, "class_size": cls.size})
 
 
 def sample_mixture_rejection(cls: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *,

@@ -85,4 +85,4 @@ def sample_uniform_rejection(
                          f"rho = {oracle.rho:.6g}; state a larger rho",
             queries_per_try=1, steps_per_try=0, asked=np.unique, max_queries=max_queries, progress=progress,
         )
-    return SampleResult(tree.leaf_index(leaves), ledger, {"log_acceptance_bound": log_bound, **first})
+    return SampleResult(tree.leaf_index(leaves), ledger, diagnostics={"log_acceptance_bound": log_bound, **first})

@@ -201,8 +201,8 @@ def sample_walk(
     dense schedule, not calibrated for it.
     """
     walk, steps = node_walk(oracle, kernel, leaf_boost, steps)
-    info = {"leaf_boost": walk.leaf_boost, "kernel": kernel}
-    return run_walk_sampler(walk, oracle, n_samples, rng, steps, info, max_queries, progress)
+    params = {"leaf_boost": walk.leaf_boost, "kernel": kernel}
+    return run_walk_sampler(walk, oracle, n_samples, rng, steps, params, max_queries, progress)
 
 
 def node_walk(oracle, kernel: str = "dense", leaf_boost: float | None = None, steps: int | None = None):

@@ -50,9 +50,9 @@ def sample_action_rs(task, oracle, n_samples: int, rng: np.random.Generator, *, 
             going = going[~tree.is_leaf(nodes[going])]
             depth += 1
             run.progress(n_samples * depth / task.horizon if going.size else n_samples, n_samples)  # done: no stop
-    info = {"kernel": "dense" if tree.branching <= DENSE_MAX_BRANCHING else "proposal"}
+    params = {"kernel": "dense" if tree.branching <= DENSE_MAX_BRANCHING else "proposal"}
     # every chain descends at once, and those at a leaf first are the short responses: a partial set would be biased
-    return run.finish(SampleResult(np.empty(0, dtype=np.int64) if run.stopped else nodes, ledger, info))
+    return run.finish(SampleResult(np.empty(0, dtype=np.int64) if run.stopped else nodes, ledger, params))
 
 
 def _draw_accepted(task, oracle, parents, rng, max_log_value, max_tries, ledger) -> np.ndarray:

@@ -157,14 +157,14 @@ def sample_aisp_prompts(tasks: list, n: int, rng: np.random.Generator, *, window
             ledger.record_tries(prompts * n * m, prompts * n * m, prompts * n * m)
             done, done_leaf, done_reward, done_u = k + 1, best_leaf.copy(), best_reward.copy(), u.copy()
             run.progress(n * done / iterations, n)
-    settings = {"window": window, "candidates": m, "iterations": int(iterations), "sigma": float(sigma),
-                "lambda": float(lam), "alpha": float(alpha), "decode": decode, "prompts": prompts,
-                "iterations_done": done}
+    params = {"window": window, "candidates": m, "iterations": int(iterations), "sigma": float(sigma),
+              "lambda": float(lam), "alpha": float(alpha), "decode": decode, "prompts": prompts}
     # a round cut short may have updated some chains and prompts: keep what the completed rounds left
     history = [{key: trace[:done] for key, trace in diag.items()} for diag in history]
     tried = [[chain[:done * m] for chain in chains] for chains in tried]
-    results = [SampleResult(done_leaf[p], ledger, {**settings, "diagnostics": history[p], "best_reward": done_reward[p],
-                                                   "tried": tried[p], "u": done_u[p]}, stopped=run.stopped)
+    results = [SampleResult(done_leaf[p], ledger, params, {"iterations_done": done, "rounds": history[p],
+                                                           "best_reward": done_reward[p], "tried": tried[p],
+                                                           "u": done_u[p]}, stopped=run.stopped)
                for p in range(prompts)]
     if run.stopped == "interrupted":
         raise Interrupted(results)

@@ -29,10 +29,10 @@ def sample_best_of_n(task, oracle, n: int, rng: np.random.Generator, *, candidat
                      budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
     """``n`` outputs, each the best of ``candidates`` fresh ``pi_ref`` responses (first of the best on ties).
 
-    ``oracle`` is not used (``None`` is fine). ``info["candidates"]``: for each
-    output, the list of ``(leaf handle, reward)`` of its candidates in draw
-    order (reward as in the module docstring); ``info["rewards"]``: the
-    outputs' rewards. Ledger: tries = ``n * candidates``, restarts = the
+    ``oracle`` is not used (``None`` is fine). ``params["num_candidates"]``: k;
+    ``diagnostics["candidates"]``: for each output, the list of ``(leaf
+    handle, reward)`` of its candidates in draw order (reward as in the module
+    docstring); ``diagnostics["rewards"]``: the outputs' rewards. Ledger: tries = ``n * candidates``, restarts = the
     candidates not chosen, ``steps`` = tokens decoded.
     """
     try:
@@ -79,13 +79,10 @@ def sample_best_of_n_prompts(tasks: list, n: int, rng: np.random.Generator, *, c
         reward = np.exp(lt) if task.beta is None else task.beta * lt
         best = np.argmax(reward, axis=1)  # the first maximum: ties go to the first candidate drawn
         rows = np.arange(done)
-        info = {
-            "candidates": [list(zip(mine[i].tolist(), reward[i].tolist())) for i in range(done)],
-            "rewards": reward[rows, best],
-            "num_candidates": k,
-            **({"prompts": prompts} if prompts > 1 else {}),
-        }
-        results.append(SampleResult(mine[rows, best], ledger, info, stopped=run.stopped))
+        params = {"num_candidates": k, **({"prompts": prompts} if prompts > 1 else {})}
+        seen = {"candidates": [list(zip(mine[i].tolist(), reward[i].tolist())) for i in range(done)],
+                "rewards": reward[rows, best]}
+        results.append(SampleResult(mine[rows, best], ledger, params, seen, stopped=run.stopped))
     if run.stopped == "interrupted":
         raise Interrupted(results)
     return results

@@ -107,9 +107,10 @@ def sample_mh(task, oracle, n: int, rng: np.random.Generator, *, chains: int | N
     states of ``n`` independent chains, each after ``burn_in`` steps.
     ``max_init_tries``: budget of ``pi_ref`` draws for valid starts (default
     ``1000 * chains``), else ``BudgetExhaustedError``. ``oracle`` is not used.
-    ``info``: ``acceptance_rate`` (accepted / proposed, burn-in included),
-    ``chain`` (the states of the first chain at every step, start included),
-    ``chains``, ``burn_in``, ``thin``, ``init_tries``. Ledger: ``steps`` = chain
+    ``params``: ``chains``, ``burn_in``, ``thin``; ``diagnostics``:
+    ``acceptance_rate`` (accepted / proposed, burn-in included), ``chain``
+    (the states of the first chain at every step, start included),
+    ``init_tries``. Ledger: ``steps`` = chain
     steps plus tokens decoded for the starts; ``tries``/``restarts`` = the
     start draws and those with ``tau = 0``.
     """
@@ -145,14 +146,9 @@ def sample_mh(task, oracle, n: int, rng: np.random.Generator, *, chains: int | N
             ledger.steps += chains
             trajectory.append(int(states[0]))
             run.progress(n * (step + 1) / total, n)
+    params = {"chains": chains, "burn_in": burn_in, "thin": thin}
     if run.stopped:  # a state recorded before the run's end is not a draw of the chain that was asked for
-        return run.finish(SampleResult(np.empty(0, dtype=np.int64), ledger, {"chains": chains, "burn_in": burn_in, "thin": thin}))
-    info = {
-        "acceptance_rate": accepted / (chains * total) if total else float("nan"),
-        "chain": np.array(trajectory, dtype=np.int64),
-        "chains": chains,
-        "burn_in": burn_in,
-        "thin": thin,
-        "init_tries": init_tries,
-    }
-    return run.finish(SampleResult(np.concatenate(recorded)[:n], ledger, info))
+        return run.finish(SampleResult(np.empty(0, dtype=np.int64), ledger, params))
+    seen = {"acceptance_rate": accepted / (chains * total) if total else float("nan"),
+            "chain": np.array(trajectory, dtype=np.int64), "init_tries": init_tries}
+    return run.finish(SampleResult(np.concatenate(recorded)[:n], ledger, params, seen))

@@ -81,7 +81,7 @@ def sample_outcome_rs(task, oracle, n: int, rng: np.random.Generator, *, max_log
     ``BudgetExhaustedError`` (its ``ledger`` holds the costs so far).
     The ledger counts tries, restarts (rejected tries) and surplus (accepted
     beyond ``n`` in the last batch) by ``record_tries``, and ``steps`` = tokens
-    decoded. ``info``: ``max_log_tau``, ``acceptance_rate`` (accepted / tried).
+    decoded. ``diagnostics``: ``max_log_tau``, ``acceptance_rate`` (accepted / tried).
     """
     n = check_sample_count(n)
     bound = default_max_log_tau(task, max_log_tau)
@@ -127,5 +127,5 @@ def sample_outcome_rs(task, oracle, n: int, rng: np.random.Generator, *, max_log
             got += take.size
             run.progress(got, n)
     samples = np.concatenate(out) if out else np.empty(0, dtype=np.int64)
-    info = {"max_log_tau": bound, "acceptance_rate": accepted_total / tried if tried else float("nan")}
-    return run.finish(SampleResult(samples, run.ledger, info))
+    seen = {"max_log_tau": bound, "acceptance_rate": accepted_total / tried if tried else float("nan")}
+    return run.finish(SampleResult(samples, run.ledger, diagnostics=seen))

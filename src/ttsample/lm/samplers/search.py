@@ -81,7 +81,7 @@ def _search(task, oracle, roots: int, beams: int, expansions: int, rng, ledger, 
 
 def sample_beam_search(task, oracle, n: int, rng: np.random.Generator, *, beams: int = 4, expansions: int = 4,
                        budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
-    """``n`` outputs, each the best solution of a beam search (module docstring). ``info``: ``beams``,
+    """``n`` outputs, each the best solution of a beam search (module docstring). ``params``: ``beams``,
     ``expansions``."""
     n, beams, expansions = check_sample_count(n), _count("beams", beams), _count("expansions", expansions)
     _check_verifier(oracle, "beam search")
@@ -93,7 +93,7 @@ def sample_beam_search(task, oracle, n: int, rng: np.random.Generator, *, beams:
 
 def sample_dvts(task, oracle, n: int, rng: np.random.Generator, *, trees: int = 4, expansions: int = 4,
                 budget: Budget | None = None, progress: Progress | None = None) -> SampleResult:
-    """``n`` outputs, each the best of ``trees`` one-beam searches (module docstring). ``info``: ``trees``,
+    """``n`` outputs, each the best of ``trees`` one-beam searches (module docstring). ``params``: ``trees``,
     ``expansions``."""
     n, trees, expansions = check_sample_count(n), _count("trees", trees), _count("expansions", expansions)
     _check_verifier(oracle, "DVTS")
@@ -152,15 +152,15 @@ def _vote(task, oracle, n: int, rng, candidates: int, answer: str | None, budget
                 votes.append({"answer": won, "support": float(tally.get(won, 0.0)) if won is not None else 0.0,
                               "candidates": [(int(leaf), float(w)) for leaf, w in zip(leaves[i], score[i])]})
             run.progress(len(out), n)
-    info = {"num_candidates": k, "answer": answer, "votes": votes}
-    return run.finish(SampleResult(np.array(out, dtype=np.int64), run.ledger, info))
+    return run.finish(SampleResult(np.array(out, dtype=np.int64), run.ledger, {"num_candidates": k, "answer": answer},
+                                   {"votes": votes}))
 
 
 def sample_weighted_best_of_n(task, oracle, n: int, rng: np.random.Generator, *, candidates: int = 8,
                               answer: str | None = None, budget: Budget | None = None,
                               progress: Progress | None = None) -> SampleResult:
     """``n`` outputs, each the answer with the largest summed verifier score among ``candidates`` responses.
-    ``info["votes"]``: per output, the answer, its support (summed score, or count) and the candidates drawn, as
+    ``diagnostics["votes"]``: per output, the answer, its support (summed score, or count) and the candidates drawn, as
     (leaf handle, score) in draw order."""
     _check_verifier(oracle, "weighted best-of-n")
     return _vote(task, oracle, n, rng, candidates, answer, budget, progress, weighted=True)

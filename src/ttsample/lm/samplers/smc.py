@@ -92,13 +92,14 @@ def sample_smc(task, oracle, n: int, rng: np.random.Generator, *, particles: int
     scale, is ``Z_hat``): a weighted set (``result.weighted``), not draws;
     with ``particles > n`` the samples are ``n`` draws from the final weighted
     set (by ``resampling``) and each carries ``log Z_hat``. ``oracle``: needed only with ``twist=True``.
-    ``info``: ``log_z`` (``log Z_hat``), ``ess`` (ESS after each step's
+    ``result.log_z``: ``log Z_hat``; ``result.ess``: the ESS of the output's
+    ``log_weights``. ``params``: ``particles``, ``twist``, ``resampling``,
+    ``ess_threshold``; ``diagnostics``: ``ess_steps`` (ESS after each step's
     reweighting, before any resampling, in particles), ``log_z_steps`` (after
     step ``t``, the estimate of the mass ``sum pi_ref(v) psi(v)`` over the
     nodes at depth ``t`` and the leaves above, ``psi = tau`` at a leaf; its
     last entry is ``log_z``), ``resampled_at`` (the
-    steps after which the particles were resampled, counted from 1),
-    ``particles``, ``twist``, ``resampling``, ``ess_threshold``. Ledger:
+    steps after which the particles were resampled, counted from 1). Ledger:
     ``steps`` = particle extensions (tokens decoded), queries as asked of the
     oracle (twisted only).
     """
@@ -234,10 +235,11 @@ def _run(tasks: list, oracle, n: int, size: int, rng, resampling: str, ess_thres
     results = []
     for p in states if finals else []:
         samples, weights, log_z = finals[len(results)]
-        info = {"log_z": log_z, "ess": np.array(p.ess), "log_z_steps": np.array(p.log_z_steps),
-                "resampled_at": p.resampled_at, "particles": size, "twist": twist, "resampling": resampling,
-                "ess_threshold": float(ess_threshold), **({"prompts": len(tasks)} if len(tasks) > 1 else {})}
-        results.append(SampleResult(samples, ledger, info, log_weights=weights, weighted=size == n))
+        params = {"particles": size, "twist": twist, "resampling": resampling, "ess_threshold": float(ess_threshold),
+                  **({"prompts": len(tasks)} if len(tasks) > 1 else {})}
+        seen = {"ess_steps": np.array(p.ess), "log_z_steps": np.array(p.log_z_steps), "resampled_at": p.resampled_at}
+        results.append(SampleResult(samples, ledger, params, seen, log_weights=weights, weighted=size == n,
+                                    log_z=log_z))
     if run.stopped:  # the particles had not all reached a leaf: no sample
         results = [SampleResult(np.empty(0, dtype=np.int64), ledger, {"particles": size, "twist": twist},
                                 stopped=run.stopped) for _ in tasks]

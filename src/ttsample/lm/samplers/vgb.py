@@ -40,7 +40,7 @@ def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel
     ``steps``: the walk length T (default: the lab's calibrated schedule for
     the dense kernel), or ``"auto"``: doubled from a quarter of the default
     until ``adapt_chains`` pilot chains look mixed (``adapt_steps``), at most
-    8 times the default (``info["steps_trace"]``); ``leaf_boost``: K (default
+    8 times the default (``diagnostics["steps_trace"]``); ``leaf_boost``: K (default
     ``2H``). A run stopped by the budget or Ctrl-C keeps the leaves of the
     rounds of chains it completed.
     """
@@ -53,15 +53,15 @@ def sample_vgb(task, oracle, n_samples: int, rng: np.random.Generator, *, kernel
     walk, steps = node_walk(oracle, kernel, 2.0 * task.tree.depth if leaf_boost is None else leaf_boost,
                             None if adapt else steps)
     kept: list[np.ndarray] = []
-    info: dict = {}
+    seen: dict = {}
     with lm_run(task, oracle, budget, progress) as run:
         if adapt:
-            steps, info["steps_trace"] = adapt_steps(walk, run.oracle, -(-steps // 4), 8 * steps, adapt_chains,
+            steps, seen["steps_trace"] = adapt_steps(walk, run.oracle, -(-steps // 4), 8 * steps, adapt_chains,
                                                      rng, run.ledger, run.progress)
         # batched from the first round: one chain at a time (the lab's way to price a first sample) costs T
         # sequential model calls per chain, minutes per sample at long horizons
         sample_with_restarts(walk, run.oracle, n_samples, steps, rng, run.ledger,
                              progress=run.progress, kept=kept, alone_tries=0)
     leaves = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    info = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel, **info}
-    return run.finish(SampleResult(oracle.tree.leaf_index(leaves), run.ledger, info))
+    params = {"steps": int(steps), "leaf_boost": walk.leaf_boost, "kernel": kernel}
+    return run.finish(SampleResult(oracle.tree.leaf_index(leaves), run.ledger, params, seen))
