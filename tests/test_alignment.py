@@ -50,7 +50,7 @@ def lm():
 
 
 def test_prompts_expand_like_seeds_and_bad_lists_are_refused():
-    tasks = parse_spec(tomllib.loads(SPEC)).tasks()
+    tasks = parse_spec(tomllib.loads(SPEC)).runs()
     assert len(tasks) == 2 * 3 * 2  # samplers x prompts x seeds
     assert {t.prompt for t in tasks} == {"this license", "the software", "you may"}
     assert len({t.key for t in tasks}) == len(tasks)

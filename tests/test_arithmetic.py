@@ -125,9 +125,9 @@ def test_a_spec_s_step_and_decoding_tables_reach_the_task_and_its_key():
     from ttsample.experiments.lm_runs import task_settings
 
     table = {"name": "t", "model": "dyck", "horizon": 4, "reward": "dyck", "samplers": ["vgb"], "values": ["exact"]}
-    plain = parse_spec({"name": "s", "lm_tasks": [table]}).tasks()[0]
+    plain = parse_spec({"name": "s", "lm_tasks": [table]}).runs()[0]
     stepped = parse_spec({"name": "s", "lm_tasks": [table | {"steps": {"delimiters": [")"], "max_step_tokens": 3},
-                                                             "decoding": {"top_p": 0.9}}]}).tasks()[0]
+                                                             "decoding": {"top_p": 0.9}}]}).runs()[0]
     settings = task_settings(stepped)
     assert settings["step_rule"] == Steps((")",), max_step_tokens=3) and settings["decoding"] == Decoding(top_p=0.9)
     assert task_settings(plain) == {"step_rule": None, "decoding": None}

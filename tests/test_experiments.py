@@ -59,7 +59,7 @@ def rows_of(path):
 
 def test_spec_expands_to_the_grid():
     spec = parse_spec(tomllib.loads(SPEC))
-    tasks = spec.tasks()
+    tasks = spec.runs()
     # random family: 2 oracles x 3 samplers x 2 depths x 2 seeds; tilt family: its own flat oracle only
     assert len(tasks) == 2 * 3 * 2 * 2 + 1 * 3 * 2 * 2
     assert {t.depth for t in tasks if t.sampler == "jvv"} == {2, 3}
@@ -72,7 +72,7 @@ def test_families_and_oracles_can_narrow_the_grid():
     data = tomllib.loads(SPEC)
     data["families"] = [{"kind": "random", "samplers": ["lifted"],
                          "oracles": [{"kind": "exact", "seeds": 1}, {"kind": "random", "rho": 2.0}]}]
-    tasks = parse_spec(data).tasks()
+    tasks = parse_spec(data).runs()
     assert {t.sampler for t in tasks} == {"lifted"}
     assert {t.seed for t in tasks if t.oracle == "exact"} == {0} and {t.seed for t in tasks if t.oracle == "random"} == {0, 1}
     assert len(tasks) == 2 * (1 + 2)  # two depths; one seed for exact, the spec's two for random
@@ -113,7 +113,7 @@ def test_a_failing_run_is_stored_as_an_error_not_fatal(tmp_path):
     store = ResultStore(tmp_path / "results.sqlite")
     run_spec(spec, store, workers=1)
     rows = store.rows()
-    assert len(rows) == len(spec.tasks())
+    assert len(rows) == len(spec.runs())
     assert {r["class_size"] for r in rows if r["status"] == "ok"} == {2}
     failed = [r for r in rows if r["status"] == "error"]
     assert {r["class_size"] for r in failed} == {10**7} and all("TreeShapeError" in r["error"] for r in failed)
@@ -130,7 +130,7 @@ def test_parallel_equals_serial_and_rerun_adds_nothing(tmp_path):
     spec = parse_spec(tomllib.loads(SPEC))
     for name, workers in [("serial", 1), ("parallel", 2)]:
         store = ResultStore(tmp_path / name / "results.sqlite")
-        assert run_spec(spec, store, workers=workers) == len(spec.tasks())
+        assert run_spec(spec, store, workers=workers) == len(spec.runs())
         assert run_spec(spec, store, workers=workers) == 0
         store.close()
     assert rows_of(tmp_path / "serial" / "results.sqlite") == rows_of(tmp_path / "parallel" / "results.sqlite")
@@ -166,7 +166,7 @@ run_spec(load_spec(spec_file), ResultStore(db), workers=1, on_result=on_result)
 def test_killed_sweep_resumes_without_losing_or_duplicating(tmp_path):
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(SPEC)
-    total = len(load_spec(spec_file).tasks())
+    total = len(load_spec(spec_file).runs())
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     db = killed / "results.sqlite"
     k = total // 3
@@ -229,12 +229,25 @@ def test_a_store_from_an_older_version_gains_new_columns(tmp_path):
     spec = parse_spec({**tomllib.loads(SPEC), "depths": [3], "sampler_depths": {}, "families": [{"kind": "random"}]})
     run_spec(spec, store, workers=1)
     rows = store.rows()
-    assert len(rows) == len(spec.tasks()) + 1 and all("surplus" in r for r in rows)
+    assert len(rows) == len(spec.runs()) + 1 and all("surplus" in r for r in rows)
+
+
+def test_every_field_of_a_run_spec_and_of_the_ledger_is_a_typed_column():
+    from dataclasses import fields
+
+    from ttsample.experiments.spec import LMRun, LabRun
+    from ttsample.experiments.store import COLUMNS
+    from ttsample.ledger import Ledger
+
+    for record in (LabRun, LMRun, Ledger):
+        assert {f.name for f in fields(record)} <= set(COLUMNS)
+    assert (COLUMNS["beta"], COLUMNS["exact"], COLUMNS["seconds"], COLUMNS["prompt"]) == ("REAL", "INTEGER", "REAL",
+                                                                                          "TEXT")
 
 
 def test_an_outcome_with_a_key_the_store_has_no_column_for_is_refused(tmp_path):
     store = ResultStore(tmp_path / "results.sqlite")
-    task = parse_spec(tomllib.loads(SPEC)).tasks()[0]
+    task = parse_spec(tomllib.loads(SPEC)).runs()[0]
     with pytest.raises(ResultStoreError, match="no column for new_metric"):
         store.add(task, {"status": "ok", "delivered": 1, "new_metric": 0.5})
     assert store.rows() == []  # nothing half-written

@@ -21,7 +21,7 @@ from ttsample.experiments.reproductions import LM_EXPECTATIONS
 from ttsample.registry import REGISTRY, best_of_n_kl_bound, names
 from ttsample.experiments.runner import run_spec
 from ttsample.experiments.reproductions import get_reproduction
-from ttsample.experiments.spec import LMTask, Task, parse_spec
+from ttsample.experiments.spec import LMRun, LabRun, parse_spec
 from ttsample.experiments.store import ResultStore
 
 from extras import needs
@@ -70,16 +70,16 @@ def test_the_spec_knows_the_lm_layer_s_samplers_and_values():
     data["lm_tasks"][0]["samplers"] = list(lm_samplers)  # every sampler of the LM layer is a valid spec entry
     data["lm_tasks"][0]["options"] = {}
     data["lm_tasks"][0].pop("sampler_samples")
-    assert {t.sampler for t in parse_spec(data).tasks()} == set(lm_samplers)
+    assert {t.sampler for t in parse_spec(data).runs()} == set(lm_samplers)
 
 
 @needs("lm")
 def test_lm_tasks_expand_to_keyed_runs_beside_the_lab_s():
     data = tomllib.loads(LM_SPEC)
     data.update(samplers=["walk"], depths=[3])  # a lab grid too
-    tasks = parse_spec(data).tasks()
-    lab = [t for t in tasks if isinstance(t, Task)]
-    lm = [t for t in tasks if isinstance(t, LMTask)]
+    tasks = parse_spec(data).runs()
+    lab = [t for t in tasks if isinstance(t, LabRun)]
+    lm = [t for t in tasks if isinstance(t, LMRun)]
     assert len(lab) == 2  # one depth, the exact oracle, two seeds
     # action-rs: 2 values; outcome-rs: 1; best-of-n: 2 option tables; smc: 2 sample sizes; 2 seeds each
     assert len(lm) == (2 + 1 + 2 + 2) * 2
@@ -179,7 +179,7 @@ def test_serial_and_parallel_lm_sweeps_store_the_same_numbers(tmp_path):
     spec = parse_spec(data)
     for name, workers in [("serial", 1), ("parallel", 2)]:
         store = ResultStore(tmp_path / name / "results.sqlite")
-        assert run_spec(spec, store, workers=workers) == len(spec.tasks())
+        assert run_spec(spec, store, workers=workers) == len(spec.runs())
         store.close()
     assert rows_of(tmp_path / "serial" / "results.sqlite") == rows_of(tmp_path / "parallel" / "results.sqlite")
 
@@ -217,7 +217,7 @@ run_spec(spec, ResultStore(sys.argv[2]), workers=1, on_result=on_result)
 def test_a_killed_lm_sweep_resumes_without_losing_or_duplicating(tmp_path):
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(LM_SPEC.replace("seeds = 2", "seeds = 1"))
-    total = len(parse_spec(tomllib.loads(spec_file.read_text())).tasks())
+    total = len(parse_spec(tomllib.loads(spec_file.read_text())).runs())
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.run([sys.executable, "-c", KILL_AFTER_K_ROWS, str(spec_file), str(killed / "results.sqlite"), "3"],
                           capture_output=True)
@@ -278,9 +278,9 @@ def test_quick_lm_reproduction_writes_the_report_and_resumes(tmp_path):
 def test_a_language_model_run_over_its_budget_is_stored_as_censored_with_what_it_spent():
     """The runner's one censoring rule serves both kinds of run: OutcomeLevelRS held to 4 tries on a rare
     constraint raises BudgetExhaustedError, which is stored as status budget with its ledger."""
-    from ttsample.experiments.runner import execute_task
+    from ttsample.experiments.runner import execute_run
 
-    task = LMTask("d", "dyck", "", 8, "dyck", "", None, True, "outcome-rs", "", 1.0, 0, 200,
+    task = LMRun("d", "dyck", "", 8, "dyck", "", None, True, "outcome-rs", "", 1.0, 0, 200,
                   json.dumps({"max_tries": 4}))
-    outcome = execute_task(task)
+    outcome = execute_run(task)
     assert outcome["status"] == "budget" and outcome["delivered"] == 0 and outcome["tries"] >= 4

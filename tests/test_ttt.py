@@ -59,7 +59,7 @@ def test_bad_classes():
 def round_law(vs: VersionSpace, sharpened: bool) -> tuple[np.ndarray, np.ndarray]:
     """Law of an accepted proposal in one round with this V, and the acceptance probabilities."""
     q = vs.leaf_sum / vs.count
-    mu = np.exp(vs.cls.truth.leaf_log_mass)
+    mu = np.exp(vs.target_class.truth.leaf_log_mass)
     with np.errstate(divide="ignore", invalid="ignore"):
         accept = np.where(q > 0, vs.count * mu / (vs.bound(sharpened) * vs.leaf_sum), 0.0)
     joint = q * np.minimum(accept, 1.0)

@@ -10,7 +10,7 @@ import pytest
 
 from ttsample import Target, bounded_tilt_target, make_oracle, random_target
 from ttsample.errors import BudgetExhaustedError, OracleBoundError
-from ttsample.experiments.runner import execute_task
+from ttsample.experiments.runner import execute_run
 from ttsample.experiments.spec import parse_spec
 from ttsample.sampling import sample_once
 from ttsample.registry import SAMPLERS
@@ -124,7 +124,7 @@ def test_a_spec_runs_it_on_the_bounded_tilt_family():
         "name": "u", "samplers": ["uniform-rejection"], "depths": [3, 5], "seeds": 1, "samples": 50,
         "max_queries": 1e6, "families": [{"kind": "bounded_tilt", "rho": 1.5, "oracles": [{"kind": "flat"}]}],
     })
-    for task in spec.tasks():
-        outcome = execute_task(task)
+    for task in spec.runs():
+        outcome = execute_run(task)
         assert outcome["status"] == "ok" and outcome["delivered"] == 50, outcome
         assert outcome["tv_output_law"] < 1e-9 and outcome["first_sample_queries"] >= 1

@@ -94,12 +94,12 @@ def sample(
             raise ParameterError(f"--seed must be >= 0, got {seed}")
         if (target is None) == (random_target_depth is None):
             raise ParameterError("give exactly one of --target FILE.npy or --random-target DEPTH")
-        cls = None
+        target_class = None
         if class_kind is not None:
             if random_target_depth is None:
                 raise ParameterError("--class draws its own targets: use it with --random-target DEPTH, not --target")
-            cls = make_class(class_kind, random_target_depth, branching, class_size, class_param, seed)
-            tgt = cls.truth
+            target_class = make_class(class_kind, random_target_depth, branching, class_size, class_param, seed)
+            tgt = target_class.truth
         elif target is not None:
             tgt = Target.load(target, branching)
         else:
@@ -108,11 +108,12 @@ def sample(
             task = bar.add_task(sampler, total=n)
             run = sample_once(
                 tgt, sampler, n, oracle=oracle, rho=rho, seed=seed, steps=steps, max_queries=max_queries,
-                progress=lambda done, total: bar.update(task, completed=done), target_class=cls,
+                progress=lambda done, total: bar.update(task, completed=done), target_class=target_class,
             )
     except TtsampleError as exc:
         _fail(exc)
-    source = (str(target) if target else f"class {cls.name}, |F| = {class_size}, member {cls.true_index}" if cls
+    source = (str(target) if target
+              else f"class {target_class.name}, |F| = {class_size}, member {target_class.true_index}" if target_class
               else f"random(depth={random_target_depth}, concentration={concentration})")
     record = {"seed": seed, "target": source, **run.record()}
     try:
@@ -133,7 +134,7 @@ def _sweep(spec, out: Path, workers: Optional[int], executor: str, address: Opti
     store = ResultStore(out / "results.sqlite")
     try:
         todo = len(pending(spec, store))
-        total = len(spec.tasks())
+        total = len(spec.runs())
         console.print(f"{spec.name}: {total} runs, {total - todo} already in {out / 'results.sqlite'}, {todo} to run")
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                       TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, transient=True) as bar:

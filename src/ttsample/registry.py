@@ -6,7 +6,7 @@ compares sampler names:
 - ``needs``: what it samples from. ``oracle``: a tree's density oracle, called
   ``sample(oracle, n, rng, **options)`` (the lab's targets and CNF formulas);
   ``class``: the oracle and the class F the target belongs to,
-  ``sample(cls, oracle, n, rng, **options)``; ``decoder``: a generation task
+  ``sample(target_class, oracle, n, rng, **options)``; ``decoder``: a generation task
   (``ttsample.lm.task.GenerationTask``), which draws responses from
   ``pi_ref``, with a value oracle when ``uses_values``,
   ``sample(task, oracle_or_None, n, rng, **options)``.
@@ -276,4 +276,4 @@ class _SampleFunctions(Mapping):
 
 
 SAMPLERS = _SampleFunctions("oracle")  # the samplers of a tree's oracle: sample(oracle, n, rng, **options)
-CLASS_SAMPLERS = _SampleFunctions("class")  # sample(cls, oracle, n, rng, **options)
+CLASS_SAMPLERS = _SampleFunctions("class")  # sample(target_class, oracle, n, rng, **options)

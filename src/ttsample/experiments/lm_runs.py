@@ -77,7 +77,7 @@ from ..lm.exact import ExactLaw
 from ..logspace import normalised_weights
 from ..lm.rewards import log_tau_of
 from ..registry import REGISTRY
-from .spec import LMTask
+from .spec import LMRun
 
 FLOOR_REPEATS = 200  # exact-draw sets behind the noise floor
 FLOOR_SEED = 20_251_001
@@ -135,76 +135,76 @@ class Reference:
         return self.law is not None
 
 
-def _task_key(task: LMTask, draws: int) -> tuple:
-    return (task.model, task.prompt, task.horizon, task.reward, task.reference, task.beta, task.exact, draws,
-            task.step_rule, task.decoding)
+def _task_key(point: LMRun, draws: int) -> tuple:
+    return (point.model, point.prompt, point.horizon, point.reward, point.reference, point.beta, point.exact, draws,
+            point.step_rule, point.decoding)
 
 
-def task_settings(task: LMTask) -> dict:
+def task_settings(point: LMRun) -> dict:
     """The task's step rule and decoding, as ``generate`` and ``GenerationTask`` take them."""
     from ..lm.decoding import Decoding
     from ..lm.steps import Steps
 
-    return {"step_rule": Steps(**json.loads(task.step_rule)) if task.step_rule else None,
-            "decoding": Decoding(**json.loads(task.decoding)) if task.decoding else None}
+    return {"step_rule": Steps(**json.loads(point.step_rule)) if point.step_rule else None,
+            "decoding": Decoding(**json.loads(point.decoding)) if point.decoding else None}
 
 
 _REFERENCES: dict[tuple, Reference] = {}
 _FLOORS: dict[tuple, tuple[float, float, float]] = {}
 
 
-def reference(task: LMTask, draws: int) -> Reference:
-    key = _task_key(task, draws)
+def reference(point: LMRun, draws: int) -> Reference:
+    key = _task_key(point, draws)
     if key not in _REFERENCES:
-        _REFERENCES[key] = _build_reference(task, draws)
+        _REFERENCES[key] = _build_reference(point, draws)
     return _REFERENCES[key]
 
 
-def _build_reference(task: LMTask, draws: int) -> Reference:
+def _build_reference(point: LMRun, draws: int) -> Reference:
     from ..lm.task import GenerationTask
     from ..logspace import logsumexp
 
-    gen = GenerationTask(fresh_model(task.model), task.prompt, task.horizon, reward_function(task.reward, task.reference),
-                         beta=task.beta, **task_settings(task))
-    if task.exact:
+    gen = GenerationTask(fresh_model(point.model), point.prompt, point.horizon,
+                         reward_function(point.reward, point.reference), beta=point.beta, **task_settings(point))
+    if point.exact:
         law = ExactLaw(gen)
         return Reference(law.log_z, law.base_reward, law.pistar_reward, law)
     rng = np.random.default_rng(REFERENCE_SEED)
     leaves = gen.sample_suffix(np.zeros(draws, dtype=np.int64), rng)
     reward = gen.rewards(leaves)
-    log_tau = log_tau_of(reward, task.beta)
+    log_tau = log_tau_of(reward, point.beta)
     log_z = float(logsumexp(log_tau) - math.log(draws))
     w = np.exp(log_tau - np.max(log_tau)) if np.isfinite(log_tau).any() else np.zeros(draws)
     pistar_reward = float(w @ reward / w.sum()) if w.sum() > 0 else float("nan")
     return Reference(log_z, float(reward.mean()), pistar_reward)
 
 
-def noise_floor(task: LMTask, ref: Reference, n: int, draws: int) -> tuple[float, float, float]:
+def noise_floor(point: LMRun, ref: Reference, n: int, draws: int) -> tuple[float, float, float]:
     """Mean and 95% quantile of the TV, and mean plug-in KL, of the empirical law of n exact draws from pi*."""
-    key = (*_task_key(task, draws), n)
+    key = (*_task_key(point, draws), n)
     if key not in _FLOORS:
         _FLOORS[key] = ref.law.noise_floor(n, np.random.default_rng(FLOOR_SEED + n), FLOOR_REPEATS)
     return _FLOORS[key]
 
 
-def execute_lm(task: LMTask) -> dict:
+def execute_lm(point: LMRun) -> dict:
     """Run one language-model task and measure it (TtsampleErrors propagate: the runner stores a run over budget
     as censored and any other as an error)."""
     from ..lm.generate import generate
 
-    options = json.loads(task.options)
-    draws = task.reference_draws
+    options = json.loads(point.options)
+    draws = point.reference_draws
     with one_thread():
-        lm = fresh_model(task.model)
-        run = generate(lm, task.prompt, task.horizon, reward_function(task.reward, task.reference),
-                       sampler=task.sampler, values=task.value_kind or "heuristic", rho=task.rho, beta=task.beta,
-                       n=task.samples, seed=task.seed, **task_settings(task), **options)
+        lm = fresh_model(point.model)
+        run = generate(lm, point.prompt, point.horizon, reward_function(point.reward, point.reference),
+                       sampler=point.sampler, values=point.value_kind or "heuristic", rho=point.rho, beta=point.beta,
+                       n=point.samples, seed=point.seed, **task_settings(point), **options)
         outcome = {"status": "ok", "delivered": int(run.result.samples.size), **run.result.ledger.as_dict()}
-        outcome.update(_metrics(task, run, reference(task, draws), draws))
+        outcome.update(_metrics(point, run, reference(point, draws), draws))
     return outcome
 
 
-def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
+def _metrics(point: LMRun, run, ref: Reference, draws: int) -> dict:
     leaves = run.result.samples
     n = int(leaves.size)
     tokens = run.task.tokens(leaves)
@@ -220,7 +220,7 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     else:
         w = np.full(n, 1.0 / n)
     seen = run.result.diagnostics
-    entry = REGISTRY[task.sampler]
+    entry = REGISTRY[point.sampler]
     out = {
         "responses": entry.responses(run.result, n) if entry.responses is not None else None,
         "weighted": int(weighted),
@@ -238,10 +238,10 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     live = w > 0
     mean = (lambda x: float(w @ x)) if weighted else (lambda x: float(np.mean(x)))  # unweighted: exact means
     out["mean_reward"] = mean(reward)
-    out["accuracy"] = mean(reward > 0) if task.beta is None else None
+    out["accuracy"] = mean(reward > 0) if point.beta is None else None
     distinct = {tokens[i] for i in np.flatnonzero(live)}
     out["distinct_share"] = len(distinct) / n
-    if task.beta is None:
+    if point.beta is None:
         out["distinct_correct"] = len({tokens[i] for i in np.flatnonzero(live & (reward > 0))}) / n
         out["approved_wrong"] = _approved_wrong(run, leaves, reward, mean)
     bigrams = [tuple(tokens[i][j:j + 2]) for i in np.flatnonzero(live) for j in range(len(tokens[i]) - 1)]
@@ -254,7 +254,7 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
         law = {tok: count / n for tok, count in law.items()}
     if entry.kl is not None:
         out.update(entry.kl(run.result))
-    log_tau = log_tau_of(reward, task.beta)
+    log_tau = log_tau_of(reward, point.beta)
     if not ref.exact:
         ok = np.isfinite(log_tau[live]).all() and not entry.maximiser
         out["kl_base"] = mean(np.where(live, log_tau, 0.0)) - ref.log_z if ok else None
@@ -268,7 +268,7 @@ def _metrics(task: LMTask, run, ref: Reference, draws: int) -> dict:
     out["kl_pistar"] = float(np.sum(p * np.log(p / q))) if out["off_support"] == 0 else None
     out["kl_base"] = float(np.sum(p * (np.log(p) - exact.log_pi[idx])) - (p.size - 1) / (2 * n))
     out["kl_base_pistar"] = exact.kl_to_base()
-    tv_floor, tv_q95, kl_floor = noise_floor(task, ref, n, draws)
+    tv_floor, tv_q95, kl_floor = noise_floor(point, ref, n, draws)
     out.update(tv_floor=tv_floor, tv_floor_q95=tv_q95, kl_floor=kl_floor, tv_ratio=out["tv_pistar"] / tv_floor)
     exact_law = entry.exact_law(exact, run) if entry.exact_law is not None else None
     if exact_law is not None:

@@ -1,6 +1,6 @@
-"""Run the tasks of a spec that the store does not hold yet, in parallel, writing each as it finishes.
+"""Execute the runs of a spec that the store does not hold yet, in parallel, storing each as it finishes.
 
-Language-model tasks run in the same pool (``lm_runs.execute_lm``).
+Language-model runs go to the same pool (``lm_runs.execute_lm``).
 Executors: ``process`` (default; one worker process per core on this machine)
 and ``ray`` (optional extra ``ttsample[ray]``; pass an address to use a
 cluster, none for a local Ray instance).
@@ -18,35 +18,35 @@ from ..registry import sampler_entry
 from ..sampling import sample_once
 from ..problems.classes import make_class
 from ..target import bounded_tilt_target, random_target
-from .spec import LMTask, Spec, Task
+from .spec import LMRun, Spec, LabRun
 from .store import ResultStore
 
 DELTA = 0.01  # the accuracy at which the walks' best restart-rule cost is computed
 BEST_T_RANGE = 4  # ... searched over T up to this multiple of the default T (adversaries may need longer walks)
 
 
-def build_problem(task: Task):
-    """The task's target, and its class F when the family is a class (else None)."""
-    if task.family == "random":
-        return random_target(task.depth, task.branching, task.family_param, seed=task.seed), None
-    if task.family == "bounded_tilt":
-        return bounded_tilt_target(task.depth, task.branching, task.family_param, seed=task.seed), None
-    cls = make_class(task.family.split(":", 1)[1], task.depth, task.branching, task.class_size,
-                     task.family_param, seed=task.seed)
-    return cls.truth, cls
+def build_problem(point: LabRun):
+    """The run's target, and its class F when the family is a class (else None)."""
+    if point.family == "random":
+        return random_target(point.depth, point.branching, point.family_param, seed=point.seed), None
+    if point.family == "bounded_tilt":
+        return bounded_tilt_target(point.depth, point.branching, point.family_param, seed=point.seed), None
+    target_class = make_class(point.family.split(":", 1)[1], point.depth, point.branching, point.class_size,
+                              point.family_param, seed=point.seed)
+    return target_class.truth, target_class
 
 
-def execute_task(task: Task | LMTask) -> dict:
-    """Execute one task; a run over budget is censored (with what it spent), one that fails is stored as an error.
+def execute_run(point: LabRun | LMRun) -> dict:
+    """Execute one run; a run over budget is censored (with what it spent), one that fails is stored as an error.
 
-    Dispatches on the task's kind: the lab's (a target and an oracle) or a language model's (``lm_runs``).
+    Dispatches on its kind: the lab's (a target and an oracle) or a language model's (``lm_runs``).
     """
     try:
-        if getattr(task, "kind", "lab") == "lm":
+        if isinstance(point, LMRun):
             from .lm_runs import execute_lm
 
-            return execute_lm(task)
-        return _execute(task)
+            return execute_lm(point)
+        return _execute(point)
     except BudgetExhaustedError as exc:  # censored: stopped at max_queries, with what it had spent
         spent = exc.ledger.as_dict() if exc.ledger is not None else {}
         return {"status": "budget", "delivered": 0, **spent}
@@ -54,11 +54,11 @@ def execute_task(task: Task | LMTask) -> dict:
         return {"status": "error", "delivered": 0, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _execute(task: Task) -> dict:
-    target, cls = build_problem(task)
+def _execute(point: LabRun) -> dict:
+    target, target_class = build_problem(point)
     exact = target.tree.num_leaves <= MAX_ENUMERABLE_LEAVES
-    run = sample_once(target, task.sampler, task.samples, oracle=task.oracle, rho=task.rho, seed=task.seed,
-                      max_queries=task.max_queries, exact=exact, target_class=cls)
+    run = sample_once(target, point.sampler, point.samples, oracle=point.oracle, rho=point.rho, seed=point.seed,
+                      max_queries=point.max_queries, exact=exact, target_class=target_class)
     outcome = {
         "status": "ok",
         "delivered": int(run.result.samples.size),
@@ -69,7 +69,7 @@ def _execute(task: Task) -> dict:
         "first_sample_queries": run.result.diagnostics.get("first_sample_queries"),
         "first_sample_distinct": run.result.diagnostics.get("first_sample_distinct"),
     }
-    walk_of = sampler_entry(task.sampler).walk
+    walk_of = sampler_entry(point.sampler).walk
     if exact and walk_of is not None:
         best = walk_best_cost(walk_of(target.tree, run.result.params), run.oracle, target.leaf_probs(), DELTA,
                               BEST_T_RANGE * run.result.params["steps"])
@@ -78,9 +78,9 @@ def _execute(task: Task) -> dict:
     return outcome
 
 
-def pending(spec: Spec, store: ResultStore) -> list[Task]:
+def pending(spec: Spec, store: ResultStore) -> list[LabRun | LMRun]:
     done = store.done_keys()
-    return [t for t in spec.tasks() if t.key not in done]
+    return [t for t in spec.runs() if t.key not in done]
 
 
 def run_spec(
@@ -90,9 +90,9 @@ def run_spec(
     workers: int | None = None,
     executor: str = "process",
     address: str | None = None,
-    on_result: Callable[[Task, dict], None] | None = None,
+    on_result: Callable[[LabRun, dict], None] | None = None,
 ) -> int:
-    """Run every pending task; returns how many were run."""
+    """Execute every pending run; returns how many were run."""
     todo = pending(spec, store)
     if not todo:
         return 0
@@ -103,25 +103,25 @@ def run_spec(
         results = _run_ray(todo, workers, address)
     else:
         raise ParameterError(f"unknown executor {executor!r}; choose process or ray")
-    for task, outcome in results:
-        store.add(task, outcome)
+    for point, outcome in results:
+        store.add(point, outcome)
         if on_result is not None:
-            on_result(task, outcome)
+            on_result(point, outcome)
     return len(todo)
 
 
-def _run_processes(todo: list[Task], workers: int) -> Iterable[tuple[Task, dict]]:
+def _run_processes(todo: list[LabRun], workers: int) -> Iterable[tuple[LabRun, dict]]:
     if workers == 1:
-        for task in todo:
-            yield task, execute_task(task)
+        for point in todo:
+            yield point, execute_run(point)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(execute_task, task): task for task in todo}
+        futures = {pool.submit(execute_run, point): point for point in todo}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
 
-def _run_ray(todo: list[Task], workers: int, address: str | None) -> Iterable[tuple[Task, dict]]:
+def _run_ray(todo: list[LabRun], workers: int, address: str | None) -> Iterable[tuple[LabRun, dict]]:
     try:
         import ray
     except ImportError:
@@ -133,8 +133,8 @@ def _run_ray(todo: list[Task], workers: int, address: str | None) -> Iterable[tu
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(execute_task)
-        futures = {remote.remote(task): task for task in todo}
+        remote = ray.remote(execute_run)
+        futures = {remote.remote(point): point for point in todo}
         while futures:
             done, _ = ray.wait(list(futures), num_returns=1)
             for ref in done:

@@ -91,8 +91,8 @@ def rho_at(rho: float | str, depth: int) -> float:
 
 
 @dataclass(frozen=True)
-class Task:
-    """One run: a grid point, a sampler and a seed."""
+class LabRun:
+    """One run of the lab: a grid point, a sampler and a seed."""
 
     family: str  # random, bounded_tilt, or class:<kind>
     family_param: float  # concentration (random), rho of the tilt (bounded_tilt), the class generator's param
@@ -118,7 +118,7 @@ class Task:
 
 
 @dataclass(frozen=True)
-class LMTask:
+class LMRun:
     """One language-model run: a task (model, prompt, horizon, reward), a sampler, its values and a seed."""
 
     lm_task: str  # the task's label
@@ -162,7 +162,7 @@ class LMTask:
         return self.value_kind if self.rho == 1.0 else f"{self.value_kind} x{self.rho:g}"
 
 
-def _lm_tasks(table: dict, seeds: int, samples: int) -> list[LMTask]:
+def _lm_runs(table: dict, seeds: int, samples: int) -> list[LMRun]:
     out = []
     values = [_value_entry(v) for v in table.get("values", ["heuristic"])]
     options = table.get("options", {})
@@ -177,7 +177,7 @@ def _lm_tasks(table: dict, seeds: int, samples: int) -> list[LMTask]:
         grid = [json.dumps(o, sort_keys=True) for o in (mine_options if isinstance(mine_options, list) else [mine_options])]
         for (kind, rho), n, opts in itertools.product(mine, sizes if isinstance(sizes, list) else [sizes], grid):
             for prompt, seed in itertools.product(task_prompts(table), range(table.get("seeds", seeds))):
-                out.append(LMTask(str(table["name"]), str(table["model"]), prompt,
+                out.append(LMRun(str(table["name"]), str(table["model"]), prompt,
                                   int(table["horizon"]), str(table["reward"]), str(table.get("reference", "")),
                                   None if table.get("beta") is None else float(table["beta"]),
                                   bool(table.get("exact", False)), sampler, kind, rho, seed, int(n), opts,
@@ -216,14 +216,14 @@ class Spec:
     sampler_depths: dict  # optional per-sampler depth lists (e.g. JVV only where it can finish)
     lm_tasks: tuple[dict, ...] = ()  # language-model tasks ([[lm_tasks]] tables)
 
-    def tasks(self) -> list[Task | LMTask]:
+    def runs(self) -> list[LabRun | LMRun]:
         """Every run of the spec: the lab's grid, then each language-model task's."""
-        out = self._lab_tasks()
+        out = self._lab_runs()
         for table in self.lm_tasks:
-            out.extend(_lm_tasks(table, self.seeds, self.samples))
+            out.extend(_lm_runs(table, self.seeds, self.samples))
         return out
 
-    def _lab_tasks(self) -> list[Task]:
+    def _lab_runs(self) -> list[LabRun]:
         out = []
         triples = [(fam, orc, sampler) for fam in self.families for orc in fam.get("oracles", self.oracles)
                    for sampler in fam.get("samplers", self.samplers)]
@@ -237,7 +237,7 @@ class Spec:
             for depth in fam.get("depths", self.sampler_depths.get(sampler, self.depths)):
                 for size in fam.get("class_sizes", [0]) if is_class else [0]:
                     for seed in range(orc.get("seeds", self.seeds)):
-                        out.append(Task(name, param, int(depth), int(b), orc["kind"], str(orc.get("rho", 1.0)),
+                        out.append(LabRun(name, param, int(depth), int(b), orc["kind"], str(orc.get("rho", 1.0)),
                                         sampler, seed, self.samples, self.max_queries, int(size)))
         return out
 

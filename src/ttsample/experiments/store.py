@@ -5,39 +5,50 @@ sweep that is killed loses at most the runs in flight, and running it again
 skips every key already stored. A run whose outcome has a key with no
 column is refused, not stored without it. A file that is not such a store (damaged, not
 SQLite, or another program's database) is refused before anything is written.
+
+The columns are derived: the fields of the run's spec (``LabRun``, ``LMRun``)
+and of the ``Ledger`` each get one, typed from their annotations, so a new
+field there needs no edit here; what an outcome adds (``LAB_OUTCOME``,
+``LM_METRICS``) is listed below. Opening an older store adds the columns it
+lacks.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import typing
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..errors import ResultStoreError
-from .spec import LMTask, Task
+from ..ledger import Ledger
+from .spec import LabRun, LMRun
 
-COLUMNS = {
-    "key": "TEXT PRIMARY KEY",
-    "family": "TEXT", "family_param": "REAL", "depth": "INTEGER", "branching": "INTEGER",
-    "oracle": "TEXT", "rho_label": "TEXT", "rho": "REAL", "sampler": "TEXT", "seed": "INTEGER",
-    "samples": "INTEGER", "max_queries": "REAL", "class_size": "INTEGER",
-    "status": "TEXT",  # ok, budget (censored: stopped at max_queries), or error (the run raised)
-    "delivered": "INTEGER",
-    "queries_total": "INTEGER", "queries_distinct": "INTEGER", "steps": "INTEGER", "tries": "INTEGER",
-    "restarts": "INTEGER", "surplus": "INTEGER", "forward_passes": "INTEGER", "tokens": "INTEGER", "reward_calls": "INTEGER",
-    "reward_texts": "INTEGER",
-    "cache_hits": "INTEGER", "cache_misses": "INTEGER", "error": "TEXT",  # error: why a run failed (status error)
-    "seconds": "REAL", "walk_steps": "INTEGER", "tv_output_law": "REAL", "tv_empirical": "REAL",
+SQL_TYPES = {bool: "INTEGER", int: "INTEGER", float: "REAL", str: "TEXT"}
+
+
+def columns_of(record) -> dict[str, str]:
+    """A dataclass's fields as columns, typed from its annotations (``X | None`` as ``X``)."""
+    hints = typing.get_type_hints(record)
+    out = {}
+    for f in fields(record):
+        kind = hints[f.name]
+        kind = next(k for k in (typing.get_args(kind) or (kind,)) if k is not type(None))
+        out[f.name] = SQL_TYPES[kind]
+    return out
+
+
+# what a lab run's outcome holds beyond its ledger (ttsample.experiments.runner)
+LAB_OUTCOME = {
+    "walk_steps": "INTEGER", "tv_output_law": "REAL", "tv_empirical": "REAL",
     # queries until the first sample, as a one-at-a-time run from a fresh cache would make them: total and distinct
     "first_sample_queries": "INTEGER", "first_sample_distinct": "INTEGER",
     # walks on enumerable trees: the restart rule at its best T for TV <= 0.01, computed exactly
     "best_walk_steps": "INTEGER", "best_steps_per_sample": "REAL",
-    # language-model runs (NULL on the lab's rows; kind NULL means a lab row): the task, then the metrics of
-    # ttsample.experiments.lm_runs
-    "kind": "TEXT", "lm_task": "TEXT", "model": "TEXT", "prompt": "TEXT", "horizon": "INTEGER", "reward": "TEXT",
-    "reference": "TEXT", "beta": "REAL", "exact": "INTEGER", "value_kind": "TEXT", "options": "TEXT",
-    "reference_draws": "INTEGER", "step_rule": "TEXT", "decoding": "TEXT",
+}
+# the metrics of a language-model run (ttsample.experiments.lm_runs; NULL on the lab's rows)
+LM_METRICS = {
     "weighted": "INTEGER", "ess": "REAL", "log_z_hat": "REAL", "acceptance_rate": "REAL", "setup_seconds": "REAL",
     "z": "REAL", "z_exact": "INTEGER", "base_reward": "REAL", "pistar_reward": "REAL",
     "mean_reward": "REAL", "accuracy": "REAL", "distinct_share": "REAL", "distinct_2": "REAL",
@@ -46,6 +57,13 @@ COLUMNS = {
     "law_dead_mass": "REAL", "tv_law_ratio": "REAL", "kl_pistar_law": "REAL", "kl_base_law": "REAL",
     "kl_bound": "REAL", "kl_drift": "REAL", "responses": "REAL", "distinct_correct": "REAL",
     "approved_wrong": "REAL",
+}
+# a row: the run's key and spec (either kind's; kind NULL means a lab row), how it ended, its ledger, its outcome
+COLUMNS = {
+    "key": "TEXT PRIMARY KEY", **columns_of(LabRun), "rho": "REAL", **columns_of(LMRun),
+    "status": "TEXT",  # ok, budget (censored: stopped at max_queries), or error (the run raised)
+    "error": "TEXT",  # why a run failed (status error)
+    "delivered": "INTEGER", **columns_of(Ledger), **LAB_OUTCOME, **LM_METRICS,
 }
 
 
@@ -95,12 +113,13 @@ class ResultStore:
     def done_keys(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT key FROM results")}
 
-    def add(self, task: Task | LMTask, outcome: dict) -> None:
-        row = {"key": task.key, **asdict(task), "rho": task.rho, "rho_label": task.rho_label, **outcome}
+    def add(self, point: LabRun | LMRun, outcome: dict) -> None:
+        row = {"key": point.key, **asdict(point), "rho": point.rho, "rho_label": point.rho_label, **outcome}
         unknown = sorted(set(row) - set(COLUMNS))
         if unknown:  # a metric with no column would vanish from every report: add it to COLUMNS
             raise ResultStoreError(f"the store has no column for {', '.join(unknown)}; add it to "
-                                   "ttsample.experiments.store.COLUMNS (older stores gain it when opened)")
+                                   "the outcome's columns in ttsample.experiments.store (older stores gain it when "
+                                   "opened)")
         row = {k: row.get(k) for k in COLUMNS}
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)

@@ -51,11 +51,11 @@ def _mismatch(member_log: np.ndarray, answer_log: np.ndarray, log_rho: float) ->
 class VersionSpace:
     """The members of F consistent with every answer so far, with their mixture's leaf masses."""
 
-    def __init__(self, cls: TargetClass, log_rho: float):
-        self.cls = cls
+    def __init__(self, target_class: TargetClass, log_rho: float):
+        self.target_class = target_class
         self.log_rho = log_rho
-        self.alive = np.ones(cls.size, dtype=bool)
-        self.leaf_p = np.exp(cls.leaf_log_mass)  # (|F|, L)
+        self.alive = np.ones(target_class.size, dtype=bool)
+        self.leaf_p = np.exp(target_class.leaf_log_mass)  # (|F|, L)
         self.cdf = np.cumsum(self.leaf_p, axis=1)
         self.cdf /= self.cdf[:, -1:]
         self.max_all = self.leaf_p.max(axis=0)  # max over all of F, for the sharpened bound
@@ -89,15 +89,15 @@ class VersionSpace:
     def observe(self, node_ids: np.ndarray, answers: np.ndarray) -> None:
         """Drop the members inconsistent with the oracle's answers at these nodes."""
         node_ids = np.asarray(node_ids).ravel()
-        at_leaf = self.cls.tree.is_leaf(node_ids)
+        at_leaf = self.target_class.tree.is_leaf(node_ids)
         for v, a, leaf in zip(node_ids, np.asarray(answers).ravel(), at_leaf):
-            members = self.cls.log_mass[self.alive, v]
+            members = self.target_class.log_mass[self.alive, v]
             bound = 0.0 if leaf else self.log_rho
             self._drop(_mismatch(members, a, bound), f"node {int(v)}", float(a))
 
     def would_change(self, leaf_idx: np.ndarray, answers: np.ndarray) -> np.ndarray:
         """For each proposal, whether its (exact leaf) answer would rule out a live member."""
-        members = self.cls.leaf_log_mass[self.alive][:, leaf_idx]  # (|V|, m)
+        members = self.target_class.leaf_log_mass[self.alive][:, leaf_idx]  # (|V|, m)
         return _mismatch(members, answers[None, :], 0.0).any(axis=0)
 
     def sample(self, rng: np.random.Generator, m: int) -> np.ndarray:
@@ -120,8 +120,8 @@ class VersionSpace:
 
     def children_spread(self, v: int) -> tuple[np.ndarray, np.ndarray]:
         """Children of ``v``, and their mixture masses over V, and whether V disagrees there by > rho**2."""
-        children = self.cls.tree.children(np.array([v]))[0]
-        log_m = self.cls.log_mass[self.alive][:, children]  # (|V|, b)
+        children = self.target_class.tree.children(np.array([v]))[0]
+        log_m = self.target_class.log_mass[self.alive][:, children]  # (|V|, b)
         top, low = log_m.max(axis=0), log_m.min(axis=0)
         with np.errstate(invalid="ignore"):
             disagree = (np.isneginf(low) & np.isfinite(top)) | (top - low > 2 * self.log_rho + TOLERANCE)
@@ -143,7 +143,7 @@ def thin(rng: np.random.Generator, old_sum: np.ndarray, new_sum: np.ndarray, x: 
 def _probe(vs: VersionSpace, oracle: CountedOracle, rng: np.random.Generator) -> None:
     """One learning descent: follow V's mixture, asking where V's members disagree."""
     v = 0
-    for _ in range(vs.cls.tree.depth - 1):  # children down to depth n-1 are internal
+    for _ in range(vs.target_class.tree.depth - 1):  # children down to depth n-1 are internal
         children, _, disagree = vs.children_spread(v)
         if disagree.any():
             asked = children[disagree]
@@ -155,16 +155,16 @@ def _probe(vs: VersionSpace, oracle: CountedOracle, rng: np.random.Generator) ->
 
 
 def _sample_class(
-    cls: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *, learn: bool,
+    target_class: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *, learn: bool,
     max_queries: float | None, progress: Progress | None,
 ) -> SampleResult:
     n_samples = check_sample_count(n_samples)
-    if oracle.tree != cls.tree:
-        raise ParameterError(f"the oracle's tree {oracle.tree} is not the class's tree {cls.tree}")
+    if oracle.tree != target_class.tree:
+        raise ParameterError(f"the oracle's tree {oracle.tree} is not the class's tree {target_class.tree}")
     ledger = Ledger()
     counted = CountedOracle(oracle, ledger)
-    vs = VersionSpace(cls, oracle.log_rho)
-    leaf_node = cls.tree.leaf_nodes()  # leaf index -> node
+    vs = VersionSpace(target_class, oracle.log_rho)
+    leaf_node = target_class.tree.leaf_nodes()  # leaf index -> node
     out: list[np.ndarray] = []
     got, batch, first = 0, 1, {}  # first: the first sample's cost, as a one-query-at-a-time run pays it
     with ledger.timed():
@@ -210,16 +210,16 @@ def _sample_class(
             if progress is not None:
                 progress(got, n_samples)
     return SampleResult(np.concatenate(out), ledger,
-                        diagnostics={**first, "final_version_space": vs.count, "class_size": cls.size})
+                        diagnostics={**first, "final_version_space": vs.count, "class_size": target_class.size})
 
 
-def sample_mixture_rejection(cls: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *,
+def sample_mixture_rejection(target_class: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *,
                              max_queries: float | None = None, progress: Progress | None = None) -> SampleResult:
     """Exact samples by mixture rejection with elimination over the class (leaf queries only)."""
-    return _sample_class(cls, oracle, n_samples, rng, learn=False, max_queries=max_queries, progress=progress)
+    return _sample_class(target_class, oracle, n_samples, rng, learn=False, max_queries=max_queries, progress=progress)
 
 
-def sample_learned_oracle(cls: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *,
+def sample_learned_oracle(target_class: TargetClass, oracle, n_samples: int, rng: np.random.Generator, *,
                           max_queries: float | None = None, progress: Progress | None = None) -> SampleResult:
     """Exact samples from the version space sharpened by internal answers (test-time training)."""
-    return _sample_class(cls, oracle, n_samples, rng, learn=True, max_queries=max_queries, progress=progress)
+    return _sample_class(target_class, oracle, n_samples, rng, learn=True, max_queries=max_queries, progress=progress)
