@@ -116,3 +116,15 @@ def test_a_walk_s_exact_law_is_the_law_of_the_kernel_it_ran():
     dense = walk_output_law(SinclairJerrumWalk(oracle.tree, 1.0), oracle, 30)[0]
     assert np.abs(proposal - dense).sum() > 1e-3  # the two laws differ at T = 30, so the check can fail
     np.testing.assert_allclose(law, proposal, rtol=0, atol=1e-12)
+
+
+def test_draws_times_z_is_read_for_the_rows_that_reject_whole_responses_and_no_other():
+    """OutcomeLevelRS's acceptance rate is the share of pi_ref responses accepted (Z in expectation); MH's is the
+    share of moves accepted, which says nothing about Z: the metric reads the row's fact, not the sampler's name."""
+    from ttsample.eval.scaling import LM_METRICS
+
+    row = {"z": 0.5, "z_exact": 1, "acceptance_rate": 0.25}
+    assert [name for name in REGISTRY if REGISTRY[name].rejects_responses] == ["outcome-rs"]
+    assert LM_METRICS["draws_times_z"]({**row, "sampler": "outcome-rs"}) == 2.0
+    assert LM_METRICS["draws_times_z"]({**row, "sampler": "mh"}) is None
+    assert LM_METRICS["draws_times_z"]({**row, "sampler": "outcome-rs", "z_exact": 0}) is None

@@ -70,6 +70,8 @@ class SamplerEntry:
     kl: Callable | None = None  # result -> {metric: value}: the KL to the base model a maximiser reports
     flat_promise: bool = False  # refuses every oracle but one whose promise bounds the leaves against flat
     expected_tries: Callable | None = None  # oracle -> expected tries per sample, where a closed form bounds it
+    # its acceptance_rate is the share of pi_ref responses it accepts: Z in expectation, on a constraint
+    rejects_responses: bool = False
     diagnostics_plot: Callable | None = None  # (result, path) -> writes a figure of the run
     options_of: Callable | None = None  # whose keyword-only parameters are its options (default: sample)
     sample_prompts: Callable | None = None  # (tasks, n, rng, **options) -> one result per task, decoded together
@@ -225,7 +227,7 @@ for _entry in (
                  "token-level guided decoding by the values (ActionLevelRS); its law is exact for fixed values",
                  uses_values=True, exact_law=_action_rs_law),
     SamplerEntry("outcome-rs", sample_outcome_rs, "decoder", "rejection of pi_ref responses by tau (OutcomeLevelRS)",
-                 responses=lambda result, n: result.ledger.tries / n),
+                 responses=lambda result, n: result.ledger.tries / n, rejects_responses=True),
     SamplerEntry("best-of-n", sample_best_of_n, "decoder", "the best of k pi_ref responses", maximiser=True,
                  exact_law=_best_of_n_law, responses=_candidates,
                  kl=lambda result: {"kl_bound": best_of_n_kl_bound(int(result.params["num_candidates"]))},

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..registry import REGISTRY
+
 FIELDS = ("family", "family_param", "branching", "oracle", "rho_label", "sampler", "class_size", "depth")
 METRICS = {
     "queries": lambda row: row["queries_total"] / row["delivered"],
@@ -191,6 +193,15 @@ def _per_answer(name: str):
     return lambda row: row[name] / answers(row) if row.get(name) is not None else None
 
 
+def _draws_times_z(row: dict) -> float | None:
+    """Responses drawn per accepted one (1 / acceptance rate), times Z: 1 if draws ~ 1/Z; for the samplers that
+    reject whole responses (their row's ``rejects_responses``), where Z is exact."""
+    entry = REGISTRY.get(row["sampler"])
+    if entry is None or not entry.rejects_responses or not row.get("z_exact") or not row.get("acceptance_rate"):
+        return None
+    return row["z"] / row["acceptance_rate"]
+
+
 def _difference(a: str, b: str):
     return lambda row: row[a] - row[b] if row.get(a) is not None and row.get(b) is not None else None
 
@@ -202,9 +213,7 @@ LM_METRICS = {
         "kl_drift", "responses", "distinct_correct", "approved_wrong")},
     "reward_gain": _difference("mean_reward", "base_reward"),  # over the base model's mean reward
     "ess_share": lambda row: row["ess"] / row["delivered"] if row.get("weighted") and row.get("ess") is not None else None,
-    # OutcomeLevelRS: responses drawn per accepted one (1 / acceptance rate), times Z: 1 if draws ~ 1/Z
-    "draws_times_z": lambda row: (row["z"] / row["acceptance_rate"] if row["sampler"] == "outcome-rs" and row.get("z_exact")
-                                  and row.get("acceptance_rate") else None),
+    "draws_times_z": _draws_times_z,
     "forward_passes": _per_sample("forward_passes"),
     "tokens": _per_sample("tokens"),
     "reward_calls": _per_sample("reward_calls"),
