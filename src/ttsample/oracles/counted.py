@@ -38,8 +38,8 @@ class CountedOracle(Oracle):
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
         if ids.size:
-            self._cache = grown(self._cache, int(ids.max()) + 1, np.nan)
-            self._valued = grown(self._valued, int(ids.max()) + 1, False)
+            end = int(ids.max()) + 1
+            self._cache, self._valued = grown(self._cache, end, np.nan), grown(self._valued, end, False)
         return ids
 
     def _count_distinct(self, fresh_ids: np.ndarray) -> None:
