@@ -61,7 +61,7 @@ class Budget:
 
 
 @dataclass
-class LMRun:
+class SamplerRun:
     """One sampler run: its ledger, the oracle counted into it, and ``progress``, which reports and checks the budget."""
 
     ledger: Ledger
@@ -96,7 +96,7 @@ class LMRun:
 
 
 @contextmanager
-def lm_run(task, oracle=None, budget: Budget | None = None, progress: Progress | None = None) -> Iterator[LMRun]:
+def lm_run(task, oracle=None, budget: Budget | None = None, progress: Progress | None = None) -> Iterator[SamplerRun]:
     """A fresh ledger and the oracle counted into it; on exit the model's costs over the whole run are added.
 
     Model costs (forward passes, tokens, cache hits and misses, reward calls)
@@ -109,7 +109,7 @@ def lm_run(task, oracle=None, budget: Budget | None = None, progress: Progress |
     ledger = Ledger()
     counted = CountedOracle(oracle, ledger, model_costs=False) if oracle is not None else None
     with ledger.timed(), charged(ledger, task.lm.ledger):
-        run = LMRun(ledger, counted, budget, progress, time.perf_counter())
+        run = SamplerRun(ledger, counted, budget, progress, time.perf_counter())
         try:
             yield run
         except Stop as exc:
