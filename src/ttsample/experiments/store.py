@@ -9,7 +9,7 @@ SQLite, or another program's database) is refused before anything is written.
 The columns are derived: the fields of the run's spec (``LabRun``, ``LMRun``)
 and of the ``Ledger`` each get one, typed from their annotations, so a new
 field there needs no edit here; what an outcome adds (``LAB_OUTCOME``,
-``LM_METRICS``) is listed below. Opening an older store adds the columns it
+``LM_OUTCOME``) is listed below. Opening an older store adds the columns it
 lacks.
 """
 
@@ -48,7 +48,7 @@ LAB_OUTCOME = {
     "best_walk_steps": "INTEGER", "best_steps_per_sample": "REAL",
 }
 # the metrics of a language-model run (ttsample.experiments.lm_runs; NULL on the lab's rows)
-LM_METRICS = {
+LM_OUTCOME = {
     "weighted": "INTEGER", "ess": "REAL", "log_z_hat": "REAL", "acceptance_rate": "REAL", "setup_seconds": "REAL",
     "z": "REAL", "z_exact": "INTEGER", "base_reward": "REAL", "pistar_reward": "REAL",
     "mean_reward": "REAL", "accuracy": "REAL", "distinct_share": "REAL", "distinct_2": "REAL",
@@ -63,7 +63,7 @@ COLUMNS = {
     "key": "TEXT PRIMARY KEY", **columns_of(LabRun), "rho": "REAL", **columns_of(LMRun),
     "status": "TEXT",  # ok, budget (censored: stopped at max_queries), or error (the run raised)
     "error": "TEXT",  # why a run failed (status error)
-    "delivered": "INTEGER", **columns_of(Ledger), **LAB_OUTCOME, **LM_METRICS,
+    "delivered": "INTEGER", **columns_of(Ledger), **LAB_OUTCOME, **LM_OUTCOME,
 }
 
 
