@@ -234,11 +234,11 @@ def reproduce(
 def train_tiny_cmd(
     task: str = typer.Option("dyck", help="dyck (Dyck words with 10% noise), text (characters of local license "
                              "texts), subword (byte-level BPE of 4,096 tokens, context 256, on 4 MB of local license texts), "
-                             "arithmetic (step-by-step sums, 20% wrong steps) or arithmetic-prm (its PRM, a token "
-                             "classifier of step correctness)."),
+                             "arithmetic (step-by-step sums, 20% wrong steps) or arithmetic-prm (its PRM, a causal LM "
+                             "that writes + or - after each step's tag)."),
     out: Path = typer.Option(..., "--out", help="Folder for config.json, model.safetensors, tokenizer files, training.json."),
     steps: Optional[int] = typer.Option(None, help="Training steps (default 1500 for dyck and text, "
-                                                "1000 for subword, 3000 for arithmetic, 3000 for arithmetic-prm)."),
+                                                "1000 for subword, 3000 for arithmetic, 1500 for arithmetic-prm)."),
     seed: int = typer.Option(0),
 ) -> None:
     """Train a tiny GPT-2-style model on CPU (the models and the PRM shipped in the package came from this)."""

@@ -439,12 +439,12 @@ REASONING_CAVEATS = [
     "Beam search, DVTS, weighted best-of-n and majority vote are maximisers: they never read the verifier, only the "
     "PRM or the answers' counts, and their accuracy is what the PRM buys. Best-of-n here reads the verifier as its "
     "reward, so it is right unless all its candidates are wrong (an oracle upper line, not a practical method).",
-    "The PRM is the project's (`ttsample train-tiny --task arithmetic-prm`): trained on true step correctness of "
-    "synthetic solutions (good while every step so far is right), not on rollout labels; V_hat of a prefix is its "
-    "last step's score. It is weak: its held-out step accuracy (in its training.json) is barely above calling "
-    "every step good, since it catches slips that change a result's number of digits and little else; the "
-    "exact V* rows show what a perfect PRM buys on the same problems. Its forward passes are counted as reward "
-    "calls, beside the verifier's; forward passes are the policy's.",
+    "The PRM is the project's (`ttsample train-tiny --task arithmetic-prm`): a causal LM trained on true step "
+    "correctness of synthetic solutions (good while every step so far is right), not on rollout labels, written "
+    "as + or - after each step's tag; V_hat of a prefix is its last step's score. It is far from perfect: its "
+    "held-out step accuracy is in its training.json and in docs/lm.md; the exact V* rows show what a perfect PRM "
+    "buys on the same problems. Its forward passes are counted as reward calls, beside the verifier's; forward "
+    "passes are the policy's.",
     "PRM quality where V* is known: on 2-step problems under top-p 0.97, the exact law enumerates pi_ref's support "
     "(about 50 responses per problem). The arithmetic has one right solution per problem (a wrong step is almost "
     "never undone by a second), so pi* there is nearly a point mass and TV to it says little; the robustness "
@@ -466,7 +466,8 @@ def reasoning_section(rows, points, paired, out):
     for task in dict.fromkeys(p["lm_task"] for p in points if p["lm_task"].startswith("arithmetic")):
         mine = sorted((p for p in points if p["lm_task"] == task and p["axis"] == "seeds"),
                       key=lambda p: -(p["accuracy"]["mean"] or 0))
-        base = mine[0]["base_reward"] if mine else None
+        # pi_ref's accuracy over the task's problems (None on a point some of whose runs failed)
+        base = next((p["base_reward"] for p in mine if p["base_reward"] is not None), None)
         lines += [f"### {task} (plain sampling's accuracy {base:.3f})" if base is not None else f"### {task}", "",
                   "| method | values | options | accuracy | fwd passes | tokens | reward calls | seconds | "
                   "distinct correct | wrong after PRM approval |", "|---|---|---|---|---|---|---|---|---|---|"]

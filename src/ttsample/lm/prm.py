@@ -36,11 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OracleBoundError, ParameterError
+from .loading import CAUSAL_LM_SUFFIXES
 
 AGGREGATES = ("last", "product", "min")
 EMBEDDED_PRMS = {"arithmetic-prm": Path(__file__).parent / "weights" / "arithmetic-prm"}  # prm:arithmetic-prm
 BATCH = 32  # partial solutions per forward pass
 PREFIX = "prm:"
+
+
+CAUSAL_GOOD, CAUSAL_BAD = "+", "-"  # a causal PRM's good and bad tokens by default (Math-Shepherd's)
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ class ProcessRewardValues:
         except (OSError, ValueError, KeyError) as exc:
             raise ParameterError(f"{folder!r} is not a model folder with its tokenizer: {exc}") from None
         architecture = (config.architectures or ["?"])[0]
-        self.causal = architecture.endswith("ForCausalLM")
+        self.causal = architecture.endswith(CAUSAL_LM_SUFFIXES)  # GPT-2's is an LMHeadModel
         if not self.causal and not architecture.endswith("ForTokenClassification"):
             raise ParameterError(f"{folder} is a {architecture}: a PRM here is a causal LM (read at its good/bad "
                                  "tokens) or a token-classification model (read at its labels)")
@@ -106,8 +110,8 @@ class ProcessRewardValues:
         self.model = loader.from_pretrained(folder, local_files_only=True).to(device).eval()
         self.tag_id = self._one_token(self.reading.tag, "step tag")
         if self.causal:
-            self.read = [self._one_token(self.reading.good or "+", "good token"),
-                         self._one_token(self.reading.bad or "-", "bad token")]
+            self.read = [self._one_token(self.reading.good or CAUSAL_GOOD, "good token"),
+                         self._one_token(self.reading.bad or CAUSAL_BAD, "bad token")]
         elif config.num_labels == 1:
             self.read = None  # a scalar head: sigmoid of its score
         else:

@@ -93,7 +93,7 @@ def _config(vocab: int, n_positions: int, width: int, layers: int):
                       bos_token_id=vocab - 1, eos_token_id=vocab - 2, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 
-DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000, "arithmetic": 3000, "arithmetic-prm": 3000}
+DEFAULT_STEPS = {"dyck": 1500, "text": 1500, "subword": 1000, "arithmetic": 3000, "arithmetic-prm": 1500}
 # the subword model: corpus, tokenizer, model and optimiser settings (the shipped model was made with these)
 SUBWORD = {"corpus_chars": 4_000_000, "vocab_size": 4096, "context": 256, "width": 96, "layers": 3, "batch": 16,
            "lr": 3e-3, "warmup": 50, "heldout_fraction": 0.02}
@@ -183,7 +183,7 @@ def _padded(seqs: list[list[int]], length: int, pad: int):
 
 
 ARITHMETIC = {"solutions": 30_000, "context": 64, "width": 96, "layers": 3, "batch": 64,
-              "prm_step_error": 0.35, "eval_problems": 100}
+              "prm_step_error": 0.35, "prm_width": 128, "eval_problems": 100}
 
 
 def _arithmetic_corpus(count: int, step_error: float, seed: int):
@@ -238,73 +238,60 @@ def _base_accuracy(folder: Path, seed: int) -> dict:
             **{str(k): arithmetic.base_accuracy(lm, k, count, draws, seed) for k in arithmetic.DIFFICULTIES}}
 
 
-def _tagged_batch(tokenizer, corpus, tag: str, dense: bool = False):
-    """The PRM's inputs for (problem, solution, labels) rows, padded, and each row's labels: at its tags (-100
-    elsewhere), or with ``dense`` at every token of the solution (``_dense_labels``)."""
+def _tagged_batch(tokenizer, corpus, tag: str):
+    """The PRM's inputs for (problem, solution, labels) rows, padded, and each row's step labels at its tags (1 good,
+    0 bad; -100 elsewhere)."""
     import torch
 
     from . import arithmetic
     from .prm import tagged
 
     tag_id = tokenizer.convert_tokens_to_ids(tag)
-    seqs, dense_labels = [], []
-    for problem, text, good in corpus:
+    seqs = []
+    for problem, text, _ in corpus:
         lines = text.split(arithmetic.DELIMITER)
         steps_text = [line + arithmetic.DELIMITER for line in lines[:-1]] + [lines[-1]]
         seqs.append(tokenizer.encode(problem.prompt + "".join(tagged(s, tag, (arithmetic.DELIMITER,))
                                                               for s in steps_text), add_special_tokens=False))
-        if dense:
-            dense_labels.append([-100] * len(problem.prompt) + _dense_labels(problem, lines, good))
     data, mask = _padded(seqs, 2 * ARITHMETIC["context"], tokenizer.eos_token_id)
     labels = torch.full_like(data, -100)
     for i, (_, _, good) in enumerate(corpus):
-        at = torch.nonzero(data[i] == tag_id).ravel()
-        if dense:
-            labels[i, : len(dense_labels[i])] = torch.tensor(dense_labels[i])
-            assert labels[i, at].tolist() == [int(g) for g in good]  # the tags' labels are the solution's
-        else:
-            labels[i, at] = torch.tensor([int(g) for g in good])
+        labels[i, torch.nonzero(data[i] == tag_id).ravel()] = torch.tensor([int(g) for g in good])
     return data, mask, labels
 
 
-def _dense_labels(problem, lines: list[str], good: list[bool]) -> list[int]:
-    """A label for every character, tag and delimiter of a tagged solution: whether the prefix that ends there can
-    still be right. In a step line ``T+x=R``: every step before it right, and ``R`` so far a prefix of ``T+x``; at
-    the tag and the delimiter, the step's own label. In the answer line: its digits so far a prefix of the
-    problem's sum. The tags are where the PRM is read; the other labels are there so that it learns to check
-    the digits where it reads them (a label at the tags alone trains far more slowly)."""
-    from . import arithmetic
+def _prm_targets(tokenizer, data, mask, step_labels):
+    """A causal PRM's targets (Math-Shepherd's convention): the next token everywhere, except that at each tag the
+    next token is the good (``+``) or bad (``-``) one instead of the delimiter. The model shifts targets by one, so
+    the token predicted at the tag sits one position after it."""
+    import torch
 
-    out, right = [], True
-    for k, line in enumerate(lines):
-        if k < len(lines) - 1:
-            head, result = line.split("=")
-            head, true, ok = head + "=", str(sum(int(x) for x in head.split("+"))), right
-        else:
-            head, result = arithmetic.ANSWER, line[len(arithmetic.ANSWER):]
-            true, ok = str(problem.answer), True
-        out += [int(ok)] * len(head)
-        out += [int(ok and true.startswith(result[: j + 1])) for j in range(len(result))]
-        out += [int(good[k])] * (2 if k < len(lines) - 1 else 1)  # the tag, and the delimiter after it
-        right = good[k]
-    return out
+    from .prm import CAUSAL_BAD, CAUSAL_GOOD
+
+    good, bad = tokenizer.convert_tokens_to_ids(CAUSAL_GOOD), tokenizer.convert_tokens_to_ids(CAUSAL_BAD)
+    targets = torch.where(mask, data, torch.full_like(data, -100))
+    for i, j in torch.nonzero(step_labels >= 0).tolist():
+        targets[i, j + 1] = good if step_labels[i, j] == 1 else bad
+    return targets
 
 
 def _step_accuracy(model, tokenizer, seed: int) -> dict:
-    """The PRM's accuracy (argmax against the true label) at the tags of held-out solutions with wrong steps at
-    ``arithmetic.STEP_ERROR``: every tag, and the wrong steps' alone."""
+    """The PRM's accuracy (good read as P(+) > P(-), against the true label) at the tags of held-out solutions with
+    wrong steps at ``arithmetic.STEP_ERROR``: every tag, and the wrong steps' alone."""
     import torch
 
     from . import arithmetic
-    from .prm import PRMReading
+    from .prm import CAUSAL_BAD, CAUSAL_GOOD, PRMReading
 
     rng = np.random.default_rng(seed + 2)
     corpus = [(p, *arithmetic.solution(p, rng)) for k in arithmetic.DIFFICULTIES
               for p in arithmetic.problems(k, ARITHMETIC["eval_problems"], seed + 2, held_out=True)]
     data, mask, labels = _tagged_batch(tokenizer, corpus, PRMReading().tag)
+    good, bad = tokenizer.convert_tokens_to_ids(CAUSAL_GOOD), tokenizer.convert_tokens_to_ids(CAUSAL_BAD)
     model.eval()
     with torch.no_grad():
-        guess = model(input_ids=data, attention_mask=mask.long()).logits.argmax(-1)
+        logits = model(input_ids=data, attention_mask=mask.long()).logits
+    guess = (logits[..., good] > logits[..., bad]).long()  # as the values read it: P(+) against P(-) at the tag
     at = labels >= 0
     bad = labels == 0
     return {"solutions": len(corpus), "tags": int(at.sum()), "accuracy": float((guess[at] == labels[at]).float().mean()),
@@ -312,13 +299,15 @@ def _step_accuracy(model, tokenizer, seed: int) -> dict:
 
 
 def prm_tokenizer(tag: str):
-    """A Hugging Face tokenizer of the arithmetic characters, one token each, with the PRM's step ``tag`` one token."""
+    """A Hugging Face tokenizer of the arithmetic characters and the PRM's bad token ``-``, one token each, with the
+    PRM's step ``tag`` one token."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     from . import arithmetic
+    from .prm import CAUSAL_BAD
 
-    chars = [c for c in arithmetic.SYMBOLS if c not in ("<eos>", "<bos>")]
+    chars = [c for c in arithmetic.SYMBOLS if c not in ("<eos>", "<bos>")] + [CAUSAL_BAD]  # "+" is a symbol
     vocab = {c: i for i, c in enumerate(chars)} | {"<unk>": len(chars)}
     raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
@@ -330,10 +319,12 @@ def prm_tokenizer(tag: str):
 
 
 def _train_arithmetic_prm(steps: int, seed: int, width: int, layers: int, batch: int, progress):
-    """The PRM: a GPT-2 token classifier (labels bad, good) read at the step tag after each step, trained on true
-    step correctness (``arithmetic.solution``'s labels) of solutions with wrong steps at ``prm_step_error``."""
+    """The PRM: a causal GPT-2 read at the step tag after each step (``+`` good, ``-`` bad), trained on true step
+    correctness (``arithmetic.solution``'s labels) of solutions with wrong steps at ``prm_step_error``, with the
+    language-model loss on every other token (which is how it learns to add: a classifier trained on one bit per
+    step did not, docs/lm.md)."""
     import torch
-    from transformers import GPT2Config, GPT2ForTokenClassification
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     from .prm import PRMReading
 
@@ -341,20 +332,18 @@ def _train_arithmetic_prm(steps: int, seed: int, width: int, layers: int, batch:
     tag = PRMReading().tag
     tokenizer = prm_tokenizer(tag)
     corpus = _arithmetic_corpus(ARITHMETIC["solutions"], ARITHMETIC["prm_step_error"], seed + 1)
-    data, mask, labels = _tagged_batch(tokenizer, corpus, tag, dense=True)
-    length = data.shape[1]
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=length, n_embd=width, n_layer=layers, n_head=4,
+    data, mask, step_labels = _tagged_batch(tokenizer, corpus, tag)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=data.shape[1], n_embd=width, n_layer=layers, n_head=4,
                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                        pad_token_id=tokenizer.eos_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        num_labels=2, id2label={0: "bad", 1: "good"}, label2id={"bad": 0, "good": 1})
-    model = GPT2ForTokenClassification(config)
+                        pad_token_id=tokenizer.eos_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    model = GPT2LMHeadModel(config)
     start = time.perf_counter()
-    loss = _fit(model, data, mask, labels, steps, batch, seed, progress)
+    loss = _fit(model, data, mask, _prm_targets(tokenizer, data, mask, step_labels), steps, batch, seed, progress)
     good = float(np.mean([g for _, _, labels_ in corpus for g in labels_]))  # at the tags
     record = {"solutions": len(corpus), "step_error": ARITHMETIC["prm_step_error"], "tag": tag,
               "labels": "true step correctness: good while every step so far is right (the answer line: the answer "
-                        "is the sum); trained on every token of the solution (whether its prefix can still be "
-                        "right), read at the tags", "good_share": good, "width": width, "layers": layers, "batch": batch}
+                        "is the sum), as the token after each tag (+ good, - bad); the language-model loss on every "
+                        "other token", "good_share": good, "width": width, "layers": layers, "batch": batch}
     return model, tokenizer, loss, start, record
 
 
@@ -447,7 +436,8 @@ def train_tiny(task: str, out: Path, *, steps: int | None = None, seed: int = 0,
             raise ParameterError("corpus_chars and vocab_size apply to the subword task only")
         small = task in ("dyck", "text")
         train = _train_chars if small else (_train_arithmetic if task == "arithmetic" else _train_arithmetic_prm)
-        sizes = ((64 if small else ARITHMETIC["width"]) if width is None else width,
+        default_width = 64 if small else ARITHMETIC["prm_width" if task == "arithmetic-prm" else "width"]
+        sizes = (default_width if width is None else width,
                  (2 if small else ARITHMETIC["layers"]) if layers is None else layers,
                  (64 if small else ARITHMETIC["batch"]) if batch is None else batch)
         model, tokenizer, loss, start, corpus = (train(task, steps, seed, *sizes, progress) if small
