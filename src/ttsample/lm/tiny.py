@@ -287,11 +287,11 @@ def _step_accuracy(model, tokenizer, seed: int) -> dict:
     corpus = [(p, *arithmetic.solution(p, rng)) for k in arithmetic.DIFFICULTIES
               for p in arithmetic.problems(k, ARITHMETIC["eval_problems"], seed + 2, held_out=True)]
     data, mask, labels = _tagged_batch(tokenizer, corpus, PRMReading().tag)
-    good, bad = tokenizer.convert_tokens_to_ids(CAUSAL_GOOD), tokenizer.convert_tokens_to_ids(CAUSAL_BAD)
+    plus, minus = tokenizer.convert_tokens_to_ids(CAUSAL_GOOD), tokenizer.convert_tokens_to_ids(CAUSAL_BAD)
     model.eval()
     with torch.no_grad():
         logits = model(input_ids=data, attention_mask=mask.long()).logits
-    guess = (logits[..., good] > logits[..., bad]).long()  # as the values read it: P(+) against P(-) at the tag
+    guess = (logits[..., plus] > logits[..., minus]).long()  # as the values read it: P(+) against P(-) at the tag
     at = labels >= 0
     bad = labels == 0
     return {"solutions": len(corpus), "tags": int(at.sum()), "accuracy": float((guess[at] == labels[at]).float().mean()),
@@ -321,8 +321,8 @@ def prm_tokenizer(tag: str):
 def _train_arithmetic_prm(steps: int, seed: int, width: int, layers: int, batch: int, progress):
     """The PRM: a causal GPT-2 read at the step tag after each step (``+`` good, ``-`` bad), trained on true step
     correctness (``arithmetic.solution``'s labels) of solutions with wrong steps at ``prm_step_error``, with the
-    language-model loss on every other token (which is how it learns to add: a classifier trained on one bit per
-    step did not, docs/lm.md)."""
+    language-model loss on every other token: that loss teaches it part of the adding, which a classifier trained
+    on one bit per step did not learn (docs/lm.md)."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
