@@ -57,8 +57,8 @@ def build(args):
                                           max_steps=problem.steps + 1),
                           decoding=Decoding(top_p=0.97))
     title = f"arithmetic {args.prompt!r} ({'held out' if problem.held_out else 'seen in training'}), top-p 0.97"
-    return task, title, [("V* (perfect)", ExactValues(task)), ("trained PRM", ProcessRewardValues(task, "arithmetic-prm")),
-                         ("shuffled", Shuffled(task))]
+    return task, title, [("V* (perfect)", ExactValues(task)),
+                         ("trained PRM", ProcessRewardValues(task, "arithmetic-prm")), ("shuffled", Shuffled(task))]
 
 
 def main() -> int:

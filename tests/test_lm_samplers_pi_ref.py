@@ -271,7 +271,8 @@ def test_mh_on_a_constraint_starts_valid_thins_and_stops_at_its_budget(constrain
     task = constraint.task
     result = sample_mh(task, None, 250, np.random.default_rng(0), chains=100, burn_in=5, thin=3)
     assert result.samples.size == 250 and result.diagnostics["chain"].size == 5 + 3 * 2 + 1
-    assert np.all(constraint.pi_star[result.samples] > 0) and np.all(constraint.pi_star[result.diagnostics["chain"]] > 0)
+    chain = result.diagnostics["chain"]
+    assert np.all(constraint.pi_star[result.samples] > 0) and np.all(constraint.pi_star[chain] > 0)
     assert result.ledger.tries == result.diagnostics["init_tries"] >= 100 and result.ledger.restarts > 0
     with pytest.raises(BudgetExhaustedError, match="max_init_tries"):
         sample_mh(task, None, 100, np.random.default_rng(0), max_init_tries=20)

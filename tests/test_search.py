@@ -116,6 +116,7 @@ def test_answers_are_the_last_match_and_a_response_without_one_votes_for_nothing
 def test_they_are_maximisers_in_the_registry_with_their_kl_bound():
     for name in ("beam-search", "dvts", "weighted-best-of-n", "majority-vote"):
         assert REGISTRY[name].maximiser
-    assert REGISTRY["weighted-best-of-n"].kl(SampleResult(np.empty(0, dtype=np.int64), Ledger(), {"num_candidates": 8})) == {"kl_bound": math.log(8)}
+    result = SampleResult(np.empty(0, dtype=np.int64), Ledger(), {"num_candidates": 8})
+    assert REGISTRY["weighted-best-of-n"].kl(result) == {"kl_bound": math.log(8)}
     with pytest.raises(ParameterError, match="verifier"):
         sample_beam_search(None, None, 1, np.random.default_rng(0))

@@ -175,7 +175,8 @@ def plot_aisp_diagnostics(result, path) -> None:
     axes[0].set_title("reward")
     axes[0].legend(fontsize=8)
     for ax, key, title in zip(axes[1:], ("ess", "u_norm", "kl"),
-                              (f"ESS of the weights (of {result.params['candidates']})", "|U|", "KL to the base (nats per response)")):
+                              (f"ESS of the weights (of {result.params['candidates']})", "|U|",
+                               "KL to the base (nats per response)")):
         ax.plot(rounds, diag[key], "o-")
         ax.set_title(title)
     for ax in axes:

@@ -287,8 +287,8 @@ def _metrics(point: LMRun, run, ref: Reference, draws: int) -> dict:
 
 def _approved_wrong(run, leaves, reward, mean) -> float | None:
     """The share of answers that are wrong after a prefix the PRM approved (its score at the last step end before
-    the answer >= 1/2, with the run's error model on it); None unless the run's values are a PRM. Read after the run's ledger was taken: cached nodes
-    are not scored again, and any that are do not count against the run."""
+    the answer >= 1/2, with the run's error model on it); None unless the run's values are a PRM. Read after the
+    run's ledger was taken: cached nodes are not scored again, and any that are do not count against the run."""
     from ..lm.oracle import LMOracle
     from ..lm.prm import ProcessRewardValues
     from ..oracles.error_models import ErrorModel
